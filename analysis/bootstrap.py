@@ -1,0 +1,92 @@
+"""How sure are the numbers themselves? Bootstrap over test songs, paired comparisons.
+
+The SD over seeds says how much a number moves with training randomness; it says nothing
+about which ~260 songs happened to land in the test split. Resampling songs (with
+replacement) answers that. Every row of every table is resampled with the SAME index
+matrix, so differences between two rows are paired: the common songs cancel, and a
+difference can be significant even when two marginal intervals overlap.
+
+The statistic itself is always computed by mer_uq.metrics (the caller passes it in); this
+module only draws indices and summarises the resampled values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import wilcoxon
+
+DEFAULT_N_BOOT = 1000
+DEFAULT_LEVEL = 0.95
+# A bootstrap distribution with more undefined (NaN) draws than this is not summarised.
+MAX_NAN_FRACTION = 0.5
+
+
+def resample_indices(n_items: int, n_boot: int, seed: int = 0) -> np.ndarray:
+    """[n_boot, n_items] song indices drawn with replacement, reproducible from ``seed``."""
+    if n_items < 2 or n_boot < 1:
+        raise ValueError(f"need >= 2 items and >= 1 resample, got {n_items}, {n_boot}")
+    return np.random.default_rng(seed).integers(0, n_items, size=(n_boot, n_items))
+
+
+def bootstrap_values(statistic: Callable[[np.ndarray], float], indices: np.ndarray
+                     ) -> np.ndarray:
+    """The statistic on each resample (one row of ``indices`` each)."""
+    return np.fromiter((statistic(ix) for ix in indices), dtype=np.float64, count=len(indices))
+
+
+def percentile_interval(values: np.ndarray, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+    """Central percentile interval of the finite draws; NaN when too few are defined
+    (e.g. the correlation of a constant prediction)."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0 or finite.size < (1.0 - MAX_NAN_FRACTION) * values.size:
+        return float("nan"), float("nan")
+    tail = 50.0 * (1.0 - level)
+    low, high = np.percentile(finite, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """A - B for one metric, with its paired bootstrap interval and two-sided p-value."""
+
+    difference: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n_boot: int
+
+
+def paired_bootstrap(point_a: float, point_b: float, boot_a: np.ndarray, boot_b: np.ndarray,
+                     level: float = DEFAULT_LEVEL) -> PairedComparison:
+    """Compare two rows resampled on the same song indices.
+
+    p-value: twice the smaller tail of the bootstrap differences around 0 (the percentile
+    test), floored at 1 / n_boot because a finite bootstrap cannot resolve less.
+    """
+    diff = np.asarray(boot_a, dtype=np.float64) - np.asarray(boot_b, dtype=np.float64)
+    low, high = percentile_interval(diff, level)
+    finite = diff[np.isfinite(diff)]
+    if not np.isfinite(low) or finite.size == 0:
+        return PairedComparison(point_a - point_b, low, high, float("nan"), int(diff.size))
+    tail = min(np.mean(finite <= 0.0), np.mean(finite >= 0.0))
+    p_value = float(min(1.0, max(2.0 * tail, 1.0 / finite.size)))
+    return PairedComparison(point_a - point_b, low, high, p_value, int(diff.size))
+
+
+def paired_seed_test(per_seed_a: Mapping[int, float], per_seed_b: Mapping[int, float]
+                     ) -> tuple[int, float]:
+    """Wilcoxon signed-rank test of A vs B over the seeds both share (seed s of A is paired
+    with seed s of B: same split, same initialisation stream). Returns (n_pairs, p);
+    p is NaN with fewer than 5 pairs, where the test cannot reach 5 % anyway."""
+    common = sorted(set(per_seed_a) & set(per_seed_b))
+    a = np.array([per_seed_a[s] for s in common], dtype=np.float64)
+    b = np.array([per_seed_b[s] for s in common], dtype=np.float64)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if a.size < 5 or np.all(a == b):
+        return int(a.size), float("nan")
+    return int(a.size), float(wilcoxon(a, b).pvalue)

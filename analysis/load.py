@@ -1,0 +1,160 @@
+"""Read a sweep folder (DIR/trials/*.parquet + DIR/sweep.json) without letting one bad
+file sink the report.
+
+A sweep of hundreds of trials on a cluster can lose a file (a preempted worker) or leave a
+truncated one. The report must still be written for everything that did arrive, and must
+say, by name, what did not: that is why loading collects problems instead of raising.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from mer_uq import schema
+
+TRIALS_DIRNAME = "trials"
+SWEEP_CONFIG_NAME = "sweep.json"
+TRIAL_METADATA_KEY = b"mer_uq.trial"
+# A trial file is named <training>__<trial-id>.parquet (docs/architecture.md).
+TRIAL_NAME_SEPARATOR = "__"
+
+_FLOAT_COLUMNS = tuple(
+    c for d in schema.DIMENSIONS for c in (schema.PRED_MU[d], schema.PRED_SIGMA[d])
+)
+
+
+@dataclass(frozen=True)
+class TrialProblem:
+    """One thing that went wrong while reading the sweep, named so a reader can find it."""
+
+    source: str  # a file name relative to the sweep folder, or "<training> seeds [...]"
+    reason: str
+
+
+@dataclass
+class SweepResults:
+    """Everything the analysis needs from a sweep folder, plus what could not be read."""
+
+    sweep_dir: Path
+    config: dict[str, Any]
+    predictions: pd.DataFrame  # schema.PREDICTION_COLUMNS + hp_* columns, all trials
+    loaded_files: list[str] = field(default_factory=list)
+    trial_metadata: dict[str, Any] = field(default_factory=dict)  # file name -> parsed JSON
+    problems: list[TrialProblem] = field(default_factory=list)
+
+    @property
+    def methods(self) -> list[str]:
+        return sorted(self.predictions["method"].unique().tolist())
+
+
+def training_of_file(path: Path) -> str:
+    """The training key encoded in a trial file's name (text before the first '__')."""
+    return path.stem.split(TRIAL_NAME_SEPARATOR, 1)[0]
+
+
+def read_sweep_config(sweep_dir: Path) -> tuple[dict[str, Any], list[TrialProblem]]:
+    """sweep.json as a dict; a missing or unreadable one is a problem, not a crash, because
+    the trial files alone still give the tables (with the bundled default dataset)."""
+    path = Path(sweep_dir) / SWEEP_CONFIG_NAME
+    if not path.exists():
+        return {}, [TrialProblem(SWEEP_CONFIG_NAME, "missing: bundled dataset defaults assumed")]
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        return {}, [TrialProblem(SWEEP_CONFIG_NAME, f"unreadable ({exc}): defaults assumed")]
+    if not isinstance(config, dict):
+        return {}, [TrialProblem(SWEEP_CONFIG_NAME, "not a JSON object: defaults assumed")]
+    return config, []
+
+
+def read_trial_file(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One trial Parquet as a validated frame and its metadata; raises ValueError (or an
+    Arrow error) with a readable reason when the file is not a usable trial."""
+    table = pq.read_table(path)
+    frame = table.to_pandas()
+    missing = [c for c in schema.PREDICTION_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"missing columns {missing}")
+    if frame.empty:
+        raise ValueError("no rows")
+    frame = frame.astype({c: "float64" for c in _FLOAT_COLUMNS})
+    frame = frame.astype({"song_id": "int64", "seed": "int64", "split": str, "method": str})
+    bad_splits = sorted(set(frame["split"]) - set(schema.SPLITS))
+    if bad_splits:
+        raise ValueError(f"unknown split values {bad_splits}")
+    mu_columns = [schema.PRED_MU[d] for d in schema.DIMENSIONS]
+    if not np.isfinite(frame[mu_columns].to_numpy()).all():
+        raise ValueError("non-finite predicted means")
+    meta_raw = (table.schema.metadata or {}).get(TRIAL_METADATA_KEY)
+    metadata: dict[str, Any] = {}
+    if meta_raw:
+        try:
+            metadata = json.loads(meta_raw)
+        except json.JSONDecodeError:
+            metadata = {"unparsed": meta_raw.decode("utf-8", "replace")}
+    return frame, metadata
+
+
+def _missing_seed_problems(config: dict[str, Any], seeds_by_training: dict[str, set[int]]
+                           ) -> list[TrialProblem]:
+    """Compare the (training, seed) pairs sweep.json promised with those that arrived, so
+    a trial whose file never got written is named even though no file exists to name."""
+    problems = []
+    expected_seeds = {int(s) for s in config.get("seeds", [])}
+    for training in config.get("trainings", []):
+        got = seeds_by_training.get(training, set())
+        lost = sorted(expected_seeds - got)
+        if lost:
+            problems.append(TrialProblem(
+                f"{training} seeds {lost}",
+                "no predictions: trial file missing or unreadable",
+            ))
+    return problems
+
+
+def load_sweep(sweep_dir: Path) -> SweepResults:
+    """Read every trial file of a sweep folder; never raises for a bad trial file."""
+    sweep_dir = Path(sweep_dir)
+    config, problems = read_sweep_config(sweep_dir)
+    trial_dir = sweep_dir / TRIALS_DIRNAME
+    frames: list[pd.DataFrame] = []
+    loaded: list[str] = []
+    metadata: dict[str, Any] = {}
+    seeds_by_training: dict[str, set[int]] = {}
+    for path in sorted(trial_dir.glob("*.parquet")):
+        name = str(path.relative_to(sweep_dir))
+        try:
+            frame, meta = read_trial_file(path)
+        except Exception as exc:  # any unreadable file is reported, never fatal
+            problems.append(TrialProblem(name, f"corrupt or invalid: {type(exc).__name__}: {exc}"))
+            continue
+        frames.append(frame)
+        loaded.append(name)
+        metadata[name] = meta
+        seeds_by_training.setdefault(training_of_file(path), set()).update(
+            int(s) for s in frame["seed"].unique())
+    problems.extend(_missing_seed_problems(config, seeds_by_training))
+    if not frames:
+        raise FileNotFoundError(
+            f"no readable trial file under {trial_dir}; problems: "
+            + "; ".join(f"{p.source}: {p.reason}" for p in problems))
+    predictions = pd.concat(frames, ignore_index=True)
+    key = list(schema.PREDICTION_KEY_COLUMNS)
+    duplicated = predictions.duplicated(key, keep="first")
+    if duplicated.any():
+        dup = predictions.loc[duplicated, ["method", "seed"]].drop_duplicates()
+        problems.append(TrialProblem(
+            "duplicate predictions",
+            "kept the first of repeated (song, split, method, seed) rows for "
+            + ", ".join(f"{m} seed {s}" for m, s in dup.itertuples(index=False)),
+        ))
+        predictions = predictions.loc[~duplicated].reset_index(drop=True)
+    predictions = predictions.sort_values(key, kind="stable").reset_index(drop=True)
+    return SweepResults(sweep_dir, config, predictions, loaded, metadata, problems)
