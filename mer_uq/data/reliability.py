@@ -1,0 +1,164 @@
+"""Split-half reliability of each song's mean and SD: the ceiling on what any model can
+reach against the empirical (noisy) per-song target.
+
+For each repeat, every song's raters are shuffled and cut into two halves (sizes
+floor(k/2) and ceil(k/2) for k raters). Across songs, the correlation r between the
+half statistics (half means, or half population SDs) estimates how well a statistic
+of k/2 raters reproduces itself; the Spearman-Brown prophecy for a doubled test,
+rho = 2 r / (1 + r), lifts it to the full rater count. r is averaged over repeats before
+the correction. The correlation ceiling sqrt(rho) bounds the expected correlation of any
+predictor with the full-panel target (classical test theory: r(x, y) <= sqrt(rel_y)).
+
+Spearman-Brown is exact for the mean of exchangeable raters; for the SD it is the
+customary approximation (an SD is not an average of per-rater items), stated as such.
+
+The bootstrap interval resamples songs (with replacement) and recomputes the
+repeat-averaged r on the SAME half splits, so it reflects the finite song sample, which
+dominates here; each bootstrap replicate is a weighted correlation, computed for all
+repeats at once as matrix products of the resampling counts with the half statistics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from mer_uq.data.errors import DeamDataError
+from mer_uq.schema import DIMENSIONS
+
+STATISTICS = ("mean", "sd")
+
+
+@dataclass(frozen=True)
+class ReliabilityEstimate:
+    """Split-half reliability of one statistic of one dimension, with its interval."""
+
+    dimension: str
+    statistic: str
+    split_half_r: float
+    reliability: float
+    ci_low: float
+    ci_high: float
+    ceiling: float
+    ceiling_ci_low: float
+    ceiling_ci_high: float
+    n_songs: int
+    n_repeats: int
+    n_boot: int
+    ci_level: float
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+
+def spearman_brown(r: np.ndarray | float, factor: float = 2.0) -> np.ndarray | float:
+    """Reliability of a test ``factor`` times as long as one with reliability r."""
+    return factor * r / (1.0 + (factor - 1.0) * r)
+
+
+def ceiling(reliability: float) -> float:
+    """sqrt(reliability), 0 for a non-positive reliability (no shared signal)."""
+    return math.sqrt(reliability) if reliability > 0 else 0.0
+
+
+def _ratings_by_count(ratings: pd.DataFrame, dim: str) -> list[np.ndarray]:
+    """Songs grouped by rater count, each group a [songs, k] matrix (song order: sorted
+    by song id within each group; groups by ascending k)."""
+    ordered = ratings.sort_values("song_id", kind="stable")
+    counts = ordered.groupby("song_id", sort=True).size()
+    values = ordered[dim].to_numpy(float)
+    starts = np.concatenate([[0], np.cumsum(counts.to_numpy())[:-1]])
+    groups = []
+    for k in np.unique(counts.to_numpy()):
+        first = starts[counts.to_numpy() == k]
+        groups.append(values[first[:, None] + np.arange(k)[None, :]])
+    return groups
+
+
+def _half_statistics(
+    groups: list[np.ndarray], n_repeats: int, rng: np.random.Generator
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """statistic -> (half A, half B), each [n_repeats, n_songs]."""
+    halves: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {s: ([], []) for s in STATISTICS}
+    for matrix in groups:
+        n_songs, k = matrix.shape
+        perm = np.argsort(rng.random((n_repeats, n_songs, k)), axis=2)
+        shuffled = np.take_along_axis(np.broadcast_to(matrix, perm.shape), perm, axis=2)
+        half = k // 2
+        for part, block in enumerate((shuffled[..., :half], shuffled[..., half:])):
+            halves["mean"][part].append(block.mean(axis=2))
+            halves["sd"][part].append(block.std(axis=2))
+    return {
+        s: (np.concatenate(a, axis=1), np.concatenate(b, axis=1)) for s, (a, b) in halves.items()
+    }
+
+
+def _weighted_r(weights: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r of x and y (each [n_repeats, n_songs]) under song weights [n_w, n_songs]:
+    [n_w, n_repeats]. Weights are resampling counts, so this is the bootstrap r."""
+    total = weights.sum(axis=1, keepdims=True)
+    mx, my = weights @ x.T / total, weights @ y.T / total
+    cov = weights @ (x * y).T / total - mx * my
+    vx = weights @ (x * x).T / total - mx * mx
+    vy = weights @ (y * y).T / total - my * my
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return cov / np.sqrt(vx * vy)
+
+
+def split_half_reliability(
+    ratings: pd.DataFrame,
+    n_repeats: int = 200,
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci_level: float = 0.95,
+) -> dict[str, dict[str, ReliabilityEstimate]]:
+    """Reliability per dimension and statistic ('mean', 'sd') of a long per-rater table
+    (song_id, one column per dimension). Songs need >= 2 raters (>= 4 for the SD)."""
+    missing = [c for c in ("song_id", *DIMENSIONS) if c not in ratings.columns]
+    if missing:
+        raise DeamDataError(f"ratings table lacks column(s) {missing}")
+    counts = ratings.groupby("song_id").size()
+    if (counts < 2).any():
+        raise DeamDataError(
+            f"song(s) {counts.index[counts < 2].tolist()[:10]} have fewer "
+            "than 2 raters; split-half reliability needs two halves"
+        )
+    rng = np.random.default_rng(seed)
+    n_songs = len(counts)
+    boot_weights = rng.multinomial(n_songs, np.full(n_songs, 1.0 / n_songs), size=n_boot)
+    alpha = (1.0 - ci_level) / 2.0
+    out: dict[str, dict[str, ReliabilityEstimate]] = {}
+    for dim in DIMENSIONS:
+        halves = _half_statistics(_ratings_by_count(ratings, dim), n_repeats, rng)
+        out[dim] = {}
+        for stat, (a, b) in halves.items():
+            r = float(np.nanmean(_weighted_r(np.ones((1, n_songs)), a, b)))
+            boot_r = np.nanmean(_weighted_r(boot_weights.astype(float), a, b), axis=1)
+            rel = float(spearman_brown(r))
+            lo, hi = (float(spearman_brown(q)) for q in np.nanquantile(boot_r, [alpha, 1 - alpha]))
+            out[dim][stat] = ReliabilityEstimate(
+                dimension=dim,
+                statistic=stat,
+                split_half_r=r,
+                reliability=rel,
+                ci_low=lo,
+                ci_high=hi,
+                ceiling=ceiling(rel),
+                ceiling_ci_low=ceiling(lo),
+                ceiling_ci_high=ceiling(hi),
+                n_songs=n_songs,
+                n_repeats=n_repeats,
+                n_boot=n_boot,
+                ci_level=ci_level,
+            )
+    return out
+
+
+def reliability_to_dict(
+    rel: dict[str, dict[str, ReliabilityEstimate]],
+) -> dict[str, dict[str, dict]]:
+    """JSON-ready nested dict: dimension -> statistic -> fields."""
+    return {dim: {stat: est.to_dict() for stat, est in stats.items()} for dim, stats in rel.items()}
