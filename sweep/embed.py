@@ -1,0 +1,321 @@
+"""``python -m sweep.embed``: DEAM audio folder -> MusicFM feature table, on Ray Data.
+
+    python -m sweep.embed --audio MEMD_audio --checkpoint pretrained_msd.pt \
+        --stats msd_stats.json --out features/musicfm.parquet [--gpus-per-worker 1]
+
+The output (one row per song, ``layer_00`` .. ``layer_12``) plugs into
+``sweep.run --features``. Reruns skip songs already in the output; files that fail to decode
+are listed in ``<out stem>.errors.csv``. See docs/embedding.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import mer_uq
+from mer_uq.audio import AUDIO_SUFFIXES, TARGET_SECONDS
+from mer_uq.musicfm import (
+    DEFAULT_LAYER,
+    PRECISIONS,
+    CheckpointError,
+    MelStats,
+    MusicFMConfig,
+    read_checkpoint,
+)
+from mer_uq.musicfm.checkpoint import check_layout
+from sweep.embed_output import (
+    EmbedOutputError,
+    errors_path,
+    read_existing,
+    write_errors,
+    write_features,
+)
+
+
+@dataclass
+class EmbedOptions:
+    """Everything one ``sweep.embed`` run needs; defaults are the CLI's."""
+
+    audio: Path
+    checkpoint: Path
+    stats: Path
+    out: Path
+    model_config: Path | None = None
+    layers: tuple[int, ...] | None = None  # None -> every hidden state
+    default_layer: int | None = None  # None -> DEFAULT_LAYER if stored, else the deepest
+    workers: int = 1
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float | None = None  # None -> 1 with a GPU, else 0.5 (see docs)
+    threads_per_worker: int | None = None  # torch threads; None -> this node's CPUs / workers
+    batch_size: int = 1
+    precision: str = "fp32"
+    flush_every: int = 200
+    address: str | None = None
+
+
+@dataclass
+class EmbedSummary:
+    features: Path
+    errors_file: Path
+    embedded: int
+    skipped: int
+    errors: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class EmbedError(ValueError):
+    """Bad input to sweep.embed (folder, checkpoint, config, layers)."""
+
+
+def list_audio_files(audio_dir: Path) -> tuple[list[tuple[int, Path]], list[dict[str, str]]]:
+    """(song_id, path) for every audio file, sorted by id, plus error rows for audio files
+    whose stem is not an integer song id. Two files of one song is an error."""
+    if not audio_dir.is_dir():
+        raise EmbedError(f"--audio {audio_dir}: not a folder")
+    songs: dict[int, Path] = {}
+    bad: list[dict[str, str]] = []
+    duplicates: list[str] = []
+    for path in sorted(audio_dir.iterdir()):
+        if not path.is_file() or path.suffix.lower() not in AUDIO_SUFFIXES:
+            continue
+        if not path.stem.isdigit():
+            bad.append({"song_id": "", "path": str(path),
+                        "error": "file name is not <integer song id>.<ext>"})
+            continue
+        song_id = int(path.stem)
+        if song_id in songs:
+            duplicates.append(f"{songs[song_id].name} / {path.name}")
+        songs[song_id] = path
+    if duplicates:
+        raise EmbedError(f"--audio {audio_dir}: several files for one song: {duplicates}")
+    return sorted(songs.items()), bad
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_layers(options: EmbedOptions, config: MusicFMConfig) -> tuple[tuple[int, ...], int]:
+    """The stored layers and the default layer, validated against the model depth."""
+    available = range(config.n_hidden_states)
+    layers = tuple(sorted(set(options.layers))) if options.layers else tuple(available)
+    outside = [layer for layer in layers if layer not in available]
+    if outside:
+        raise EmbedError(f"--layers {outside} outside 0..{config.n_hidden_states - 1}")
+    if options.default_layer is not None:
+        if options.default_layer not in layers:
+            raise EmbedError(f"--default-layer {options.default_layer} not among --layers "
+                             f"{list(layers)}")
+        return layers, options.default_layer
+    return layers, DEFAULT_LAYER if DEFAULT_LAYER in layers else layers[-1]
+
+
+def validate_model_inputs(options: EmbedOptions) -> tuple[MusicFMConfig, MelStats, str]:
+    """Fail on the driver, before any worker starts, on a bad config, stats or checkpoint.
+    Returns the config, the stats and the checkpoint's sha256."""
+    try:
+        config = (MusicFMConfig.from_json(options.model_config) if options.model_config
+                  else MusicFMConfig())
+        stats = MelStats.from_json(options.stats)
+        check_layout(read_checkpoint(options.checkpoint), config, str(options.checkpoint))
+    except (CheckpointError, ValueError) as err:
+        raise EmbedError(str(err)) from err
+    if options.precision not in PRECISIONS:
+        raise EmbedError(f"--precision must be one of {PRECISIONS}")
+    return config, stats, sha256_of(options.checkpoint)
+
+
+def provenance(config: MusicFMConfig, stats: MelStats, checkpoint_sha256: str,
+               layers: tuple[int, ...], options: EmbedOptions) -> dict[str, Any]:
+    """Metadata stored in the table: enough to tell which model produced it."""
+    return {
+        "config": config.to_dict(),
+        "checkpoint_sha256": checkpoint_sha256,
+        "checkpoint_file": options.checkpoint.name,
+        "mel_stats": {"mean": stats.mean, "std": stats.std},
+        "layers": list(layers),
+        "audio": {"sample_rate": config.sample_rate, "seconds": TARGET_SECONDS,
+                  "channels": "stereo, mono duplicated", "pooling": "mean over time and channels"},
+        "precision": options.precision,
+        "mer_uq_version": mer_uq.__version__,
+    }
+
+
+class ProgressLine:
+    """``[embed] done/total songs, errors, rate, ETA`` at most every ``interval_s``."""
+
+    def __init__(self, total: int, interval_s: float = 10.0, stream: TextIO | None = None):
+        self.total, self.interval_s = total, interval_s
+        self.stream = stream or sys.stderr
+        self.started = self.last = time.monotonic()
+
+    def update(self, done: int, errors: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < self.interval_s:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else math.nan
+        eta_text = f"{eta / 60:.1f} min" if math.isfinite(eta) else "?"
+        print(f"[embed] {done}/{self.total} songs, {errors} errors, {rate:.2f} songs/s, "
+              f"ETA {eta_text}", file=self.stream, flush=True)
+
+
+def run_embedding(options: EmbedOptions) -> EmbedSummary:
+    """Embed every song of ``options.audio`` not yet in ``options.out``; see module doc."""
+    started = time.monotonic()
+    config, stats, checkpoint_sha = validate_model_inputs(options)
+    layers, default_layer = resolve_layers(options, config)
+    meta = provenance(config, stats, checkpoint_sha, layers, options)
+    out = Path(options.out)
+    try:
+        rows = read_existing(out, meta)
+    except EmbedOutputError as err:
+        raise EmbedError(str(err)) from err
+    songs, errors = list_audio_files(Path(options.audio))
+    todo = [(song_id, path) for song_id, path in songs if song_id not in rows.vectors]
+    skipped = len(songs) - len(todo)
+    print(f"[embed] {len(songs)} audio files: {skipped} already in {out}, {len(todo)} to embed",
+          file=sys.stderr, flush=True)
+    embedded = 0
+    if todo:
+        embedded = _embed_with_ray(todo, options, config, layers, rows, errors,
+                                   lambda: write_features(out, rows, meta, default_layer))
+    if len(rows):
+        write_features(out, rows, meta, default_layer)
+    errors_file = write_errors(errors_path(out), errors)
+    return EmbedSummary(features=out, errors_file=errors_file, embedded=embedded,
+                        skipped=skipped, errors=errors, seconds=time.monotonic() - started)
+
+
+def _embed_with_ray(todo, options, config, layers, rows, errors, flush) -> int:
+    """Run the Ray Data graph and fold its output into ``rows``/``errors``; returns the
+    number of songs embedded. Imports Ray here so ``--help`` and input errors stay fast."""
+    import ray
+
+    from sweep.embed_pipeline import ModelSpec, Resources, build_dataset
+
+    owns_ray = not ray.is_initialized()
+    if owns_ray:  # reuse a running instance (notebook, tests): ray.init costs seconds
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(address=options.address, include_dashboard=False, log_to_driver=False)
+    try:
+        gpus = options.gpus_per_worker
+        cpus = options.cpus_per_worker or (1.0 if gpus > 0 else 0.5)
+        node_cpus = int(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+        threads = options.threads_per_worker or max(1, node_cpus // max(1, options.workers))
+        spec = ModelSpec(checkpoint=str(Path(options.checkpoint).resolve()),
+                         stats=str(Path(options.stats).resolve()), config=config,
+                         layers=layers, precision=options.precision,  # type: ignore[arg-type]
+                         torch_threads=threads if gpus == 0 else max(1, math.ceil(cpus)))
+        resources = Resources(workers=options.workers, cpus_per_worker=cpus,
+                              gpus_per_worker=gpus, batch_size=options.batch_size)
+        dataset = build_dataset(todo, spec, resources)
+        progress = ProgressLine(total=len(todo))
+        embedded = since_flush = 0
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            for song_id, path, error, vector in zip(batch["song_id"], batch["path"],
+                                                    batch["error"], batch["vectors"], strict=True):
+                if error:
+                    errors.append({"song_id": str(int(song_id)), "path": str(path),
+                                   "error": str(error)})
+                else:
+                    rows.add(int(song_id), vector)
+                    embedded += 1
+                    since_flush += 1
+            progress.update(embedded + len(errors), len(errors))
+            if since_flush >= options.flush_every:
+                flush()
+                since_flush = 0
+        progress.update(embedded + len(errors), len(errors), force=True)
+        return embedded
+    finally:
+        if owns_ray:
+            ray.shutdown()
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None = None) -> EmbedOptions:
+    parser = argparse.ArgumentParser(
+        prog="python -m sweep.embed", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--audio", type=Path, required=True,
+                        help="folder of <song_id>.mp3/.wav/.flac (DEAM: MEMD_audio)")
+    parser.add_argument("--checkpoint", type=Path, required=True,
+                        help="MusicFM checkpoint in the released layout (pretrained_msd.pt)")
+    parser.add_argument("--stats", type=Path, required=True, help="msd_stats.json")
+    parser.add_argument("--out", type=Path, required=True, help="feature table (.parquet)")
+    parser.add_argument("--model-config", type=Path, default=None,
+                        help="JSON of MusicFM sizes; default: the full-size MusicFM-MSD")
+    parser.add_argument("--layers", type=int, nargs="+", default=None,
+                        help="hidden states to store (0 = conv front end); default: all")
+    parser.add_argument("--default-layer", type=int, default=None,
+                        help=f"table's default column; default: {DEFAULT_LAYER} if stored, "
+                        "else the deepest stored layer")
+    parser.add_argument("--workers", type=_positive_int, default=1,
+                        help="model actors (one model load each)")
+    parser.add_argument("--gpus-per-worker", type=_non_negative_float, default=0.0,
+                        help="GPUs per actor (fractions share a GPU); 0 = CPU inference")
+    parser.add_argument("--cpus-per-worker", type=_non_negative_float, default=None,
+                        help="Ray CPUs booked per actor; default 1 with GPUs, else 0.5")
+    parser.add_argument("--threads-per-worker", type=_positive_int, default=None,
+                        help="torch threads per actor; default: CPUs / workers on CPU")
+    parser.add_argument("--batch-size", type=_positive_int, default=1,
+                        help="songs per model call (each song = 2 channels)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="autocast dtype of conv front end + conformer (mel stays fp32)")
+    parser.add_argument("--flush-every", type=_positive_int, default=200,
+                        help="rewrite the table every N new songs, so a crash loses little")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster ('auto' or HOST:PORT); default: local instance")
+    args = parser.parse_args(argv)
+    return EmbedOptions(
+        audio=args.audio, checkpoint=args.checkpoint, stats=args.stats, out=args.out,
+        model_config=args.model_config, layers=tuple(args.layers) if args.layers else None,
+        default_layer=args.default_layer, workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,
+        threads_per_worker=args.threads_per_worker, batch_size=args.batch_size,
+        precision=args.precision, flush_every=args.flush_every, address=args.address)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_args(argv)
+    try:
+        summary = run_embedding(options)
+    except EmbedError as err:
+        print(f"sweep.embed: error: {err}", file=sys.stderr)
+        return 2
+    print(f"[embed] wrote {summary.features}: {summary.embedded} songs embedded, "
+          f"{summary.skipped} skipped (already there), {len(summary.errors)} errors "
+          f"(listed in {summary.errors_file}), {summary.seconds:.1f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

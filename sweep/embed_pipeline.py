@@ -1,0 +1,123 @@
+"""The Ray Data graph of ``sweep.embed``: audio files -> decoded 45 s stereo -> pooled
+MusicFM vectors.
+
+Decoding runs as light CPU tasks so it overlaps inference; inference runs in an actor pool
+so that each worker loads the (1.3 GB) checkpoint once and keeps it on its device. A file
+that fails to decode travels on as a row with an ``error`` string and a silent placeholder
+waveform (one shape for every row keeps the tensor column simple); the actor skips it and
+the driver lists it in the errors file, so one bad file never stops the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+
+from mer_uq.audio import TARGET_SECONDS, load_audio
+from mer_uq.musicfm import MusicFMConfig, Precision, embed_batch, load_musicfm
+
+# Ray CPU accounting for one decode task: decode + resample of a 45 s mp3 takes ~0.2 s of one
+# core, so tasks are booked lightly to leave room beside the actors (booking a whole CPU for
+# both on a 2-CPU machine starved the decode tasks and hung the pipeline).
+DECODE_CPUS = 0.5
+# Memory booked per decode task (a 45 s 44.1 kHz stereo file decodes to ~16 MB, plus the
+# resampled copy and codec buffers). Booking it also makes the decode step's Ray arguments
+# differ from the actors', which keeps Ray Data from fusing decoding INTO the model actors:
+# fused, every actor would decode its own songs serially between model calls.
+DECODE_MEMORY_BYTES = 256 * 1024**2
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What an actor needs to build its model: plain paths and numbers, cheap to ship."""
+
+    checkpoint: str
+    stats: str
+    config: MusicFMConfig
+    layers: tuple[int, ...]
+    precision: Precision
+    torch_threads: int
+
+
+def decode_row(row: dict[str, Any], *, sample_rate: int, seconds: float) -> dict[str, Any]:
+    """One file -> {"song_id", "path", "audio" [2, n] float32, "error"}; never raises."""
+    n_samples = round(sample_rate * seconds)
+    try:
+        audio = load_audio(row["path"], sample_rate=sample_rate, seconds=seconds)
+        error = ""
+    except Exception as err:  # a corrupt file must not stop the other songs
+        audio = np.zeros((2, n_samples), dtype=np.float32)
+        error = f"{type(err).__name__}: {err}"
+    return {"song_id": row["song_id"], "path": row["path"], "audio": audio, "error": error}
+
+
+class MusicFMEmbedder:
+    """Actor: loads MusicFM once, then turns batches of decoded songs into pooled vectors.
+
+    Output per batch: ``song_id``, ``path``, ``error`` and ``vectors`` [songs, layers, dim]
+    (NaN for the rows that failed to decode).
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        torch.set_num_threads(spec.torch_threads)
+        device = "cuda" if torch.cuda.is_available() and ray.get_gpu_ids() else "cpu"
+        self.model = load_musicfm(spec.checkpoint, spec.stats, spec.config, device=device)
+        self.layers = list(spec.layers)
+        self.precision = spec.precision
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        errors = np.asarray(batch["error"]).astype(str)
+        ok = errors == ""
+        vectors = np.full(
+            (len(errors), len(self.layers), self.model.config.encoder_dim), np.nan, np.float32
+        )
+        if ok.any():
+            pooled = embed_batch(self.model, np.asarray(batch["audio"])[ok], self.precision)
+            vectors[ok] = pooled[:, self.layers]
+        return {
+            "song_id": np.asarray(batch["song_id"], dtype=np.int64),
+            "path": np.asarray(batch["path"]).astype(str),
+            "error": errors,
+            "vectors": vectors,
+        }
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Ray resources of the actor pool."""
+
+    workers: int
+    cpus_per_worker: float
+    gpus_per_worker: float
+    batch_size: int
+
+
+def build_dataset(
+    songs: list[tuple[int, Path]], spec: ModelSpec, resources: Resources
+) -> ray.data.Dataset:
+    """Lazy dataset of embedded songs; nothing runs until the driver iterates it."""
+    config = spec.config
+    items = [{"song_id": song_id, "path": str(path)} for song_id, path in songs]
+    # One block per song: each decode task then holds a single 8.6 MB waveform, and Ray Data
+    # can stream songs to the actors as soon as they are decoded.
+    files = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
+    decoded = files.map(
+        decode_row,
+        fn_kwargs={"sample_rate": config.sample_rate, "seconds": TARGET_SECONDS},
+        num_cpus=DECODE_CPUS,
+        memory=DECODE_MEMORY_BYTES,
+    )
+    return decoded.map_batches(
+        MusicFMEmbedder,
+        fn_constructor_kwargs={"spec": spec},
+        compute=ray.data.ActorPoolStrategy(size=resources.workers),
+        num_cpus=resources.cpus_per_worker,
+        num_gpus=resources.gpus_per_worker,
+        batch_size=resources.batch_size,
+        batch_format="numpy",
+    )
