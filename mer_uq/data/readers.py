@@ -148,7 +148,7 @@ def read_dynamic_song_means(path: Path) -> pd.Series:
     """Per-song mean of the averaged per-second annotations (scale -1..1), indexed by
     song id. Rows are ragged because excerpts differ in length; empty cells are skipped."""
     try:
-        frame = pd.read_csv(path, skipinitialspace=True)
+        frame = pd.read_csv(path, skipinitialspace=True, low_memory=False)
     except (OSError, ValueError) as exc:
         raise DeamDataError(f"{path}: cannot read CSV ({exc})") from exc
     header = [str(c) for c in frame.columns]
@@ -157,14 +157,15 @@ def read_dynamic_song_means(path: Path) -> pd.Series:
     song_ids = _song_ids(path, lines, frame[id_col].astype(str).tolist())
     _reject_duplicates(path, lines, song_ids)
     values = frame.drop(columns=id_col)
-    for name in values.columns:
-        if not pd.api.types.is_numeric_dtype(values[name]):
-            cells = values[name].astype(str).str.strip()
-            parsed = pd.to_numeric(cells, errors="coerce")
-            row = int(np.flatnonzero(parsed.isna() & values[name].notna())[0])
-            raise DeamDataError(
-                f"{path}, line {row + 2}: column {name!r} is {cells.iat[row]!r}, not a number"
-            )
+    text_columns = [c for c, t in values.dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
+    if text_columns:
+        name = text_columns[0]
+        cells = values[name].astype(str).str.strip()
+        parsed = pd.to_numeric(cells, errors="coerce")
+        row = int(np.flatnonzero(parsed.isna() & values[name].notna())[0])
+        raise DeamDataError(
+            f"{path}, line {row + 2}: column {name!r} is {cells.iat[row]!r}, not a number"
+        )
     numeric = values.to_numpy(float)
     counts = np.isfinite(numeric).sum(axis=1)
     if (counts == 0).any():

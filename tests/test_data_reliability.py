@@ -1,0 +1,114 @@
+"""Split-half reliability on fabricated rater tables whose true reliability is known in
+closed form, plus its building blocks against scipy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mer_uq.data import DeamDataError, load_deam, split_half_reliability
+from mer_uq.data.reliability import _weighted_r, ceiling, spearman_brown
+from mer_uq.schema import DIMENSIONS
+
+
+def fabricate(
+    n_songs: int, n_raters: int, true_sd: float, noise_sd: np.ndarray | float, seed: int
+) -> pd.DataFrame:
+    """rating = song's true mean + rater noise, for both dimensions (independent)."""
+    rng = np.random.default_rng(seed)
+    noise = np.broadcast_to(np.asarray(noise_sd, dtype=float), (n_songs,))
+    table = {
+        "song_id": np.repeat(np.arange(n_songs), n_raters),
+        "rater": np.tile([f"r{i}" for i in range(n_raters)], n_songs),
+    }
+    for dim in DIMENSIONS:
+        truth = rng.normal(0.0, true_sd, n_songs)
+        table[dim] = np.repeat(truth, n_raters) + np.repeat(noise, n_raters) * rng.standard_normal(
+            n_songs * n_raters
+        )
+    return pd.DataFrame(table)
+
+
+def test_spearman_brown_closed_form():
+    assert spearman_brown(0.5) == pytest.approx(2 / 3)
+    assert spearman_brown(0.0) == 0.0 and spearman_brown(1.0) == 1.0
+    assert ceiling(0.81) == pytest.approx(0.9) and ceiling(-0.1) == 0.0
+
+
+def test_weighted_r_matches_scipy():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((2, 3, 50))
+    y = y + x
+    weights = rng.integers(0, 4, size=(2, 50)).astype(float)
+    got = _weighted_r(weights, x, y)
+    for w in range(2):
+        for rep in range(3):
+            idx = np.repeat(np.arange(50), weights[w].astype(int))
+            assert got[w, rep] == pytest.approx(stats.pearsonr(x[rep, idx], y[rep, idx])[0])
+
+
+@pytest.mark.parametrize("true_sd, noise_sd", [(1.0, 2.0), (1.0, 1.0), (0.5, 2.5)])
+def test_mean_reliability_recovers_closed_form(true_sd: float, noise_sd: float):
+    n = 10
+    expected = true_sd**2 / (true_sd**2 + noise_sd**2 / n)
+    ratings = fabricate(1500, n, true_sd, noise_sd, seed=1)
+    rel = split_half_reliability(ratings, n_repeats=50, n_boot=200, seed=0)
+    for dim in DIMENSIONS:
+        est = rel[dim]["mean"]
+        assert est.reliability == pytest.approx(expected, abs=0.04)
+        assert est.ci_low < expected < est.ci_high
+        assert est.ceiling == pytest.approx(np.sqrt(est.reliability))
+        assert est.n_songs == 1500
+
+
+def test_sd_reliability_near_zero_for_pure_noise():
+    """Every song has the same rater noise: its empirical SD carries no song signal."""
+    ratings = fabricate(1500, 10, 1.0, 1.0, seed=2)
+    rel = split_half_reliability(ratings, n_repeats=50, n_boot=200, seed=0)
+    for dim in DIMENSIONS:
+        est = rel[dim]["sd"]
+        assert abs(est.reliability) < 0.1
+        assert est.ci_low < 0.0 < est.ci_high
+
+
+def test_sd_reliability_high_when_spread_differs_between_songs():
+    noise = np.random.default_rng(5).uniform(0.2, 3.0, 1500)
+    rel = split_half_reliability(
+        fabricate(1500, 10, 1.0, noise, seed=3), n_repeats=30, n_boot=100, seed=0
+    )
+    assert all(rel[dim]["sd"].reliability > 0.7 for dim in DIMENSIONS)
+
+
+def test_same_seed_same_result_and_seed_matters():
+    ratings = fabricate(300, 10, 1.0, 2.0, seed=4)
+    a = split_half_reliability(ratings, n_repeats=20, n_boot=50, seed=0)
+    b = split_half_reliability(ratings, n_repeats=20, n_boot=50, seed=0)
+    c = split_half_reliability(ratings, n_repeats=20, n_boot=50, seed=1)
+    assert a == b
+    assert a["valence"]["mean"].reliability != c["valence"]["mean"].reliability
+
+
+def test_unequal_rater_counts_are_handled():
+    """Songs with 10 and 20 raters (as in DEAM) are grouped by count, not padded."""
+    ten = fabricate(800, 10, 1.0, 2.0, seed=6)
+    twenty = fabricate(800, 20, 1.0, 2.0, seed=7).assign(song_id=lambda f: f["song_id"] + 800)
+    rel = split_half_reliability(pd.concat([ten, twenty]), n_repeats=30, n_boot=100, seed=0)
+    lo, hi = 1 / (1 + 4 / 10), 1 / (1 + 4 / 20)
+    assert lo - 0.04 < rel["valence"]["mean"].reliability < hi + 0.04
+
+
+def test_too_few_raters_named():
+    ratings = fabricate(5, 2, 1.0, 1.0, seed=0)
+    ratings = ratings[~((ratings["song_id"] == 3) & (ratings["rater"] == "r1"))]
+    with pytest.raises(DeamDataError, match=r"song\(s\) \[3\] have fewer than 2 raters"):
+        split_half_reliability(ratings, n_repeats=2, n_boot=2)
+
+
+def test_real_deam_ceilings(shared_deam):
+    """Measured on the real per-rater table (docs/data.md): means are reliable, SDs not."""
+    rel = split_half_reliability(load_deam(shared_deam).ratings, n_repeats=50, n_boot=200)
+    for dim in DIMENSIONS:
+        assert 0.7 < rel[dim]["mean"].reliability < 0.9
+        assert rel[dim]["sd"].reliability < 0.2
