@@ -12,7 +12,7 @@ module only draws indices and summarises the resampled values.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,12 +29,6 @@ def resample_indices(n_items: int, n_boot: int, seed: int = 0) -> np.ndarray:
     if n_items < 2 or n_boot < 1:
         raise ValueError(f"need >= 2 items and >= 1 resample, got {n_items}, {n_boot}")
     return np.random.default_rng(seed).integers(0, n_items, size=(n_boot, n_items))
-
-
-def bootstrap_values(statistic: Callable[[np.ndarray], float], indices: np.ndarray
-                     ) -> np.ndarray:
-    """The statistic on each resample (one row of ``indices`` each)."""
-    return np.fromiter((statistic(ix) for ix in indices), dtype=np.float64, count=len(indices))
 
 
 def percentile_interval(values: np.ndarray, level: float = DEFAULT_LEVEL) -> tuple[float, float]:

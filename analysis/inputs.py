@@ -1,0 +1,29 @@
+"""Reload the dataset and features a sweep used, from its sweep.json.
+
+The trial files hold predictions only; targets, ratings and features must come from the
+same DEAM folder, split file, swap setting and feature table the sweep trained on, or
+every number in the report would be scored against the wrong songs. sweep.json records
+them (null = the bundled default), and this module turns that record back into objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mer_uq.data.dataset import DeamDataset, load_deam
+from mer_uq.data.features import FeatureTable, load_features
+
+
+def load_sweep_dataset(config: dict[str, Any]) -> DeamDataset:
+    """The DeamDataset of a sweep; keys missing from the config take load_deam's defaults."""
+    return load_deam(
+        deam_dir=config.get("deam_dir"),
+        include_2015=bool(config.get("include_2015", False)),
+        fix_swap=bool(config.get("fix_swap", True)),
+        split_file=config.get("split_file"),
+    )
+
+
+def load_sweep_features(config: dict[str, Any]) -> FeatureTable:
+    """The feature table of a sweep (None -> the bundled openSMILE song means)."""
+    return load_features(path=config.get("features"), column=config.get("feature_column"))

@@ -1,0 +1,118 @@
+"""Long-format cells -> the tables as a reader sees them.
+
+The computation (analysis.tables) is long-format, one line per cell, because that is
+what CSV/JSON consumers and tests want. The paper prints wide tables: rows = methods,
+columns = (dimension, metric), "mean ± SD" per cell. This module does only that
+reshaping and number formatting, plus the "ours vs paper" and "ceiling" lines.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.rows import GROUP_ORDER, PAPER, PAPER_METHODS, SEEDS_ENSEMBLE_KEY, method_label
+from analysis.tables import METRIC_LABELS, METRICS
+from mer_uq import schema
+
+GROUP_TITLES = {
+    PAPER: "",
+    "extra": "beyond the paper: more methods",
+    "ensemble": "beyond the paper: deep ensembles (mixture over seeds)",
+    "baseline": "beyond the paper: baselines",
+}
+CEILING_LABEL = "Reliability ceiling (test songs)"
+DIGITS = 3
+
+
+def fmt(value: float, digits: int = DIGITS) -> str:
+    """A number, or 'n/a' for an undefined one (NaN)."""
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def fmt_cell(value: float, sd: float, single: bool) -> str:
+    """'mean ± SD' over seeds, or one value for a single prediction."""
+    if single or not np.isfinite(sd):
+        return fmt(value)
+    return f"{fmt(value)} ± {fmt(sd)}"
+
+
+def fmt_interval(low: float, high: float) -> str:
+    return "" if not (np.isfinite(low) and np.isfinite(high)) else f"[{fmt(low)}, {fmt(high)}]"
+
+
+def column_name(dim: str, metric: str) -> str:
+    return f"{dim.capitalize()} {METRIC_LABELS[metric]}"
+
+
+def _wide(cells: pd.DataFrame, cell_text: pd.Series) -> pd.DataFrame:
+    """Pivot formatted cell text into paper layout, rows in print order with group rules."""
+    frame = cells.assign(text=cell_text, column=[column_name(d, m) for d, m in
+                                                  zip(cells["dimension"], cells["metric"],
+                                                      strict=True)])
+    order = [column_name(d, m) for d in schema.DIMENSIONS for m in METRICS]
+    wide = frame.pivot_table(index="row_key", columns="column", values="text",
+                             aggfunc="first").reindex(columns=order)
+    meta = frame.drop_duplicates("row_key").set_index("row_key")
+    lines = []
+    for group in GROUP_ORDER:
+        keys = [k for k in meta.index if meta.at[k, "group"] == group]
+        if not keys:
+            continue
+        if GROUP_TITLES[group]:
+            lines.append({"Method": f"— {GROUP_TITLES[group]} —", **dict.fromkeys(order, "")})
+        for key in keys:
+            lines.append({"Method": meta.at[key, "row_label"],
+                          **wide.loc[key].fillna("n/a").to_dict()})
+    return pd.DataFrame(lines, columns=["Method", *order])
+
+
+def paper_layout(cells: pd.DataFrame, ceilings: pd.DataFrame | None, table: str,
+                 with_interval: bool = False) -> pd.DataFrame:
+    """One of the paper's tables: 'mean ± SD' cells (optionally the bootstrap interval
+    instead), group rules, and the reliability ceiling as the last line."""
+    part = cells[cells["table"] == table].reset_index(drop=True)
+    if with_interval:
+        text = pd.Series([fmt_interval(lo, hi) or "n/a" for lo, hi in
+                          zip(part["ci_low"], part["ci_high"], strict=True)])
+    else:
+        text = pd.Series([fmt_cell(v, s, bool(single)) for v, s, single in
+                          zip(part["value"], part["sd_over_seeds"], part["single"],
+                              strict=True)])
+    wide = _wide(part, text)
+    if ceilings is not None and len(part):
+        target = part["target"].iloc[0]
+        ceil = ceilings[ceilings["target"] == target].set_index(["dimension", "metric"])
+        line = {"Method": CEILING_LABEL}
+        for dim in schema.DIMENSIONS:
+            for metric in METRICS:
+                c = ceil.loc[(dim, metric)]
+                line[column_name(dim, metric)] = (
+                    fmt_interval(c["ceiling_ci_low"], c["ceiling_ci_high"]) if with_interval
+                    else fmt(c["ceiling"]))
+        wide = pd.concat([wide, pd.DataFrame([line])], ignore_index=True)
+    return wide
+
+
+def paper_comparison(cells: pd.DataFrame, paper_cells: pd.DataFrame, table: str
+                     ) -> pd.DataFrame:
+    """The paper's rows only: our value next to the published one ('?' = not known)."""
+    ours = cells[(cells["table"] == table) & (cells["group"] == PAPER)].set_index(
+        ["row_key", "dimension", "metric"])
+    published = paper_cells[paper_cells["table"] == table].set_index(
+        ["method", "dimension", "metric"])
+    lines = []
+    for method in PAPER_METHODS:
+        key = SEEDS_ENSEMBLE_KEY if method == "seeds" else method
+        line = {"Method": method_label(method)}
+        for dim in schema.DIMENSIONS:
+            for metric in METRICS:
+                col = column_name(dim, metric)
+                ours_value = (ours.at[(key, dim, metric), "value"]
+                              if (key, dim, metric) in ours.index else np.nan)
+                paper_value = (published.at[(method, dim, metric), "paper_value"]
+                               if (method, dim, metric) in published.index else np.nan)
+                line[f"{col} ours"] = fmt(ours_value)
+                line[f"{col} paper"] = "?" if not np.isfinite(paper_value) else fmt(paper_value, 2)
+        lines.append(line)
+    return pd.DataFrame(lines)

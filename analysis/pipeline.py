@@ -1,0 +1,126 @@
+"""Compute every number of the report from a sweep folder, without writing anything.
+
+Kept apart from the writing (analysis.report) so that tests, notebooks and the W&B
+summary can use the numbers directly, and so that "what is computed" and "how it is
+shown" can be checked separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.baselines import compute_baselines
+from analysis.bootstrap import DEFAULT_N_BOOT, resample_indices
+from analysis.ceilings import ceiling_cells, reliability_frame, reliability_of_songs
+from analysis.comparisons import compare_rows
+from analysis.inputs import load_sweep_dataset, load_sweep_features
+from analysis.load import SweepResults, TrialProblem, load_sweep
+from analysis.paper import PaperTables, load_paper_tables
+from analysis.rows import PredictionRow, build_rows, loss_form
+from analysis.scores import calibration_table, rating_scores, variance_parts
+from analysis.tables import TableResult, compute_tables, empirical_targets
+from mer_uq.data.dataset import DeamDataset
+from mer_uq.data.features import standardise
+from mer_uq.data.summary import summarise
+
+EVAL_SPLIT = "test"
+BOOTSTRAP_SEED = 0
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """How much resampling the report spends (defaults: the full report)."""
+
+    n_boot: int = DEFAULT_N_BOOT
+    reliability_repeats: int = 200
+    reliability_boot: int = 1000
+    seed: int = BOOTSTRAP_SEED
+
+
+@dataclass
+class ReportData:
+    """Every number the report shows, in long tables."""
+
+    sweep: SweepResults
+    dataset: DeamDataset
+    data_summary: dict[str, Any]
+    song_ids: np.ndarray
+    rows: list[PredictionRow]
+    targets: dict[tuple[str, str], np.ndarray]
+    tables: TableResult
+    cells: pd.DataFrame  # table cells with their ceiling and published value
+    ceilings: pd.DataFrame
+    reliability: pd.DataFrame
+    comparisons: pd.DataFrame
+    scores: pd.DataFrame
+    calibration: pd.DataFrame
+    variance_parts: pd.DataFrame
+    baseline_details: dict[str, Any]
+    paper: PaperTables
+    loss_forms: dict[str, str]
+    settings: AnalysisSettings
+    problems: list[TrialProblem] = field(default_factory=list)
+
+
+def _baselines(sweep: SweepResults, dataset: DeamDataset
+               ) -> tuple[pd.DataFrame | None, dict[str, Any], list[TrialProblem]]:
+    """Baseline predictions, or a problem entry when the features cannot be read (the
+    trained methods are still reported)."""
+    try:
+        features = load_sweep_features(sweep.config)
+        table = standardise(features, dataset.song_ids("train"))
+        result = compute_baselines(dataset.songs, table.rows(dataset.songs["song_id"].to_numpy()))
+    except Exception as exc:  # any feature problem costs the baselines, not the report
+        return None, {}, [TrialProblem("features", f"baselines skipped: {exc}")]
+    return result.predictions, result.details, []
+
+
+def _with_ceiling_and_paper(cells: pd.DataFrame, ceilings: pd.DataFrame, paper: PaperTables
+                            ) -> pd.DataFrame:
+    merged = cells.merge(ceilings.drop(columns=["n_songs"]), on=["target", "dimension", "metric"],
+                         how="left")
+    published = paper.cells.rename(columns={"method": "paper_method"})
+    merged["paper_method"] = np.where(merged["group"] == "paper", merged["row_key"], None)
+    merged = merged.merge(published, on=["table", "paper_method", "dimension", "metric"],
+                          how="left")
+    return merged.drop(columns=["paper_method"])
+
+
+def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = None
+                        ) -> ReportData:
+    """Load the sweep and its dataset, and compute tables, ceilings, baselines, scores,
+    bootstrap intervals and comparisons."""
+    settings = settings or AnalysisSettings()
+    sweep = load_sweep(Path(sweep_dir))
+    dataset = load_sweep_dataset(sweep.config)
+    summary = summarise(dataset, n_repeats=settings.reliability_repeats,
+                        n_boot=settings.reliability_boot, seed=settings.seed)
+    song_ids = dataset.song_ids(EVAL_SPLIT)
+    baseline_predictions, baseline_details, problems = _baselines(sweep, dataset)
+    rows = build_rows(sweep.predictions, song_ids, EVAL_SPLIT, baseline_predictions)
+    problems = list(sweep.problems) + problems
+    problems += [TrialProblem(r.label, note) for r in rows for note in r.notes]
+    targets = empirical_targets(dataset.songs, song_ids)
+    indices = (resample_indices(song_ids.size, settings.n_boot, settings.seed)
+               if settings.n_boot > 0 else None)
+    tables = compute_tables(rows, targets, indices)
+    rel = reliability_of_songs(dataset.ratings, song_ids, settings.reliability_repeats,
+                               settings.reliability_boot, settings.seed)
+    ceilings = ceiling_cells(rel)
+    paper = load_paper_tables()
+    methods = sorted(sweep.predictions["method"].unique())
+    return ReportData(
+        sweep=sweep, dataset=dataset, data_summary=summary, song_ids=song_ids, rows=rows,
+        targets=targets, tables=tables,
+        cells=_with_ceiling_and_paper(tables.cells, ceilings, paper), ceilings=ceilings,
+        reliability=reliability_frame(rel), comparisons=compare_rows(tables),
+        scores=rating_scores(rows, dataset.ratings, song_ids),
+        calibration=calibration_table(rows, dataset.ratings, song_ids),
+        variance_parts=variance_parts(rows), baseline_details=baseline_details, paper=paper,
+        loss_forms={m: loss_form(m) for m in methods}, settings=settings, problems=problems,
+    )

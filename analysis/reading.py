@@ -1,0 +1,216 @@
+"""The report's short reading of the results, written from the numbers.
+
+Nothing here is a canned claim: every sentence is built from the cells, the paired
+comparisons, the ceilings and the scores of THIS run, and says "not distinguishable" when
+a paired bootstrap interval contains zero. A verdict uses the paired bootstrap over test
+songs (95 % interval of A - B excluding 0), the same test the comparison table shows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.baselines import BASELINE_CONSTANT_SD, BASELINE_RIDGE, BASELINE_SD_FROM_MEAN
+from analysis.layout import fmt, fmt_interval
+from analysis.load import TrialProblem
+from analysis.paper import PaperTables
+from analysis.rows import BASELINE, PAPER, SEEDS_ENSEMBLE_KEY
+from mer_uq import schema
+
+BETTER, WORSE, TIED, UNTESTED = "better", "worse", "not distinguishable", "untested"
+
+
+def verdict(comparisons: pd.DataFrame, table: str, row_a: str, row_b: str, dim: str,
+            metric: str) -> str:
+    """Whether row A beats row B on one metric (paired bootstrap, 95 %)."""
+    sel = comparisons[(comparisons["table"] == table) & (comparisons["dimension"] == dim)
+                      & (comparisons["metric"] == metric)]
+    hit = sel[(sel["row_a"] == row_a) & (sel["row_b"] == row_b)]
+    sign = 1.0
+    if hit.empty:
+        hit = sel[(sel["row_a"] == row_b) & (sel["row_b"] == row_a)]
+        sign = -1.0
+    if hit.empty:
+        return UNTESTED
+    low, high = sorted((sign * float(hit["ci_low"].iloc[0]), sign * float(hit["ci_high"].iloc[0])))
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return UNTESTED
+    return BETTER if low > 0 else WORSE if high < 0 else TIED
+
+
+def _labels(cells: pd.DataFrame) -> dict[str, str]:
+    return dict(zip(cells["row_key"], cells["row_label"], strict=False))
+
+
+def _grouped(verdicts: dict[str, str], labels: dict[str, str]) -> str:
+    parts = []
+    for kind in (BETTER, TIED, WORSE):
+        names = [labels.get(k, k) for k, v in verdicts.items() if v == kind]
+        if names:
+            parts.append(f"{kind}: {', '.join(names)}")
+    return "; ".join(parts) if parts else "no paired comparison available"
+
+
+def _cell(cells: pd.DataFrame, table: str, key: str, dim: str, metric: str) -> pd.Series | None:
+    sel = cells[(cells["table"] == table) & (cells["row_key"] == key)
+                & (cells["dimension"] == dim) & (cells["metric"] == metric)]
+    return None if sel.empty else sel.iloc[0]
+
+
+def ceiling_band(cells: pd.DataFrame, ceilings: pd.DataFrame, table: str, target: str,
+                 dim: str) -> str:
+    """Where each row's Pearson r sits against the target's correlation ceiling and its
+    bootstrap noise band; a row above the band beats what the target's reliability allows
+    (chance, or a leak of the target into the inputs)."""
+    ceil = ceilings[(ceilings["target"] == target) & (ceilings["dimension"] == dim)
+                    & (ceilings["metric"] == "pearson")]
+    sub = cells[(cells["table"] == table) & (cells["metric"] == "pearson")
+                & (cells["dimension"] == dim) & (cells["group"] != BASELINE)]
+    if ceil.empty or sub.empty:
+        return ""
+    c = ceil.iloc[0]
+    labels = _labels(cells)
+    values = list(zip(sub["row_key"], sub["value"], strict=True))
+    above = [labels[k] for k, v in values if np.isfinite(v) and v > c["ceiling_ci_high"]]
+    within = [labels[k] for k, v in values
+              if np.isfinite(v) and c["ceiling_ci_low"] <= v <= c["ceiling_ci_high"]]
+    text = (f"The correlation ceiling is {fmt(c['ceiling'])} (noise band "
+            f"{fmt_interval(c['ceiling_ci_low'], c['ceiling_ci_high'])}); rows above the band "
+            "(more than the target's reliability allows: chance or a leak): "
+            + (", ".join(above) if above else "none"))
+    if within:
+        text += "; rows inside the band: " + ", ".join(within)
+    return text + "."
+
+
+def read_mean_table(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.DataFrame
+                    ) -> list[str]:
+    """Table 2: the best row, the ridge probe, the ceiling, and who beats the probe."""
+    out = []
+    labels = _labels(cells)
+    part = cells[(cells["table"] == "table2") & (cells["metric"] == "r2")]
+    methods = part.loc[part["group"] != BASELINE, "row_key"].unique()
+    for dim in schema.DIMENSIONS:
+        sub = part[(part["dimension"] == dim) & (part["group"] != BASELINE)]
+        if sub.empty:
+            continue
+        best = sub.loc[sub["value"].idxmax()]
+        probe = _cell(cells, "table2", BASELINE_RIDGE, dim, "r2")
+        text = (f"Mean, {dim}: the highest R² is {best['row_label']} ({fmt(best['value'])}, "
+                f"bootstrap {fmt_interval(best['ci_low'], best['ci_high']) or 'n/a'}); "
+                f"the reliability ceiling of R² is {fmt(best['ceiling'])}")
+        if probe is not None:
+            text += f"; the mean-only ridge probe reaches {fmt(probe['value'])}"
+            verdicts = {m: verdict(comparisons, "table2", m, BASELINE_RIDGE, dim, "r2")
+                        for m in methods}
+            text += f". Against the ridge probe (R²), {_grouped(verdicts, labels)}"
+        out.append(f"{text}. {ceiling_band(cells, ceilings, 'table2', 'mean', dim)}".strip())
+    return out
+
+
+def read_sd_table(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.DataFrame
+                  ) -> list[str]:
+    """Table 3: correlations vs zero, vs the ceiling's band, and vs the baselines."""
+    out = []
+    labels = _labels(cells)
+    part = cells[(cells["table"] == "table3") & (cells["metric"] == "pearson")]
+    methods = part.loc[part["group"] != BASELINE, "row_key"].unique()
+    for dim in schema.DIMENSIONS:
+        ceil = ceilings[(ceilings["target"] == "sd") & (ceilings["dimension"] == dim)
+                        & (ceilings["metric"] == "pearson")]
+        sub = part[(part["dimension"] == dim) & (part["group"] != BASELINE)]
+        if sub.empty or ceil.empty:
+            continue
+        positive = [labels[k] for k, lo in zip(sub["row_key"], sub["ci_low"], strict=True)
+                    if np.isfinite(lo) and lo > 0]
+        text = (f"SD, {dim}: Pearson r of the predicted with the empirical SD ranges from "
+                f"{fmt(sub['value'].min())} to {fmt(sub['value'].max())}. ")
+        text += ("Rows whose bootstrap interval of r lies above 0: "
+                 + (", ".join(positive) if positive else "none") + ". ")
+        text += ceiling_band(cells, ceilings, "table3", "sd", dim)
+        out.append(text)
+        for baseline, metric in ((BASELINE_CONSTANT_SD, "r2"), (BASELINE_SD_FROM_MEAN, "pearson"),
+                                 (BASELINE_RIDGE, "pearson")):
+            if _cell(cells, "table3", baseline, dim, metric) is None:
+                continue
+            verdicts = {m: verdict(comparisons, "table3", m, baseline, dim, metric)
+                        for m in methods}
+            name = "R²" if metric == "r2" else "r"
+            out.append(f"SD, {dim}, against {labels.get(baseline, baseline)} ({name}): "
+                       f"{_grouped(verdicts, labels)}.")
+    return out
+
+
+def read_scores(scores: pd.DataFrame) -> list[str]:
+    """Proper scores on the held-out ratings: who beats the constant-SD reference, and
+    how the 95 % interval covers."""
+    out = []
+    if scores.empty:
+        return out
+    for dim in schema.DIMENSIONS:
+        nll = scores[(scores["dimension"] == dim) & (scores["score"] == "nll")].dropna(
+            subset=["value"])
+        if nll.empty:
+            continue
+        best = nll.loc[nll["value"].idxmin()]
+        text = (f"Ratings, {dim}: the lowest Gaussian NLL of the test ratings is "
+                f"{best['row_label']} ({fmt(best['value'])})")
+        ref = nll[nll["row_key"] == BASELINE_CONSTANT_SD]
+        if not ref.empty:
+            ref_value = float(ref["value"].iloc[0])
+            beat = nll[(nll["group"] != BASELINE) & (nll["value"] < ref_value)]["row_label"]
+            text += (f"; the constant-SD baseline scores {fmt(ref_value)}, and the methods "
+                     f"below it are: {', '.join(beat) if len(beat) else 'none'}")
+        cov = scores[(scores["dimension"] == dim) & (scores["score"] == "coverage_95")]
+        over = cov[cov["value"] < 0.90]["row_label"].tolist()
+        under = cov[cov["value"] > 0.99]["row_label"].tolist()
+        text += (f". Nominal 95 % intervals cover under 90 % of the ratings (overconfident) "
+                 f"for: {', '.join(over) if over else 'none'}; over 99 % (underconfident) "
+                 f"for: {', '.join(under) if under else 'none'}.")
+        out.append(text)
+    return out
+
+
+def read_variance_parts(parts: pd.DataFrame) -> list[str]:
+    """How much of each deep ensemble's predicted variance is disagreement between seeds."""
+    if parts.empty:
+        return []
+    shares = parts.groupby("row_label", sort=False)["epistemic_share"].mean()
+    listed = ", ".join(f"{label} {100 * share:.1f} %" for label, share in shares.items())
+    return [f"Epistemic share of the deep ensembles' predicted variance (mean over "
+            f"dimensions): {listed}; the rest is the members' own sigma (aleatoric)."]
+
+
+def read_paper_comparison(cells: pd.DataFrame, paper: PaperTables) -> list[str]:
+    """Our values minus the published ones, for the cells the paper is known for."""
+    known = paper.cells.dropna(subset=["paper_value"])
+    diffs = []
+    for line in known.itertuples(index=False):
+        key = SEEDS_ENSEMBLE_KEY if line.method == "seeds" else line.method
+        ours = _cell(cells[cells["group"] == PAPER], line.table, key, line.dimension, line.metric)
+        if ours is not None and np.isfinite(ours["value"]):
+            diffs.append(float(ours["value"]) - line.paper_value)
+    n_unknown = int(paper.cells["paper_value"].isna().sum())
+    if not diffs:
+        return [f"No published cell could be matched with this run ({n_unknown} published "
+                "cells are unknown here)."]
+    return [f"Against the {len(diffs)} published cells known here, our value minus the "
+            f"paper's ranges from {fmt(min(diffs))} to {fmt(max(diffs))} "
+            f"({n_unknown} published cells are unknown and not compared). {paper.caveat}"]
+
+
+def read_problems(problems: list[TrialProblem]) -> list[str]:
+    if not problems:
+        return ["Every trial file promised by sweep.json was read."]
+    return [f"{len(problems)} problem(s) while reading the sweep (listed under 'Sweep "
+            "problems'); every number above uses only the trials that were read."]
+
+
+def write_reading(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.DataFrame,
+                  scores: pd.DataFrame, parts: pd.DataFrame, paper: PaperTables,
+                  problems: list[TrialProblem]) -> list[str]:
+    """The whole reading, one paragraph per item."""
+    return [*read_problems(problems), *read_mean_table(cells, comparisons, ceilings),
+            *read_sd_table(cells, comparisons, ceilings), *read_scores(scores),
+            *read_variance_parts(parts), *read_paper_comparison(cells, paper)]

@@ -1,0 +1,286 @@
+"""`python -m analysis.report DIR`: a sweep folder -> DIR/report/ (tables, figures,
+report.md, report.html), optionally logged to one W&B summary run.
+
+Entry point of the contract in docs/architecture.md:
+``write_report(sweep_dir, *, use_wandb=False, wandb_mode="offline",
+wandb_project="mer-uq") -> Path`` (the path of report.md). A missing or corrupt trial file
+is named in the report and everything else is still reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.atomic import write_atomic, write_text_atomic
+from analysis.figures import write_figures
+from analysis.layout import fmt, paper_comparison, paper_layout
+from analysis.pipeline import AnalysisSettings, ReportData, compute_report_data
+from analysis.reading import write_reading
+from analysis.render import (
+    Block,
+    Bullets,
+    Code,
+    Heading,
+    Image,
+    Paragraph,
+    Table,
+    to_html,
+    to_markdown,
+)
+from analysis.tables import TABLE_TITLES
+from analysis.wandb_summary import DEFAULT_PROJECT, WANDB_MODES, log_summary
+from mer_uq import schema
+
+REPORT_DIRNAME = "report"
+TABLES_DIRNAME = "tables"
+FIGURES_DIRNAME = "figures"
+FIGURE_CAPTIONS = {
+    "fig2_mean_distribution": "Fig. 2 analogue: per-song mean rating (normalised), valence "
+                              "vs arousal, by split, with marginal densities.",
+    "fig3_sd_distribution": "Fig. 3 analogue: per-song inter-rater SD (normalised), by split.",
+    "fig4_mean_predicted_vs_empirical": "Fig. 4 analogue: predicted vs empirical mean on the "
+                                        "test songs; one seed (grey) and the ensemble (red).",
+    "fig5_sd_predicted_vs_empirical": "Fig. 5 analogue: predicted vs empirical SD on the test "
+                                      "songs; one seed (grey) and the ensemble (red).",
+    "calibration_curves": "Calibration: share of held-out individual ratings inside each "
+                          "central interval of the predicted Gaussian, vs its nominal level.",
+}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer | np.floating):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def write_frame(frame: pd.DataFrame, stem: Path, markdown: bool = False) -> list[Path]:
+    """A table as CSV and JSON (records, NaN -> null), and Markdown when asked."""
+    paths = [write_atomic(stem.with_suffix(".csv"), lambda p: frame.to_csv(p, index=False))]
+    records = json.loads(frame.to_json(orient="records"))
+    paths.append(write_text_atomic(stem.with_suffix(".json"),
+                                   json.dumps(records, indent=1, ensure_ascii=False)))
+    if markdown:
+        from analysis.render import markdown_table
+        paths.append(write_text_atomic(stem.with_suffix(".md"), markdown_table(frame) + "\n"))
+    return paths
+
+
+def _score_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Rows x (dimension, score), 'mean ± SD' over seeds."""
+    if scores.empty:
+        return pd.DataFrame()
+    text = [fmt(v) if single or not np.isfinite(sd) else f"{fmt(v)} ± {fmt(sd)}"
+            for v, sd, single in zip(scores["value"], scores["sd_over_seeds"], scores["single"],
+                                     strict=True)]
+    frame = scores.assign(text=text, column=scores["dimension"] + " " + scores["score"])
+    wide = frame.pivot_table(index="row_label", columns="column", values="text",
+                             aggfunc="first", sort=False)
+    order = [f"{d} {s}" for d in schema.DIMENSIONS for s in scores["score"].unique()]
+    return wide.reindex(columns=order).reset_index().rename(columns={"row_label": "Method"})
+
+
+def _key_comparisons(data: ReportData) -> pd.DataFrame:
+    """The comparisons the reading relies on: each method against each baseline (and
+    Table 2 rows against the random-seeds ensemble); the full set is in the CSV."""
+    comp = data.comparisons
+    if comp.empty:
+        return comp
+    keep = comp[((comp["table"] == "table2") & (comp["metric"] == "r2"))
+                | ((comp["table"] == "table3") & comp["metric"].isin(["pearson", "r2"]))]
+    keep = keep[keep["row_b"].str.startswith("baseline_") | (keep["row_b"] == "seeds")]
+    labels = dict(zip(data.cells["row_key"], data.cells["row_label"], strict=False))
+    return pd.DataFrame({
+        "table": keep["table"], "A": keep["row_a"].map(labels), "B": keep["row_b"].map(labels),
+        "dimension": keep["dimension"], "metric": keep["metric"],
+        "A - B": keep["difference"].map(fmt),
+        "95% paired bootstrap": [f"[{fmt(lo)}, {fmt(hi)}]" for lo, hi in
+                                 zip(keep["ci_low"], keep["ci_high"], strict=True)],
+        "p (bootstrap)": keep["p_bootstrap"].map(lambda p: fmt(p, 3)),
+    })
+
+
+def _audit_blocks(summary: dict[str, Any]) -> list[Block]:
+    swap = summary.get("swap", {})
+    correlations = swap.get("correlations", {})
+    lines = [f"Songs: {summary.get('n_songs')}, ratings: {summary.get('n_ratings')}, distinct "
+             f"raters: {summary.get('raters', {}).get('distinct_raters')}.",
+             "Split (" + str(summary.get("split_source")) + "): "
+             + ", ".join(f"{k} {v}" for k, v in summary.get("splits", {}).items()) + ".",
+             f"Valence/arousal swap audit ({swap.get('method')}): detected="
+             f"{swap.get('detected')}, subset={swap.get('subset')}, corrected="
+             f"{swap.get('corrected')}."]
+    for subset, corr in correlations.items():
+        cells = ", ".join(f"{k} = {v:.3f}" for k, v in corr.items())
+        lines.append(f"Swap evidence, {subset}: {cells or 'no dynamic annotations'}.")
+    rel = summary.get("reliability", {})
+    rel_lines = [
+        {"dimension": dim, "statistic": stat, "reliability": fmt(e["reliability"]),
+         "95% CI": f"[{fmt(e['ci_low'])}, {fmt(e['ci_high'])}]",
+         "correlation ceiling": fmt(e["ceiling"]), "songs": e["n_songs"]}
+        for dim, stats in rel.items() for stat, e in stats.items()]
+    blocks: list[Block] = [Bullets(tuple(lines))]
+    if rel_lines:
+        blocks.append(Table(pd.DataFrame(rel_lines),
+                            "Split-half reliability over ALL songs (mer_uq.data.summary)"))
+    return blocks
+
+
+def build_document(data: ReportData, figures: dict[str, Path], report_dir: Path) -> list[Block]:
+    """The report as blocks, in reading order."""
+    sweep = data.sweep
+    blocks: list[Block] = [
+        Heading(f"mer-uq report: {sweep.sweep_dir.name}", 1),
+        Paragraph(f"Generated {datetime.now(UTC).isoformat(timespec='seconds')} from "
+                  f"{len(sweep.loaded_files)} trial file(s) in {sweep.sweep_dir}. Test "
+                  f"songs: {data.song_ids.size}. Bootstrap: {data.settings.n_boot} resamples "
+                  "of the test songs, shared by every row."),
+        Heading("Reading (written automatically from the numbers below)"),
+        Bullets(tuple(write_reading(data.cells, data.comparisons, data.ceilings, data.scores,
+                                    data.variance_parts, data.paper, data.problems))),
+    ]
+    if data.problems:
+        blocks += [Heading("Sweep problems"),
+                   Table(pd.DataFrame([{"source": p.source, "problem": p.reason}
+                                       for p in data.problems]))]
+    blocks += [Heading("Run configuration (sweep.json)"),
+               Code(json.dumps(sweep.config, indent=2, default=_json_default)
+                    if sweep.config else "(no readable sweep.json)"),
+               Table(pd.DataFrame([{"method": m, "loss form that ran": f}
+                                   for m, f in data.loss_forms.items()]),
+                     "Loss forms, from the method names in the trial files (printed = the "
+                     "paper's equations as printed; exact = the textbook forms)"),
+               Heading("Data audit"), *_audit_blocks(data.data_summary)]
+    for table in ("table2", "table3"):
+        blocks += [
+            Heading(TABLE_TITLES[table]),
+            Table(paper_layout(data.cells, data.ceilings, table),
+                  "mean ± SD over seeds; one value for an ensemble or a baseline; last line: "
+                  "reliability ceiling (R²: reliability; r, ρ: sqrt(reliability))"),
+            Table(paper_layout(data.cells, data.ceilings, table, with_interval=True),
+                  "95% bootstrap interval over test songs of the same cells (ceiling: its "
+                  "bootstrap interval)"),
+            Table(paper_comparison(data.cells, data.paper.cells, table),
+                  f"Ours vs published ('?' = published value not known here). "
+                  f"{data.paper.caveat}"),
+        ]
+    blocks += [Paragraph(f"Published numbers: {data.paper.citation} {data.paper.url}. "
+                         f"{data.paper.provenance}")]
+    if data.baseline_details:
+        blocks += [Heading("Baselines"), Table(pd.DataFrame([
+            {"dimension": dim, **{k: (fmt(v) if isinstance(v, float) else
+                                      ", ".join(fmt(c) for c in v) if isinstance(v, list)
+                                      else v) for k, v in d.items()}}
+            for dim, d in data.baseline_details.items()]),
+            "Ridge penalties chosen on the validation split; SD-from-mean: quadratic fitted "
+            "on training songs' empirical (mean, SD), applied to the ridge-predicted mean")]
+    blocks += [Heading("Reliability ceilings on the test songs"),
+               Table(data.reliability.map(lambda v: fmt(v) if isinstance(v, float) else v),
+                     "mer_uq.data.reliability.split_half_reliability on the test songs' "
+                     "per-rater table")]
+    blocks += [Heading("Uncertainty scores on the held-out individual ratings"),
+               Table(_score_table(data.scores),
+                     "Gaussian NLL and CRPS of every normalised test rating under the row's "
+                     "N(mu, sigma²) (lower is better); coverage of central 50/80/95% intervals")]
+    if not data.variance_parts.empty:
+        blocks.append(Table(data.variance_parts.drop(columns=["row_key"]).map(
+            lambda v: fmt(v) if isinstance(v, float) else v),
+            "Deep ensembles: mean aleatoric (members' sigma²) and epistemic (variance of the "
+            "members' mu) variance over test songs"))
+    key = _key_comparisons(data)
+    if not key.empty:
+        blocks += [Heading("Paired comparisons"),
+                   Table(key, "A - B on the same bootstrap resamples of the test songs; all "
+                              "pairs, and seed-paired Wilcoxon tests, in tables/comparisons.csv")]
+    blocks.append(Heading("Figures"))
+    for name, path in figures.items():
+        blocks.append(Image(path.relative_to(report_dir).as_posix(),
+                            FIGURE_CAPTIONS.get(name, name)))
+    return blocks
+
+
+def _output_tables(data: ReportData) -> dict[str, pd.DataFrame]:
+    """Every table written to disk (and to W&B), by file stem."""
+    out = {
+        "table2": paper_layout(data.cells, data.ceilings, "table2"),
+        "table3": paper_layout(data.cells, data.ceilings, "table3"),
+        "table2_bootstrap_ci": paper_layout(data.cells, data.ceilings, "table2", True),
+        "table3_bootstrap_ci": paper_layout(data.cells, data.ceilings, "table3", True),
+        "table2_vs_paper": paper_comparison(data.cells, data.paper.cells, "table2"),
+        "table3_vs_paper": paper_comparison(data.cells, data.paper.cells, "table3"),
+        "cells": data.cells,
+        "per_seed": data.tables.per_seed,
+        "ceilings": data.ceilings,
+        "reliability_test_songs": data.reliability,
+        "comparisons": data.comparisons,
+        "rating_scores": data.scores,
+        "calibration": data.calibration,
+        "variance_parts": data.variance_parts,
+        "problems": pd.DataFrame([{"source": p.source, "problem": p.reason}
+                                  for p in data.problems], columns=["source", "problem"]),
+    }
+    return out
+
+
+def write_report(sweep_dir: Path, *, use_wandb: bool = False, wandb_mode: str = "offline",
+                 wandb_project: str = DEFAULT_PROJECT,
+                 settings: AnalysisSettings | None = None) -> Path:
+    """Write DIR/report/ and return the path of report.md."""
+    sweep_dir = Path(sweep_dir)
+    report_dir = sweep_dir / REPORT_DIRNAME
+    data = compute_report_data(sweep_dir, settings)
+    tables = _output_tables(data)
+    markdown_stems = {"table2", "table3", "table2_bootstrap_ci", "table3_bootstrap_ci",
+                      "table2_vs_paper", "table3_vs_paper"}
+    for stem, frame in tables.items():
+        write_frame(frame, report_dir / TABLES_DIRNAME / stem, markdown=stem in markdown_stems)
+    write_text_atomic(report_dir / TABLES_DIRNAME / "data_summary.json",
+                      json.dumps(data.data_summary, indent=1, default=_json_default))
+    figures = write_figures(report_dir / FIGURES_DIRNAME, data.dataset.songs, data.rows,
+                            data.targets, data.calibration)
+    blocks = build_document(data, figures, report_dir)
+    report_md = write_text_atomic(report_dir / "report.md", to_markdown(blocks))
+    write_text_atomic(report_dir / "report.html",
+                      to_html(blocks, f"mer-uq report: {sweep_dir.name}"))
+    if use_wandb:
+        log_summary(report_dir, tables, figures, data.sweep.config, mode=wandb_mode,
+                    project=wandb_project, name=f"report-{sweep_dir.name}")
+    return report_md
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m analysis.report",
+                                     description="Sweep folder -> DIR/report/")
+    parser.add_argument("sweep_dir", type=Path, help="folder with trials/*.parquet, sweep.json")
+    parser.add_argument("--wandb", action="store_true", help="log tables and figures to W&B")
+    parser.add_argument("--wandb-mode", default="offline", choices=WANDB_MODES)
+    parser.add_argument("--wandb-project", default=DEFAULT_PROJECT)
+    parser.add_argument("--n-boot", type=int, default=AnalysisSettings.n_boot,
+                        help="bootstrap resamples of the test songs (0: no intervals)")
+    parser.add_argument("--reliability-repeats", type=int,
+                        default=AnalysisSettings.reliability_repeats)
+    parser.add_argument("--reliability-boot", type=int, default=AnalysisSettings.reliability_boot)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = AnalysisSettings(n_boot=args.n_boot, reliability_repeats=args.reliability_repeats,
+                                reliability_boot=args.reliability_boot)
+    path = write_report(args.sweep_dir, use_wandb=args.wandb, wandb_mode=args.wandb_mode,
+                        wandb_project=args.wandb_project, settings=settings)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""The rows of the paper's tables, as aligned prediction arrays.
+
+A trial Parquet has one row per (song, method, seed); a table row is a *predictor*: one
+method over its seeds (mean +/- SD over seeds), or one combined prediction (the seeds
+ensemble, a deep ensemble, a baseline) that gives a single value. Building every row once,
+as [n_seeds, n_songs] arrays over one common song order, is what lets the tables, the
+proper scores, the bootstrap and the figures all score exactly the same numbers.
+
+Ensembles are formed here from the member predictions with mer_uq.prediction's combiners:
+``combine_seeds`` for the paper's random-seeds method (mean of the single-model means, SD
+across them) and ``mixture`` for deep ensembles of two-output models (total variance =
+mean sigma^2 + variance of mu, split into aleatoric and epistemic parts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mer_uq import schema
+from mer_uq.methods import METHODS, TRAININGS
+from mer_uq.prediction import combine_seeds, mixture
+
+# Row groups, in the order they are printed; a rule separates groups in the tables.
+PAPER, EXTRA, ENSEMBLE, BASELINE = "paper", "extra", "ensemble", "baseline"
+GROUP_ORDER: tuple[str, ...] = (PAPER, EXTRA, ENSEMBLE, BASELINE)
+
+# Print order of the paper's Table 1 and of the extra methods: from mer_uq's registry.
+PAPER_METHODS: tuple[str, ...] = tuple(n for n, spec in METHODS.items() if spec.in_paper)
+EXTRA_METHODS: tuple[str, ...] = tuple(n for n, spec in METHODS.items() if not spec.in_paper)
+# Methods whose model outputs (mu, sigma): their seeds form a deep ensemble (mixture).
+TWO_OUTPUT_METHODS: tuple[str, ...] = tuple(
+    n for n, spec in METHODS.items() if TRAININGS[spec.training].two_outputs)
+
+SEEDS_ENSEMBLE_KEY = "seeds"
+SEEDS_SINGLE_KEY = "seeds_single"
+DEEP_ENSEMBLE_PREFIX = "ensemble_"
+
+METHOD_LABELS: dict[str, str] = {
+    "seeds": "Random seeds",
+    "mc_dropout": "MC dropout",
+    "nll": "NLL",
+    "mse": "MSE",
+    "kld": "KLD",
+    "nll_exact": "NLL (exact Gaussian)",
+    "kld_exact": "KLD (exact KL)",
+    "beta_nll": "beta-NLL",
+    "rater_nll": "NLL on individual ratings",
+    "baseline_ridge": "Ridge probe",
+    "baseline_constant_sd": "Constant SD (training mean)",
+    "baseline_sd_from_mean": "SD from predicted mean (quadratic)",
+}
+
+def loss_form(method: str) -> str:
+    """Which loss a method name stands for (printed paper form or exact form: DESIGN.md
+    notes that eq. 2 and 3 as printed differ from the textbook forms)."""
+    spec = METHODS.get(method)
+    return f"{spec.loss}: {spec.description}" if spec else "not in mer_uq.methods"
+
+
+def method_label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
+
+
+@dataclass
+class PredictionRow:
+    """One predictor over the common song order.
+
+    ``mu[dim]`` and ``sigma[dim]`` are [n_members, n_songs]: one member per seed for a
+    per-seed row, exactly one for a single-valued row. ``sigma`` is NaN where the method
+    predicts no spread (a single mean-only model). Ensembles carry their variance parts.
+    """
+
+    key: str
+    label: str
+    group: str
+    method: str
+    single: bool
+    seeds: tuple[int, ...]
+    mu: dict[str, np.ndarray]
+    sigma: dict[str, np.ndarray]
+    aleatoric_var: dict[str, np.ndarray] | None = None  # [1, n_songs]
+    epistemic_var: dict[str, np.ndarray] | None = None  # [1, n_songs]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def has_sigma(self) -> bool:
+        return all(np.isfinite(self.sigma[d]).all() for d in schema.DIMENSIONS)
+
+    @property
+    def n_members(self) -> int:
+        return int(self.mu[schema.DIMENSIONS[0]].shape[0])
+
+
+def member_arrays(predictions: pd.DataFrame, method: str, song_ids: np.ndarray, split: str
+                  ) -> tuple[tuple[int, ...], dict[str, np.ndarray], dict[str, np.ndarray],
+                             list[int]]:
+    """[n_seeds, n_songs] mu and sigma of one method, songs in ``song_ids`` order.
+
+    A seed that lacks any of the songs is left out (and returned in the last element) so
+    that every statistic of a row is computed on the same songs as every other row.
+    """
+    rows = predictions[(predictions["method"] == method) & (predictions["split"] == split)]
+    seeds, dropped = [], []
+    mu = {d: [] for d in schema.DIMENSIONS}
+    sigma = {d: [] for d in schema.DIMENSIONS}
+    for seed, group in rows.groupby("seed", sort=True):
+        by_song = group.set_index("song_id")
+        if not np.isin(song_ids, by_song.index.to_numpy()).all():
+            dropped.append(int(seed))
+            continue
+        by_song = by_song.loc[song_ids]
+        seeds.append(int(seed))
+        for d in schema.DIMENSIONS:
+            mu[d].append(by_song[schema.PRED_MU[d]].to_numpy(dtype=np.float64))
+            sigma[d].append(by_song[schema.PRED_SIGMA[d]].to_numpy(dtype=np.float64))
+    shape = (0, len(song_ids))
+    mu_arr = {d: np.array(v) if v else np.empty(shape) for d, v in mu.items()}
+    sigma_arr = {d: np.array(v) if v else np.empty(shape) for d, v in sigma.items()}
+    return tuple(seeds), mu_arr, sigma_arr, dropped
+
+
+def _per_seed_row(key: str, method: str, group: str, seeds: tuple[int, ...],
+                  mu: dict[str, np.ndarray], sigma: dict[str, np.ndarray], label: str
+                  ) -> PredictionRow:
+    return PredictionRow(key, label, group, method, single=False, seeds=seeds, mu=mu,
+                         sigma=sigma)
+
+
+def seeds_ensemble_row(seeds: tuple[int, ...], mu: dict[str, np.ndarray]) -> PredictionRow:
+    """The paper's random-seeds method: one prediction from n mean-only models."""
+    ens_mu, ens_sd = {}, {}
+    for d in schema.DIMENSIONS:
+        mean, sd = combine_seeds(mu[d])
+        ens_mu[d], ens_sd[d] = np.asarray(mean)[None, :], np.asarray(sd)[None, :]
+    label = f"{method_label('seeds')} (ensemble of {len(seeds)})"
+    return PredictionRow(SEEDS_ENSEMBLE_KEY, label, PAPER, "seeds", single=True, seeds=seeds,
+                         mu=ens_mu, sigma=ens_sd)
+
+
+def deep_ensemble_row(method: str, seeds: tuple[int, ...], mu: dict[str, np.ndarray],
+                      sigma: dict[str, np.ndarray]) -> PredictionRow:
+    """Deep ensemble of one two-output method: the Gaussian mixture over its seeds."""
+    ens_mu, ens_sd, alea, epis = {}, {}, {}, {}
+    for d in schema.DIMENSIONS:
+        mix = mixture(mu[d], sigma[d])
+        ens_mu[d] = np.asarray(mix.mean)[None, :]
+        ens_sd[d] = np.sqrt(np.asarray(mix.total_var))[None, :]
+        alea[d] = np.asarray(mix.aleatoric_var)[None, :]
+        epis[d] = np.asarray(mix.epistemic_var)[None, :]
+    label = f"Deep ensemble of {method_label(method)} ({len(seeds)} seeds)"
+    return PredictionRow(f"{DEEP_ENSEMBLE_PREFIX}{method}", label, ENSEMBLE, method,
+                         single=True, seeds=seeds, mu=ens_mu, sigma=ens_sd,
+                         aleatoric_var=alea, epistemic_var=epis)
+
+
+def build_rows(predictions: pd.DataFrame, song_ids: np.ndarray, split: str = "test",
+               baseline_predictions: pd.DataFrame | None = None) -> list[PredictionRow]:
+    """Every table row the predictions support, in print order (paper, extra, ensembles,
+    baselines). Unknown method names are kept as extra rows rather than dropped, so a new
+    method shows up in the report before anyone edits this module."""
+    song_ids = np.asarray(song_ids, dtype=np.int64)
+    present = set(predictions["method"].unique())
+    known = set(PAPER_METHODS) | set(EXTRA_METHODS)
+    extras = [m for m in EXTRA_METHODS if m in present] + sorted(present - known)
+    rows: list[PredictionRow] = []
+    ensembles: list[PredictionRow] = []
+    for method in [m for m in PAPER_METHODS if m in present] + extras:
+        seeds, mu, sigma, dropped = member_arrays(predictions, method, song_ids, split)
+        if not seeds:
+            continue
+        note = [f"seeds {dropped} left out: they lack some {split} songs"] if dropped else []
+        if method == "seeds":
+            row = seeds_ensemble_row(seeds, mu)
+            single = _per_seed_row(SEEDS_SINGLE_KEY, method, EXTRA, seeds, mu, sigma,
+                                   f"{method_label('seeds')}, single models")
+            row.notes += note
+            single.notes += note
+            rows += [row, single]
+            continue
+        group = PAPER if method in PAPER_METHODS else EXTRA
+        row = _per_seed_row(method, method, group, seeds, mu, sigma, method_label(method))
+        row.notes += note
+        rows.append(row)
+        if method in TWO_OUTPUT_METHODS and len(seeds) >= 2 and row.has_sigma:
+            ensembles.append(deep_ensemble_row(method, seeds, mu, sigma))
+    rows += ensembles
+    if baseline_predictions is not None:
+        for method in baseline_predictions["method"].unique():
+            seeds, mu, sigma, _ = member_arrays(baseline_predictions, method, song_ids, split)
+            if seeds:
+                rows.append(PredictionRow(method, method_label(method), BASELINE, method,
+                                          single=True, seeds=seeds, mu=mu, sigma=sigma))
+    rank = {g: i for i, g in enumerate(GROUP_ORDER)}
+    return sorted(rows, key=lambda r: rank[r.group])  # stable: keeps order within a group

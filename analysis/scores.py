@@ -1,0 +1,116 @@
+"""Proper scores of each row's predicted distribution against the held-out raters.
+
+A correlation with the empirical SD (Table 3) ignores scale and uses only one number per
+song. The question a user of an uncertainty estimate actually asks is "how likely are the
+ratings real listeners gave, under the predicted N(mu, sigma^2)?". So every individual
+(normalised) rating of a test song is scored under that song's predicted Gaussian:
+Gaussian NLL, CRPS, coverage of the central 50/80/95 % intervals, and the calibration
+curve. The scoring functions are mer_uq.metrics'; this module only lines ratings up with
+predictions.
+
+For the random-seeds and MC-dropout rows sigma is the spread of the MODEL, not of the
+raters: their rating scores show what happens when model uncertainty is read as rater
+disagreement, which is exactly how the paper uses them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.rows import PredictionRow
+from mer_uq import schema
+from mer_uq.metrics import calibration_curve, crps_gaussian, gaussian_nll, interval_coverage
+
+COVERAGE_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.95)
+SCORE_NAMES: tuple[str, ...] = ("nll", "crps", *(f"coverage_{round(100 * lv)}"
+                                                  for lv in COVERAGE_LEVELS))
+
+
+def rating_index(ratings: pd.DataFrame, song_ids: np.ndarray) -> tuple[np.ndarray,
+                                                                       dict[str, np.ndarray]]:
+    """Position in ``song_ids`` of every rating of those songs, and the ratings per dimension."""
+    song_ids = np.asarray(song_ids, dtype=np.int64)
+    chosen = ratings[ratings["song_id"].isin(song_ids)]
+    position = pd.Series(np.arange(song_ids.size), index=song_ids)
+    index = position.loc[chosen["song_id"].to_numpy()].to_numpy()
+    return index, {d: chosen[d].to_numpy(dtype=np.float64) for d in schema.DIMENSIONS}
+
+
+def _member_scores(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> dict[str, float]:
+    scores = {"nll": gaussian_nll(y, mu, sigma), "crps": crps_gaussian(y, mu, sigma)}
+    for level, name in zip(COVERAGE_LEVELS, SCORE_NAMES[2:], strict=True):
+        scores[name] = interval_coverage(y, mu, sigma, level)
+    return scores
+
+
+def _usable(sigma: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(sigma)) and np.all(sigma > 0))
+
+
+def rating_scores(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids: np.ndarray
+                  ) -> pd.DataFrame:
+    """Long table: row, dimension, score, value (mean over members), SD over members."""
+    index, values = rating_index(ratings, song_ids)
+    lines = []
+    for row in rows:
+        if not row.has_sigma:
+            continue
+        for dim in schema.DIMENSIONS:
+            per_member = [_member_scores(values[dim], mu[index], sigma[index])
+                          for mu, sigma in zip(row.mu[dim], row.sigma[dim], strict=True)
+                          if _usable(sigma)]
+            skipped = row.n_members - len(per_member)
+            for name in SCORE_NAMES:
+                member_values = np.array([s[name] for s in per_member])
+                lines.append({
+                    "row_key": row.key, "row_label": row.label, "group": row.group,
+                    "single": row.single, "n_seeds": len(row.seeds), "dimension": dim,
+                    "score": name,
+                    "value": float(member_values.mean()) if member_values.size else np.nan,
+                    "sd_over_seeds": (float(member_values.std(ddof=1))
+                                      if member_values.size >= 2 else np.nan),
+                    "n_ratings": int(index.size), "members_without_spread": skipped,
+                })
+    return pd.DataFrame(lines)
+
+
+def calibration_table(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids: np.ndarray
+                      ) -> pd.DataFrame:
+    """Calibration curve of each row (observed coverage averaged over its members)."""
+    index, values = rating_index(ratings, song_ids)
+    lines = []
+    for row in rows:
+        if not row.has_sigma:
+            continue
+        for dim in schema.DIMENSIONS:
+            curves = [calibration_curve(values[dim], mu[index], sigma[index])
+                      for mu, sigma in zip(row.mu[dim], row.sigma[dim], strict=True)
+                      if _usable(sigma)]
+            if not curves:
+                continue
+            expected = curves[0][0]
+            observed = np.mean([c[1] for c in curves], axis=0)
+            lines += [{"row_key": row.key, "row_label": row.label, "dimension": dim,
+                       "expected": float(e), "observed": float(o)}
+                      for e, o in zip(expected, observed, strict=True)]
+    return pd.DataFrame(lines)
+
+
+def variance_parts(rows: list[PredictionRow]) -> pd.DataFrame:
+    """For ensembles: mean over test songs of the aleatoric and epistemic variance (and the
+    total), and the epistemic share of the total; both on the normalised scale."""
+    lines = []
+    for row in rows:
+        if row.aleatoric_var is None or row.epistemic_var is None:
+            continue
+        for dim in schema.DIMENSIONS:
+            alea = float(np.mean(row.aleatoric_var[dim]))
+            epis = float(np.mean(row.epistemic_var[dim]))
+            lines.append({"row_key": row.key, "row_label": row.label, "dimension": dim,
+                          "aleatoric_var": alea, "epistemic_var": epis,
+                          "total_var": alea + epis,
+                          "epistemic_share": epis / (alea + epis) if alea + epis > 0 else np.nan,
+                          "rms_aleatoric_sd": float(np.sqrt(alea)),
+                          "rms_epistemic_sd": float(np.sqrt(epis))})
+    return pd.DataFrame(lines)
