@@ -29,6 +29,9 @@ RENAMED_KEYS = {
 LEGACY_WEIGHT_NORM = {"weight_g": "parametrizations.weight.original0",
                       "weight_v": "parametrizations.weight.original1"}
 
+# How many keys of each kind an error message lists before summarising the rest.
+SHOWN_KEYS = 20
+
 Layout = dict[str, tuple[tuple[int, ...], torch.dtype]]
 
 
@@ -117,6 +120,13 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def _shortlist(items: list[str]) -> str:
+    """The first SHOWN_KEYS items one per line; a 12-layer mismatch lists hundreds."""
+    shown = "\n    ".join(items[:SHOWN_KEYS])
+    more = f"\n    ... and {len(items) - SHOWN_KEYS} more" if len(items) > SHOWN_KEYS else ""
+    return f"\n    {shown}{more}"
+
+
 def check_layout(tensors: dict[str, torch.Tensor], config: MusicFMConfig, source: str) -> None:
     """Raise one CheckpointError listing missing keys, unexpected keys and shape mismatches."""
     expected = checkpoint_layout(config)
@@ -128,13 +138,12 @@ def check_layout(tensors: dict[str, torch.Tensor], config: MusicFMConfig, source
         if tuple(tensors[k].shape) != expected[k][0]
     )
     if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"missing keys ({len(missing)}): {missing}")
-        if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {unexpected}")
-        if mismatched:
-            parts.append(f"shape mismatches ({len(mismatched)}): {mismatched}")
+        parts = [
+            f"{label} ({len(items)}): {_shortlist(items)}"
+            for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
+                                 ("shape mismatches", mismatched))
+            if items
+        ]
         raise CheckpointError(
             f"{source} does not fit the MusicFM config (encoder_dim={config.encoder_dim}, "
             f"encoder_depth={config.encoder_depth}, conv_dim={config.conv_dim}; pass the "
