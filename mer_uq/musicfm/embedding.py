@@ -54,6 +54,8 @@ def embed_batch(
     runs the conv front end and conformer under autocast (the mel front end stays fp32);
     pooling is always in fp32. The model is switched to eval mode.
     """
+    if isinstance(waveforms, np.ndarray):  # views such as x[::-1] have negative strides
+        waveforms = np.ascontiguousarray(waveforms)
     waveforms = torch.as_tensor(waveforms)
     if waveforms.ndim != 3:
         raise ValueError(
@@ -76,7 +78,7 @@ def embed_song(
     model: MusicFM, waveform: torch.Tensor | np.ndarray, precision: Precision = "fp32"
 ) -> np.ndarray:
     """[channels, samples] -> [states, dim]: one pooled vector per hidden state."""
-    return embed_batch(model, torch.as_tensor(waveform)[None], precision)[0]
+    return embed_batch(model, waveform[None], precision)[0]
 
 
 def iter_chunks(n_items: int, chunk: int) -> Iterator[slice]:
