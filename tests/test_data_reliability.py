@@ -102,7 +102,7 @@ def test_unequal_rater_counts_are_handled():
 def test_too_few_raters_named():
     ratings = fabricate(5, 2, 1.0, 1.0, seed=0)
     ratings = ratings[~((ratings["song_id"] == 3) & (ratings["rater"] == "r1"))]
-    with pytest.raises(DeamDataError, match=r"song\(s\) \[3\] have fewer than 2 raters"):
+    with pytest.raises(DeamDataError, match=r"song\(s\) 3 have fewer than 2 raters"):
         split_half_reliability(ratings, n_repeats=2, n_boot=2)
 
 
@@ -112,3 +112,10 @@ def test_real_deam_ceilings(shared_deam):
     for dim in DIMENSIONS:
         assert 0.7 < rel[dim]["mean"].reliability < 0.9
         assert rel[dim]["sd"].reliability < 0.2
+
+
+def test_nan_ratings_named():
+    ratings = fabricate(5, 4, 1.0, 1.0, seed=0)
+    ratings.loc[ratings["song_id"] == 2, "arousal"] = np.nan
+    with pytest.raises(DeamDataError, match=r"NaN or inf ratings for song\(s\) 2"):
+        split_half_reliability(ratings, n_repeats=2, n_boot=2)

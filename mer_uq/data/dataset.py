@@ -13,13 +13,13 @@ Order of work, and why:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mer_uq.data.errors import DeamDataError
+from mer_uq.data.errors import DeamDataError, format_ids
 from mer_uq.data.genres import primary_genres
 from mer_uq.data.layout import BUNDLED_SPLIT_FILE, DeamFiles, resolve_files
 from mer_uq.data.readers import (
@@ -42,7 +42,6 @@ SONG_COLUMNS = (
     "n_raters",
 )
 RATING_COLUMNS = ("song_id", "rater", *DIMENSIONS)
-_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -63,11 +62,6 @@ class DeamDataset:
         return self.songs.loc[self.songs["split"] == split, "song_id"].to_numpy(np.int64)
 
 
-def _ids(values: np.ndarray) -> str:
-    shown = ", ".join(str(v) for v in values[:_SHOWN])
-    return shown + (f" ... ({len(values)} in all)" if len(values) > _SHOWN else "")
-
-
 def _concat_unique(frames: list[pd.DataFrame], paths: tuple[Path, ...], what: str) -> pd.DataFrame:
     """Concatenate per-file tables keyed by song_id; a song in two files is an error."""
     for i, frame in enumerate(frames):
@@ -75,7 +69,8 @@ def _concat_unique(frames: list[pd.DataFrame], paths: tuple[Path, ...], what: st
             dup = np.intersect1d(frame["song_id"], frames[j]["song_id"])
             if dup.size:
                 raise DeamDataError(
-                    f"duplicate song id(s) {_ids(dup)} in both {paths[j]} and {paths[i]} ({what})"
+                    f"duplicate song id(s) {format_ids(dup)} in both {paths[j]} and "
+                    f"{paths[i]} ({what})"
                 )
     return pd.concat(frames, ignore_index=True)
 
@@ -96,14 +91,14 @@ def _read_annotations(files: DeamFiles) -> tuple[pd.DataFrame, pd.DataFrame]:
     if unrated.size:
         rated_in = ", ".join(str(p) for p in files.static_per_rater)
         raise DeamDataError(
-            f"song(s) {_ids(unrated)} of the averaged annotations have no per-rater "
+            f"song(s) {format_ids(unrated)} of the averaged annotations have no per-rater "
             f"ratings in {rated_in}"
         )
     orphans = np.setdiff1d(ratings["song_id"], averaged["song_id"])
     if orphans.size:
         first = ratings[ratings["song_id"] == orphans[0]].iloc[0]
         raise DeamDataError(
-            f"{first['file']}, line {first['line']}: song(s) {_ids(orphans)} have ratings "
+            f"{first['file']}, line {first['line']}: song(s) {format_ids(orphans)} have ratings "
             f"but no row in the averaged file(s)"
         )
     return averaged, ratings
@@ -123,7 +118,7 @@ def _genres(files: DeamFiles, song_ids: np.ndarray) -> pd.Series:
     missing = np.setdiff1d(song_ids, table.index.to_numpy())
     if missing.size:
         raise DeamDataError(
-            f"song(s) {_ids(missing)} have no row in the metadata files "
+            f"song(s) {format_ids(missing)} have no row in the metadata files "
             f"{[str(p) for p in files.metadata]}"
         )
     return primary_genres(table.loc[song_ids])
@@ -145,6 +140,21 @@ def _split(genres: pd.Series, split_file: Path | str | None) -> tuple[pd.Series,
     return split.set_index("song_id")["split"], source
 
 
+def _correct_swap(
+    raw: pd.DataFrame, averaged: pd.DataFrame, subsets: tuple[str, ...]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Exchange valence and arousal for the songs of the swapped year subsets, in the
+    per-rater table and in the averaged table alike."""
+    years = [int(s) for s in subsets]
+    valence, arousal = DIMENSIONS
+    raw = swap_columns(
+        raw, np.isin(year_of(raw["song_id"].to_numpy()), years), [(valence, arousal)]
+    )
+    pairs = [(f"{valence}_{stat}", f"{arousal}_{stat}") for stat in ("mean", "std")]
+    in_years = np.isin(year_of(averaged["song_id"].to_numpy()), years)
+    return raw, swap_columns(averaged, in_years, pairs)
+
+
 def load_deam(
     deam_dir: Path | str | None = None,
     include_2015: bool = False,
@@ -158,14 +168,8 @@ def load_deam(
     raw_means = raw.groupby("song_id", sort=True)[list(DIMENSIONS)].mean().reset_index()
     audit = audit_swap(raw_means, _dynamic_means(files), corrected=False)
     if fix_swap and audit.detected:
-        swapped_years = [int(s) for s in audit.swapped_subsets]
-        pairs = [tuple(DIMENSIONS)]
-        raw = swap_columns(raw, np.isin(year_of(raw["song_id"].to_numpy()), swapped_years), pairs)
-        avg_mask = np.isin(year_of(averaged["song_id"].to_numpy()), swapped_years)
-        averaged = swap_columns(
-            averaged, avg_mask, [tuple(f"{d}_{s}" for d in DIMENSIONS) for s in ("mean", "std")]
-        )
-        audit = SwapAudit(subsets=audit.subsets, corrected=True, margin=audit.margin)
+        raw, averaged = _correct_swap(raw, averaged, audit.swapped_subsets)
+        audit = replace(audit, corrected=True)
     check = check_against_averaged(raw, averaged)
 
     ratings = raw.sort_values(["song_id", "line"], kind="stable", ignore_index=True)

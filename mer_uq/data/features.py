@@ -18,18 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mer_uq.data.atomic import write_atomically
-from mer_uq.data.errors import DeamDataError
+from mer_uq.data.errors import DeamDataError, format_ids
 from mer_uq.data.layout import BUNDLED_FEATURES_FILE
 
 DEFAULT_COLUMN_KEY = "mer_uq.default_column"
 FEATURE_NAMES_KEY = "mer_uq.feature_names"
 SOURCE_KEY = "mer_uq.source"
-_SHOWN = 10
-
-
-def _ids(values: np.ndarray) -> str:
-    shown = ", ".join(str(v) for v in values[:_SHOWN])
-    return shown + (f" ... ({len(values)} in all)" if len(values) > _SHOWN else "")
 
 
 @dataclass(frozen=True)
@@ -75,7 +69,7 @@ class FeatureTable:
         if not found.all():
             missing = np.unique(wanted[~found])
             raise DeamDataError(
-                f"feature column {self.column!r} has no row for song id(s) {_ids(missing)}"
+                f"feature column {self.column!r} has no row for song id(s) {format_ids(missing)}"
             )
         return self.matrix[order[pos_clipped]]
 
@@ -83,11 +77,11 @@ class FeatureTable:
 def _validate(song_ids: np.ndarray, matrix: np.ndarray, where: str) -> None:
     uniq, counts = np.unique(song_ids, return_counts=True)
     if (counts > 1).any():
-        raise DeamDataError(f"{where}: duplicate song id(s) {_ids(uniq[counts > 1])}")
+        raise DeamDataError(f"{where}: duplicate song id(s) {format_ids(uniq[counts > 1])}")
     bad_rows = ~np.isfinite(matrix).all(axis=1)
     if bad_rows.any():
         raise DeamDataError(
-            f"{where}: NaN or inf features for song id(s) {_ids(song_ids[bad_rows])}"
+            f"{where}: NaN or inf features for song id(s) {format_ids(song_ids[bad_rows])}"
         )
 
 
@@ -138,7 +132,7 @@ def load_features(path: Path | str | None = None, column: str | None = None) -> 
     if vec.null_count:
         raise DeamDataError(
             f"{path}: column {column!r} is null for song id(s) "
-            f"{_ids(ids[vec.is_null().to_numpy(zero_copy_only=False)])}"
+            f"{format_ids(ids[vec.is_null().to_numpy(zero_copy_only=False)])}"
         )
     width = vec.type.list_size
     flat = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)

@@ -61,7 +61,11 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
             header = next(reader, None)
             if header is None:
                 raise DeamDataError(f"{path}: file is empty")
-            rows = [(reader.line_num, [c.strip() for c in row]) for row in reader if row]
+            rows = [
+                (reader.line_num, cells)
+                for cells in ([c.strip() for c in row] for row in reader)
+                if any(cells)  # blank or comma-only lines carry nothing
+            ]
     except (OSError, csv.Error) as exc:
         raise DeamDataError(f"{path}: cannot read CSV ({exc})") from exc
     return header, rows

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from mer_uq.data.errors import DeamDataError
+from mer_uq.data.errors import DeamDataError, format_ids
 from mer_uq.schema import DIMENSIONS
 
 STATISTICS = ("mean", "sd")
@@ -98,7 +98,10 @@ def _half_statistics(
 
 def _weighted_r(weights: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Pearson r of x and y (each [n_repeats, n_songs]) under song weights [n_w, n_songs]:
-    [n_w, n_repeats]. Weights are resampling counts, so this is the bootstrap r."""
+    [n_w, n_repeats]. Weights are resampling counts, so this is the bootstrap r. Centring
+    first keeps the raw-moment formula free of cancellation for data far from zero."""
+    x = x - x.mean(axis=1, keepdims=True)
+    y = y - y.mean(axis=1, keepdims=True)
     total = weights.sum(axis=1, keepdims=True)
     mx, my = weights @ x.T / total, weights @ y.T / total
     cov = weights @ (x * y).T / total - mx * my
@@ -116,15 +119,21 @@ def split_half_reliability(
     ci_level: float = 0.95,
 ) -> dict[str, dict[str, ReliabilityEstimate]]:
     """Reliability per dimension and statistic ('mean', 'sd') of a long per-rater table
-    (song_id, one column per dimension). Songs need >= 2 raters (>= 4 for the SD)."""
+    (song_id, one column per dimension). Every song needs >= 2 raters; with fewer than
+    4 a half SD is degenerate (0 for a single rater), so the SD estimate needs more."""
     missing = [c for c in ("song_id", *DIMENSIONS) if c not in ratings.columns]
     if missing:
         raise DeamDataError(f"ratings table lacks column(s) {missing}")
+    finite = np.isfinite(ratings[list(DIMENSIONS)].to_numpy(float)).all(axis=1)
+    if not finite.all():
+        bad = np.unique(ratings["song_id"].to_numpy()[~finite])
+        raise DeamDataError(f"ratings table: NaN or inf ratings for song(s) {format_ids(bad)}")
     counts = ratings.groupby("song_id").size()
     if (counts < 2).any():
+        few = counts.index[counts < 2].to_numpy()
         raise DeamDataError(
-            f"song(s) {counts.index[counts < 2].tolist()[:10]} have fewer "
-            "than 2 raters; split-half reliability needs two halves"
+            f"song(s) {format_ids(few)} have fewer than 2 raters; split-half reliability "
+            "needs two halves"
         )
     rng = np.random.default_rng(seed)
     n_songs = len(counts)

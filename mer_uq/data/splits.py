@@ -17,13 +17,12 @@ import numpy as np
 import pandas as pd
 
 from mer_uq.data.atomic import write_atomically
-from mer_uq.data.errors import DeamDataError
+from mer_uq.data.errors import DeamDataError, format_ids
 from mer_uq.data.genres import genre_names
 from mer_uq.schema import SPLITS
 
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.70, 0.15, 0.15)
 DEFAULT_SEED = 0
-_SHOWN = 10  # song ids quoted in an error message
 
 
 def split_counts(n: int, fractions: tuple[float, ...] = DEFAULT_FRACTIONS) -> np.ndarray:
@@ -64,11 +63,6 @@ def write_split(split: pd.DataFrame, path: Path | str) -> Path:
     return write_atomically(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def _ids(values: np.ndarray) -> str:
-    shown = ", ".join(str(v) for v in values[:_SHOWN])
-    return shown + (f" ... ({len(values)} in all)" if len(values) > _SHOWN else "")
-
-
 def read_split(path: Path | str, song_ids: np.ndarray | None = None) -> pd.DataFrame:
     """Read and validate a split file; with ``song_ids``, require it to cover exactly
     those songs."""
@@ -98,13 +92,15 @@ def read_split(path: Path | str, song_ids: np.ndarray | None = None) -> pd.DataF
     out = pd.DataFrame({"song_id": ids.to_numpy(np.int64), "split": labels.to_numpy(str)})
     dup = out["song_id"][out["song_id"].duplicated()].unique()
     if dup.size:
-        raise DeamDataError(f"{path}: duplicate song id(s) {_ids(np.sort(dup))}")
+        raise DeamDataError(f"{path}: duplicate song id(s) {format_ids(np.sort(dup))}")
     if song_ids is not None:
         known = np.asarray(song_ids, dtype=np.int64)
         unknown = np.setdiff1d(out["song_id"].to_numpy(), known)
         if unknown.size:
-            raise DeamDataError(f"{path}: unknown song id(s) not in the dataset: {_ids(unknown)}")
+            raise DeamDataError(
+                f"{path}: unknown song id(s) not in the dataset: {format_ids(unknown)}"
+            )
         absent = np.setdiff1d(known, out["song_id"].to_numpy())
         if absent.size:
-            raise DeamDataError(f"{path}: no split for song id(s) {_ids(absent)}")
+            raise DeamDataError(f"{path}: no split for song id(s) {format_ids(absent)}")
     return out.sort_values("song_id", ignore_index=True)
