@@ -35,6 +35,8 @@ from mer_uq import schema
 
 SPLIT_COLOURS = {"train": "tab:blue", "valid": "tab:orange", "test": "tab:green"}
 DPI = 110
+# Line style by row group, so more than ten curves stay distinguishable.
+GROUP_LINESTYLES = {"paper": "-", "extra": "--", "ensemble": "-.", "baseline": ":"}
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
@@ -138,8 +140,11 @@ def calibration_figure(calibration: pd.DataFrame) -> Figure:
         ax = axes[0, j]
         ax.plot([0, 1], [0, 1], color="black", lw=0.8, ls="--", label="calibrated")
         part = calibration[calibration["dimension"] == dim] if len(calibration) else calibration
-        for _key, curve in (part.groupby("row_key", sort=False) if len(part) else []):
+        groups = part.groupby("row_key", sort=False) if len(part) else []
+        for i, (_key, curve) in enumerate(groups):
             ax.plot(curve["expected"], curve["observed"], marker="o", ms=3, lw=1,
+                    color=plt.get_cmap("tab20")(i % 20),
+                    ls=GROUP_LINESTYLES.get(curve["group"].iloc[0], "-"),
                     label=curve["row_label"].iloc[0])
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)

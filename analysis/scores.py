@@ -91,7 +91,8 @@ def calibration_table(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids
                 continue
             expected = curves[0][0]
             observed = np.mean([c[1] for c in curves], axis=0)
-            lines += [{"row_key": row.key, "row_label": row.label, "dimension": dim,
+            lines += [{"row_key": row.key, "row_label": row.label, "group": row.group,
+                       "dimension": dim,
                        "expected": float(e), "observed": float(o)}
                       for e, o in zip(expected, observed, strict=True)]
     return pd.DataFrame(lines)

@@ -1,0 +1,196 @@
+"""Unit tests of the analysis building blocks, each against an independent recomputation
+(numpy / scipy closed forms) rather than against the code's own output."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from scipy import stats
+
+from analysis.baselines import (
+    BASELINE_CONSTANT_SD,
+    BASELINE_RIDGE,
+    BASELINE_SD_FROM_MEAN,
+    compute_baselines,
+)
+from analysis.bootstrap import (
+    paired_bootstrap,
+    paired_seed_test,
+    percentile_interval,
+    resample_indices,
+)
+from analysis.layout import fmt_cell
+from analysis.load import load_sweep
+from analysis.paper import load_paper_tables
+from analysis.reading import BETTER, TIED, WORSE, verdict
+from analysis.render import Heading, Image, Paragraph, Table, to_html, to_markdown
+from analysis.ridge import fit_ridge, ridge_path
+from analysis.rows import PredictionRow
+from analysis.tables import bootstrap_cell
+from mer_uq import schema
+from mer_uq.metrics import pearson_r, r2_score, spearman_rho
+
+RNG = np.random.default_rng(7)
+
+
+def test_ridge_path_matches_normal_equations() -> None:
+    x = RNG.normal(size=(60, 8))
+    y = x @ RNG.normal(size=8) + 0.3 + RNG.normal(scale=0.5, size=60)
+    for alpha, (coef, intercept) in zip((0.1, 10.0), ridge_path(x, y, (0.1, 10.0)), strict=True):
+        xc, yc = x - x.mean(0), y - y.mean()
+        expected = np.linalg.solve(xc.T @ xc + alpha * np.eye(8), xc.T @ yc)
+        np.testing.assert_allclose(coef, expected, rtol=1e-8, atol=1e-10)
+        assert intercept == pytest.approx(y.mean() - x.mean(0) @ expected)
+
+
+def test_fit_ridge_keeps_the_best_validation_penalty() -> None:
+    x = RNG.normal(size=(120, 30))
+    y = x[:, 0] + RNG.normal(scale=2.0, size=120)
+    alphas = (1e-3, 1.0, 100.0, 1e4)
+    fit = fit_ridge(x[:80], y[:80], x[80:], y[80:], alphas)
+    scores = [r2_score(y[80:], x[80:] @ c + b) for c, b in ridge_path(x[:80], y[:80], alphas)]
+    assert fit.alpha == alphas[int(np.argmax(scores))]
+    assert fit.valid_r2 == pytest.approx(max(scores))
+
+
+def _songs(n: int = 90) -> tuple[pd.DataFrame, np.ndarray]:
+    features = RNG.normal(size=(n, 5))
+    mean = np.tanh(features[:, 0] * 0.5)
+    songs = pd.DataFrame({
+        "song_id": np.arange(n, dtype=np.int64),
+        "split": np.array(["train", "valid", "test"])[np.arange(n) % 3],
+        "valence_mean": mean, "arousal_mean": -mean,
+        "valence_sd": 0.3 - 0.1 * mean ** 2 + RNG.normal(scale=0.02, size=n),
+        "arousal_sd": 0.25 + 0.05 * features[:, 1] + RNG.normal(scale=0.02, size=n),
+    })
+    return songs, features
+
+
+def test_baselines_follow_their_definitions() -> None:
+    songs, features = _songs()
+    result = compute_baselines(songs, features)
+    pred = result.predictions
+    assert set(pred["method"]) == {BASELINE_RIDGE, BASELINE_CONSTANT_SD, BASELINE_SD_FROM_MEAN}
+    assert set(pred["split"]) == {"valid", "test"}
+    train = songs[songs["split"] == "train"]
+    for dim in schema.DIMENSIONS:
+        const = pred.loc[pred["method"] == BASELINE_CONSTANT_SD, f"{dim}_sigma"]
+        np.testing.assert_allclose(const, train[f"{dim}_sd"].mean())
+        quad = np.polyfit(train[f"{dim}_mean"], train[f"{dim}_sd"], 2)
+        rows = pred[pred["method"] == BASELINE_SD_FROM_MEAN]
+        np.testing.assert_allclose(rows[f"{dim}_sigma"],
+                                   np.maximum(np.polyval(quad, rows[f"{dim}_mu"]), 1e-3))
+        # every baseline shares the ridge probe's predicted mean
+        mus = [pred.loc[pred["method"] == m, f"{dim}_mu"].to_numpy() for m in
+               (BASELINE_RIDGE, BASELINE_CONSTANT_SD, BASELINE_SD_FROM_MEAN)]
+        np.testing.assert_array_equal(mus[0], mus[1])
+        np.testing.assert_array_equal(mus[0], mus[2])
+    # the probe actually learns the mean from the features
+    test = pred[(pred["method"] == BASELINE_RIDGE) & (pred["split"] == "test")]
+    truth = songs.set_index("song_id").loc[test["song_id"], "valence_mean"]
+    assert pearson_r(truth, test["valence_mu"]) > 0.9
+
+
+def test_spearman_by_ranks_equals_mer_uq_spearman() -> None:
+    y = np.round(RNG.normal(size=40), 1)  # ties, as resampling makes
+    preds = {d: np.round(RNG.normal(size=(2, 40)), 1) for d in schema.DIMENSIONS}
+    row = PredictionRow("x", "x", "paper", "x", False, (0, 1), preds, preds)
+    indices = resample_indices(40, 25, seed=3)
+    draws = bootstrap_cell(row, "mean", "valence", y, "spearman", indices)
+    expected = [np.mean([spearman_rho(y[ix], p[ix]) for p in preds["valence"]]) for ix in indices]
+    np.testing.assert_allclose(draws, expected, rtol=1e-12)
+    r2_draws = bootstrap_cell(row, "mean", "valence", y, "r2", indices)
+    expected_r2 = [np.mean([r2_score(y[ix], p[ix]) for p in preds["valence"]]) for ix in indices]
+    np.testing.assert_allclose(r2_draws, expected_r2, rtol=1e-12)
+
+
+def test_percentile_interval_and_nan_handling() -> None:
+    values = np.arange(1001, dtype=float)
+    low, high = percentile_interval(values, 0.95)
+    assert (low, high) == pytest.approx((25.0, 975.0))
+    mostly_nan = np.r_[np.full(10, np.nan), 1.0]
+    assert np.isnan(percentile_interval(mostly_nan)[0])
+
+
+def test_paired_bootstrap_detects_a_consistent_shift_only() -> None:
+    base = RNG.normal(size=500)
+    shifted = paired_bootstrap(1.1, 1.0, base + 0.1, base)
+    assert shifted.ci_low == pytest.approx(0.1) and shifted.p_value == pytest.approx(1 / 500)
+    noise = paired_bootstrap(0.0, 0.0, base, base[::-1])
+    assert noise.ci_low < 0 < noise.ci_high and noise.p_value > 0.05
+
+
+def test_paired_seed_test_uses_matched_seeds() -> None:
+    a = {s: 0.5 + 0.01 * s for s in range(10)}
+    b = {s: 0.4 + 0.01 * s for s in range(12)}
+    n, p = paired_seed_test(a, b)
+    assert n == 10
+    assert p == pytest.approx(stats.wilcoxon(np.array(list(a.values())),
+                                             np.array([b[s] for s in a])).pvalue)
+    assert np.isnan(paired_seed_test({0: 1.0}, {0: 0.0})[1])
+
+
+def test_verdict_reads_the_paired_interval_in_either_order() -> None:
+    comp = pd.DataFrame([
+        {"table": "table3", "row_a": "nll", "row_b": "baseline_ridge", "dimension": "valence",
+         "metric": "pearson", "ci_low": 0.01, "ci_high": 0.2},
+        {"table": "table3", "row_a": "mse", "row_b": "baseline_ridge", "dimension": "valence",
+         "metric": "pearson", "ci_low": -0.1, "ci_high": 0.2},
+    ])
+    assert verdict(comp, "table3", "nll", "baseline_ridge", "valence", "pearson") == BETTER
+    assert verdict(comp, "table3", "baseline_ridge", "nll", "valence", "pearson") == WORSE
+    assert verdict(comp, "table3", "mse", "baseline_ridge", "valence", "pearson") == TIED
+
+
+def test_paper_tables_hold_only_sourced_numbers() -> None:
+    paper = load_paper_tables()
+    assert "2501.11570" in paper.url and "Watcharasupat" in paper.citation
+    t2 = paper.cells[paper.cells["table"] == "table2"].set_index(["method", "dimension",
+                                                                  "metric"])["paper_value"]
+    assert t2[("seeds", "valence", "r2")] == 0.59 and t2[("kld", "valence", "r2")] == 0.55
+    # what the design document does not quote stays unknown
+    assert np.isnan(t2[("mc_dropout", "valence", "r2")])
+    assert paper.cells[paper.cells["table"] == "table3"]["paper_value"].isna().all()
+
+
+def test_render_markdown_and_html_agree() -> None:
+    frame = pd.DataFrame({"Method": ["A|B", "C"], "r": ["0.1", "<0.2>"]})
+    blocks = [Heading("T", 1), Paragraph("p & q"), Table(frame, "cap"), Image("f/x.png", "x")]
+    md = to_markdown(blocks)
+    assert "| A\\|B | 0.1 |" in md and "![x](f/x.png)" in md
+    page = to_html(blocks, "title")
+    assert "&lt;0.2&gt;" in page and 'src="f/x.png"' in page and "p &amp; q" in page
+    assert fmt_cell(0.5, 0.01, False) == "0.500 ± 0.010" and fmt_cell(0.5, 0.01, True) == "0.500"
+
+
+def _trial_frame(method: str, seeds: tuple[int, ...]) -> pd.DataFrame:
+    rows = [{"song_id": sid, "split": "test", "method": method, "seed": s,
+             **{f"{d}_mu": 0.1 for d in schema.DIMENSIONS},
+             **{f"{d}_sigma": 0.2 for d in schema.DIMENSIONS}}
+            for s in seeds for sid in (2, 3, 4)]
+    return pd.DataFrame(rows)
+
+
+def test_load_sweep_names_corrupt_and_missing_trials(tmp_path) -> None:
+    trials = tmp_path / "trials"
+    trials.mkdir()
+    pq.write_table(pa.Table.from_pandas(_trial_frame("nll", (0, 1)), preserve_index=False),
+                   trials / "nll__a.parquet")
+    (trials / "mse__b.parquet").write_bytes(b"PAR1 not really")
+    pq.write_table(pa.Table.from_pandas(_trial_frame("kld", (0,)).drop(columns="seed"),
+                                        preserve_index=False), trials / "kld__c.parquet")
+    (tmp_path / "sweep.json").write_text(json.dumps(
+        {"trainings": ["nll", "mse", "kld", "mean"], "seeds": [0, 1]}))
+    sweep = load_sweep(tmp_path)
+    sources = {p.source for p in sweep.problems}
+    assert "trials/mse__b.parquet" in sources
+    assert "trials/kld__c.parquet" in sources  # no seed column: invalid, named
+    assert "mean seeds [0, 1]" in sources and "mse seeds [0, 1]" in sources
+    assert "nll seeds [0, 1]" not in sources
+    assert sweep.loaded_files == ["trials/nll__a.parquet"]
+    assert set(sweep.predictions["method"]) == {"nll"}
