@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -38,15 +39,16 @@ class FeatureTable:
 
     def __post_init__(self) -> None:
         ids = np.asarray(self.song_ids)
+        matrix = np.asarray(self.matrix, dtype=np.float32)
         if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
             raise DeamDataError(f"feature column {self.column!r}: song_ids must be 1-d integers")
-        if self.matrix.ndim != 2 or self.matrix.shape[0] != ids.shape[0]:
+        if matrix.ndim != 2 or matrix.shape[0] != ids.shape[0]:
             raise DeamDataError(
-                f"feature column {self.column!r}: matrix shape {self.matrix.shape} does not "
+                f"feature column {self.column!r}: matrix shape {matrix.shape} does not "
                 f"match {ids.shape[0]} song ids"
             )
         object.__setattr__(self, "song_ids", ids.astype(np.int64, copy=False))
-        object.__setattr__(self, "matrix", np.asarray(self.matrix, dtype=np.float32))
+        object.__setattr__(self, "matrix", matrix)
         _validate(self.song_ids, self.matrix, self.column)
 
     @property
@@ -61,17 +63,13 @@ class FeatureTable:
     def rows(self, song_ids: np.ndarray | list[int]) -> np.ndarray:
         """Matrix rows for ``song_ids``, in that order."""
         wanted = np.asarray(song_ids, dtype=np.int64)
-        order = np.argsort(self.song_ids, kind="stable")
-        sorted_ids = self.song_ids[order]
-        pos = np.searchsorted(sorted_ids, wanted)
-        pos_clipped = np.minimum(pos, len(sorted_ids) - 1)
-        found = (pos < len(sorted_ids)) & (sorted_ids[pos_clipped] == wanted)
-        if not found.all():
-            missing = np.unique(wanted[~found])
+        positions = pd.Index(self.song_ids).get_indexer(wanted)  # ids are unique: validated
+        if (positions < 0).any():
+            missing = np.unique(wanted[positions < 0])
             raise DeamDataError(
                 f"feature column {self.column!r} has no row for song id(s) {format_ids(missing)}"
             )
-        return self.matrix[order[pos_clipped]]
+        return self.matrix[positions]
 
 
 def _validate(song_ids: np.ndarray, matrix: np.ndarray, where: str) -> None:
