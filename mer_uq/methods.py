@@ -1,0 +1,257 @@
+"""The methods as data: the paper's Table 1 in code, plus the methods that go beyond it.
+
+Two registries, because what is TRAINED and what is REPORTED differ:
+
+* `TRAININGS`: a training key says which model is fitted (mean-only or two-output), on
+  which targets, with which loss. `mean` is the mean-only FCN with MSE; it is trained once
+  per seed and read two ways.
+* `METHODS`: a reported method says which training it reads and how its uncertainty is
+  obtained at inference (Table 1's last column). `seeds` and `mc_dropout` both read the
+  `mean` training; every other method reads the training of the same name.
+
+Loss objectives take the model's `DiagGaussian` and the target tensor [..., 2 * D] laid
+out as (mean of each dimension, then SD of each dimension), and return the elementwise
+loss [..., D]; training reduces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from torch import Tensor
+
+from mer_uq import losses
+from mer_uq.distribution import DiagGaussian
+from mer_uq.model import N_DIMS
+
+
+class Targets(StrEnum):
+    """What a training key fits: the per-song mean, mean and SD, or every rating."""
+
+    MEAN = "mu"
+    MEAN_AND_SD = "mu, sigma"
+    RATINGS = "individual ratings"
+
+
+class Uncertainty(StrEnum):
+    """How a method's predicted SD is read at inference (Table 1, last column)."""
+
+    SEED_ENSEMBLE = "SD of the means of models trained with different seeds"
+    MC_DROPOUT = "SD over stochastic forward passes with dropout on"
+    SIGMA_HAT = "the spread head's sigma_hat"
+
+
+Objective = Callable[[DiagGaussian, Tensor], Tensor]
+
+
+def _mean(target: Tensor) -> Tensor:
+    return target[..., :N_DIMS]
+
+
+def _sd(target: Tensor) -> Tensor:
+    return target[..., N_DIMS:]
+
+
+def _objective_mean(pred: DiagGaussian, target: Tensor) -> Tensor:
+    return losses.mse_mean(pred.mu, _mean(target))
+
+
+def _objective_nll_paper(pred: DiagGaussian, target: Tensor) -> Tensor:
+    return losses.nll_paper(pred.mu, pred.sigma, _mean(target))
+
+
+def _objective_mse_paper(pred: DiagGaussian, target: Tensor) -> Tensor:
+    return losses.mse_paper(pred.mu, pred.sigma, _mean(target), _sd(target))
+
+
+def _objective_kld_paper(pred: DiagGaussian, target: Tensor) -> Tensor:
+    return losses.kld_paper(pred.mu, pred.sigma, _mean(target), _sd(target))
+
+
+def _objective_nll_exact(pred: DiagGaussian, target: Tensor) -> Tensor:
+    return losses.gaussian_nll(pred.mu, pred.sigma, _mean(target))
+
+
+def _objective_kld_exact(pred: DiagGaussian, target: Tensor) -> Tensor:
+    return losses.kl_gaussian(pred.mu, pred.sigma, _mean(target), _sd(target))
+
+
+def _objective_beta_nll(pred: DiagGaussian, target: Tensor) -> Tensor:
+    return losses.beta_nll(pred.mu, pred.sigma, _mean(target), losses.DEFAULT_BETA)
+
+
+def _objective_rater_nll(pred: DiagGaussian, target: Tensor) -> Tensor:
+    # For RATINGS trainings the target holds the ratings' mean and population SD.
+    return losses.rater_nll_moments(pred.mu, pred.sigma, _mean(target), _sd(target) ** 2)
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """One model to fit: its outputs, its targets and its loss."""
+
+    key: str
+    two_outputs: bool
+    targets: Targets
+    loss: str  # the function in mer_uq.losses, for reports
+    objective: Objective
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One row of Table 1: which training it reads and how uncertainty is obtained."""
+
+    name: str
+    training: str
+    trains_on: Targets
+    loss: str
+    outputs: str
+    uncertainty: Uncertainty
+    in_paper: bool
+    description: str
+
+
+TRAININGS: dict[str, TrainingSpec] = {
+    spec.key: spec
+    for spec in (
+        TrainingSpec("mean", False, Targets.MEAN, "mse_mean", _objective_mean),
+        TrainingSpec("nll", True, Targets.MEAN, "nll_paper (eq. 3)", _objective_nll_paper),
+        TrainingSpec("mse", True, Targets.MEAN_AND_SD, "mse_paper (eq. 1)", _objective_mse_paper),
+        TrainingSpec("kld", True, Targets.MEAN_AND_SD, "kld_paper (eq. 2)", _objective_kld_paper),
+        TrainingSpec("nll_exact", True, Targets.MEAN, "gaussian_nll", _objective_nll_exact),
+        TrainingSpec("kld_exact", True, Targets.MEAN_AND_SD, "kl_gaussian", _objective_kld_exact),
+        TrainingSpec("beta_nll", True, Targets.MEAN, "beta_nll (beta 0.5)", _objective_beta_nll),
+        TrainingSpec("rater_nll", True, Targets.RATINGS, "rater_nll", _objective_rater_nll),
+    )
+}
+
+_MU = "mu_hat"
+_MU_SIGMA = "mu_hat, sigma_hat"
+
+METHODS: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in (
+        MethodSpec(
+            "seeds",
+            "mean",
+            Targets.MEAN,
+            "mse_mean",
+            _MU,
+            Uncertainty.SEED_ENSEMBLE,
+            True,
+            "Random seeds: n mean-only models; SD of their means",
+        ),
+        MethodSpec(
+            "mc_dropout",
+            "mean",
+            Targets.MEAN,
+            "mse_mean",
+            _MU,
+            Uncertainty.MC_DROPOUT,
+            True,
+            "MC dropout (Gal & Ghahramani, 2016) on the mean-only model",
+        ),
+        MethodSpec(
+            "nll",
+            "nll",
+            Targets.MEAN,
+            "nll_paper (eq. 3)",
+            _MU_SIGMA,
+            Uncertainty.SIGMA_HAT,
+            True,
+            "paper's NLL as printed (0.5 log sigma)",
+        ),
+        MethodSpec(
+            "mse",
+            "mse",
+            Targets.MEAN_AND_SD,
+            "mse_paper (eq. 1)",
+            _MU_SIGMA,
+            Uncertainty.SIGMA_HAT,
+            True,
+            "paper's MSE on mean and variance",
+        ),
+        MethodSpec(
+            "kld",
+            "kld",
+            Targets.MEAN_AND_SD,
+            "kld_paper (eq. 2)",
+            _MU_SIGMA,
+            Uncertainty.SIGMA_HAT,
+            True,
+            "paper's KLD as printed (r / sigma_hat)",
+        ),
+        MethodSpec(
+            "nll_exact",
+            "nll_exact",
+            Targets.MEAN,
+            "gaussian_nll",
+            _MU_SIGMA,
+            Uncertainty.SIGMA_HAT,
+            False,
+            "exact Gaussian NLL of the song mean",
+        ),
+        MethodSpec(
+            "kld_exact",
+            "kld_exact",
+            Targets.MEAN_AND_SD,
+            "kl_gaussian",
+            _MU_SIGMA,
+            Uncertainty.SIGMA_HAT,
+            False,
+            "exact KL(prediction || raters' Gaussian)",
+        ),
+        MethodSpec(
+            "beta_nll",
+            "beta_nll",
+            Targets.MEAN,
+            "beta_nll (beta 0.5)",
+            _MU_SIGMA,
+            Uncertainty.SIGMA_HAT,
+            False,
+            "beta-NLL (Seitzer et al., 2022)",
+        ),
+        MethodSpec(
+            "rater_nll",
+            "rater_nll",
+            Targets.RATINGS,
+            "rater_nll",
+            _MU_SIGMA,
+            Uncertainty.SIGMA_HAT,
+            False,
+            "Gaussian NLL of every individual rating",
+        ),
+    )
+}
+
+
+class UnknownMethodError(ValueError):
+    """A method or training key that is not in the registry; the message lists the known."""
+
+
+def method_spec(name: str) -> MethodSpec:
+    if name not in METHODS:
+        raise UnknownMethodError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def training_spec(key: str) -> TrainingSpec:
+    if key not in TRAININGS:
+        raise UnknownMethodError(f"unknown training key {key!r}; known: {', '.join(TRAININGS)}")
+    return TRAININGS[key]
+
+
+def methods_of_training(key: str) -> tuple[str, ...]:
+    """The methods a training key reports, in registry order."""
+    training_spec(key)
+    return tuple(name for name, spec in METHODS.items() if spec.training == key)
+
+
+def training_groups(methods: Iterable[str]) -> dict[str, list[str]]:
+    """{training key: [requested methods it reports]}, in registry order of the keys, so
+    that `seeds` and `mc_dropout` ask for one `mean` training, not two."""
+    groups: dict[str, list[str]] = {}
+    for name in dict.fromkeys(methods):
+        groups.setdefault(method_spec(name).training, []).append(name)
+    return {key: groups[key] for key in TRAININGS if key in groups}

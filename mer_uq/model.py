@@ -1,0 +1,309 @@
+"""The paper's FCN, as a STACK of K independent members evaluated with batched matmuls.
+
+Why a stack: the FCN is tiny (130 -> 128 -> 128 -> 4), so one training step of one model
+costs far more in per-op overhead than in arithmetic. Training the seeds of one method as
+one model with weights [K, fan_in, fan_out] pays the overhead once for K models. A single
+model is simply K = 1 of the same code, so there is one implementation to trust.
+
+Members are independent: member k's weights, gradients and optimiser state never mix with
+another member's, and each member draws its initialisation, batches and dropout masks from
+its own streams (`seed_streams(seed)`), so seed s trains the same alone or stacked.
+
+All parameters live in ONE flat buffer (`FlatParameters`), each named tensor a contiguous
+[K, ...] view into it: restoring the best weights of some members, or saving the model, is
+one op on the buffer.
+
+Architecture (Watcharasupat et al.): `depth` hidden layers of `hidden_width`, ELU, dropout
+after every hidden layer; one linear output layer holding both heads: the mean head
+mu = tanh(.) and, for two-output models, the spread head log sigma = -softplus(.)
+(NegSoftPlus, sigma in (0, 1)). Valence and arousal are outputs of the same network.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mer_uq.distribution import DiagGaussian
+from mer_uq.schema import DIMENSIONS
+
+N_DIMS = len(DIMENSIONS)
+# Dropout draws one random byte per unit: a unit is dropped when the byte < round(p * 256).
+# Bulk bytes from the member's numpy stream are ~10x cheaper than torch.rand, which matters
+# because mask generation would otherwise cost as much as the matmuls.
+DROPOUT_RESOLUTION = 256
+
+
+@dataclass(frozen=True)
+class FCNConfig:
+    """Shape of the FCN; defaults are the paper's (2 x 128, ELU, dropout 0.5).
+
+    The dropout probability is realised as a multiple of 1/256 (0.5 exactly; 0.3 becomes
+    77/256 = 0.3008), and kept units are scaled by 1 / (1 - realised p), so the expected
+    activation is exactly preserved.
+    """
+
+    hidden_width: int = 128
+    depth: int = 2
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.hidden_width < 1 or self.depth < 1:
+            raise ValueError(
+                f"FCNConfig needs hidden_width >= 1 and depth >= 1, got {self.hidden_width}, "
+                f"{self.depth}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"FCNConfig.dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class SeedStreams:
+    """Independent random streams of one member, all derived from its seed.
+
+    Separate streams make a member's batches and dropout masks independent of what else
+    was drawn: e.g. the MC-dropout masks do not depend on the epoch at which early
+    stopping fired, nor on the other members of a stack.
+    """
+
+    init: torch.Generator
+    batches: np.random.Generator
+    dropout: np.random.Generator
+    mc_dropout: np.random.Generator
+
+
+def seed_streams(seed: int) -> SeedStreams:
+    if seed < 0:
+        raise ValueError(f"seeds must be >= 0, got {seed}")
+    init, batches, dropout, mc_dropout = np.random.SeedSequence(seed).spawn(4)
+    init_seed = int(init.generate_state(1, dtype=np.uint64)[0])
+    return SeedStreams(
+        init=torch.Generator().manual_seed(init_seed),
+        batches=np.random.default_rng(batches),
+        dropout=np.random.default_rng(dropout),
+        mc_dropout=np.random.default_rng(mc_dropout),
+    )
+
+
+class DropoutCode:
+    """Turns random bytes into inverted-dropout masks (0 or 1 / (1 - p)) for drop rate p."""
+
+    def __init__(self, p: float) -> None:
+        self.threshold = round(p * DROPOUT_RESOLUTION)
+        self.p = self.threshold / DROPOUT_RESOLUTION
+        self.scale = np.float32(1.0 / (1.0 - self.p)) if self.threshold < 256 else np.float32(0)
+
+    @property
+    def active(self) -> bool:
+        return self.threshold > 0
+
+    @staticmethod
+    def random_bytes(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        n = math.prod(shape)
+        raw = rng.bit_generator.random_raw(-(-n // 8)).view(np.uint8)
+        return raw[:n].reshape(shape)
+
+    def masks(self, random_bytes: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """float32 masks, same shape as random_bytes (written into `out` when given)."""
+        keep = random_bytes >= self.threshold
+        return np.multiply(keep, self.scale, out=out, dtype=np.float32)
+
+
+class _EluDropout(torch.autograd.Function):
+    """y = ELU(x) * mask, written with exp instead of expm1.
+
+    Why: torch's CPU ELU uses an unvectorised expm1 and costs ~5x a vectorised exp; on
+    this network that made ELU the most expensive op of a step. With e = exp(min(x, 0)),
+    ELU(x) = max(x, 0) + e - 1, and its derivative is e everywhere (e = 1 where x > 0), so
+    the backward pass is one multiply by the saved e * mask. (exp(x) - 1 loses relative
+    precision only for |x| < ~1e-7, where ELU(x) is itself ~1e-7: harmless here.)
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, mask: Tensor | None) -> Tensor:  # type: ignore[override]
+        negative = torch.clamp(x, max=0.0)
+        e = torch.exp(negative)
+        y = (x - negative).add_(e).sub_(1.0)
+        if mask is not None:
+            y.mul_(mask)
+            e.mul_(mask)
+        ctx.save_for_backward(e)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        (slope,) = ctx.saved_tensors
+        return grad * slope, None
+
+
+def elu_dropout(x: Tensor, mask: Tensor | None = None) -> Tensor:
+    """ELU followed by a (pre-scaled) dropout mask; equals F.elu(x) * mask."""
+    return _EluDropout.apply(x, mask)
+
+
+class FlatParameters:
+    """Named [K, ...] parameter tensors that are views into one flat buffer.
+
+    `member_of[i]` is the member owning flat element i, so a per-member choice ("this
+    member improved") expands to the flat buffer with one gather.
+    """
+
+    def __init__(
+        self, shapes: dict[str, tuple[int, ...]], device: torch.device | str = "cpu"
+    ) -> None:
+        sizes = {name: math.prod(shape) for name, shape in shapes.items()}
+        self.data = torch.zeros(sum(sizes.values()), device=device)
+        self.tensors: dict[str, Tensor] = {}
+        member_of = []
+        offset = 0
+        for name, shape in shapes.items():
+            end = offset + sizes[name]
+            self.tensors[name] = torch.nn.Parameter(self.data[offset:end].view(shape))
+            n_members = shape[0]
+            member_of.append(torch.arange(n_members).repeat_interleave(sizes[name] // n_members))
+            offset = end
+        self.member_of = torch.cat(member_of).to(device)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.tensors)
+
+    @property
+    def values(self) -> list[Tensor]:
+        return list(self.tensors.values())
+
+
+class StackedFCN:
+    """K FCN members with stacked weights [K, fan_in, fan_out]; see the module docstring."""
+
+    def __init__(
+        self,
+        in_features: int,
+        config: FCNConfig,
+        two_outputs: bool,
+        seeds: tuple[int, ...] | list[int],
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if in_features < 1:
+            raise ValueError(f"in_features must be >= 1, got {in_features}")
+        if len(seeds) == 0 or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be non-empty and distinct, got {list(seeds)}")
+        self.in_features = in_features
+        self.config = config
+        self.two_outputs = two_outputs
+        self.seeds = tuple(int(s) for s in seeds)
+        self.device = torch.device(device)
+        self.streams = [seed_streams(s) for s in self.seeds]
+        self.dropout = DropoutCode(config.dropout)
+        k = len(self.seeds)
+        widths = [in_features, *([config.hidden_width] * config.depth), self.out_features]
+        self.layer_sizes = list(itertools.pairwise(widths))
+        shapes: dict[str, tuple[int, ...]] = {}
+        for i, (fan_in, fan_out) in enumerate(self.layer_sizes):
+            shapes[f"weight{i}"] = (k, fan_in, fan_out)
+            shapes[f"bias{i}"] = (k, 1, fan_out)
+        self.params = FlatParameters(shapes, self.device)
+        self._initialise()
+
+    @property
+    def n_members(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def out_features(self) -> int:
+        return N_DIMS * (2 if self.two_outputs else 1)
+
+    def _initialise(self) -> None:
+        """nn.Linear's default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and
+        biases, drawn member by member from each member's own init stream."""
+        with torch.no_grad():
+            for k, streams in enumerate(self.streams):
+                for i, (fan_in, fan_out) in enumerate(self.layer_sizes):
+                    bound = 1.0 / math.sqrt(fan_in)
+                    shapes = {f"weight{i}": (fan_in, fan_out), f"bias{i}": (1, fan_out)}
+                    for name, shape in shapes.items():
+                        draw = torch.rand(shape, generator=streams.init) * (2 * bound) - bound
+                        self.params.tensors[name][k].copy_(draw)
+
+    def check_features(self, x: Tensor | np.ndarray) -> None:
+        if x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"feature dimension {x.shape[-1]} does not match the model's "
+                f"{self.in_features} inputs"
+            )
+
+    def forward(
+        self,
+        x: Tensor,
+        masks: list[Tensor] | None = None,
+        members: slice | None = None,
+    ) -> DiagGaussian:
+        """Outputs of every member (or of the `members` slice) for inputs x.
+
+        x: [K, B, in] (one batch per member, as in training) or [B, in] (the same songs
+        for every member). masks: one pre-scaled dropout mask per hidden layer,
+        broadcastable to [K, B, width]; None = dropout off (evaluation). Masks come from
+        the caller so that their randomness is owned by each member's stream.
+        """
+        self.check_features(x)
+        tensors = self.params.tensors
+        h = x
+        last = len(self.layer_sizes) - 1
+        for i in range(len(self.layer_sizes)):
+            weight, bias = tensors[f"weight{i}"], tensors[f"bias{i}"]
+            if members is not None:
+                weight, bias = weight[members], bias[members]
+            if h.dim() == 3 and h.shape[0] == weight.shape[0]:
+                h = torch.baddbmm(bias, h, weight)
+            else:
+                h = torch.matmul(h, weight) + bias
+            if i < last:
+                h = elu_dropout(h, None if masks is None else masks[i])
+        if not self.two_outputs:
+            return DiagGaussian(torch.tanh(h))
+        mean_raw, spread_raw = h.split(N_DIMS, dim=-1)
+        return DiagGaussian(torch.tanh(mean_raw), -F.softplus(spread_raw))
+
+    # ------------------------------------------------------------ persistence
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "in_features": self.in_features,
+            "config": asdict(self.config),
+            "two_outputs": self.two_outputs,
+            "seeds": list(self.seeds),
+            "flat": self.params.data.detach().cpu().clone(),
+        }
+
+    def save(self, path: Path | str) -> None:
+        torch.save(self.state(), path)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], device: torch.device | str = "cpu") -> StackedFCN:
+        model = cls(
+            state["in_features"],
+            FCNConfig(**state["config"]),
+            state["two_outputs"],
+            state["seeds"],
+            device,
+        )
+        if model.params.data.shape != state["flat"].shape:
+            raise ValueError(
+                f"saved parameters have {state['flat'].numel()} values, the config implies "
+                f"{model.params.data.numel()}"
+            )
+        with torch.no_grad():
+            model.params.data.copy_(state["flat"])
+        return model
+
+    @classmethod
+    def load(cls, path: Path | str, device: torch.device | str = "cpu") -> StackedFCN:
+        return cls.from_state(torch.load(path, weights_only=True), device)

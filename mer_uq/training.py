@@ -1,0 +1,401 @@
+"""Training a stack of K FCN members (K seeds of one training key) as one vectorised model.
+
+The recipe is the paper's: Adam (lr 1e-3); an epoch is 128 batches of 32 songs drawn from
+the training split; up to 100 epochs; ReduceLROnPlateau (factor 0.9, patience 3, min lr
+1e-5) on the validation loss; early stopping on the validation loss with the best weights
+restored. Every piece of state that a single model would have is kept PER MEMBER: Adam's
+moments and learning rate, the plateau counters, the early-stopping counters and best
+weights. A member that stops gets learning rate 0, so it no longer changes while the
+others go on, and training ends when every member has stopped.
+
+Each member's batch order comes from its own numpy stream and its dropout masks from its
+own torch stream (`model.seed_streams`), drawn once per epoch: the hot loop then has no
+RNG calls and no host-device syncs (losses are accumulated on the device and read once
+per epoch). Consequence, and the property the tests check: seed s trains to the same
+weights alone (K = 1) or stacked with other seeds.
+
+Songs per batch are drawn by concatenating fresh permutations of the training split (each
+song is seen about equally often per epoch), a choice the paper does not specify.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mer_uq.methods import training_spec
+from mer_uq.model import N_DIMS, FCNConfig, StackedFCN
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; every default is the paper's except where noted.
+
+    epochs: the most epochs (training usually stops earlier);
+    steps_per_epoch: batches per epoch (the paper: 128 batches of 32 songs);
+    patience: epochs without validation improvement before the lr is multiplied by
+        lr_factor (ReduceLROnPlateau), never below min_lr;
+    early_stopping_patience: epochs without validation improvement before a member stops
+        (the paper gives no number; 10 is ours);
+    device: 'auto' = CUDA when present, else CPU; or any torch device name.
+    """
+
+    epochs: int = 100
+    steps_per_epoch: int = 128
+    batch_size: int = 32
+    lr: float = 1e-3
+    patience: int = 3
+    lr_factor: float = 0.9
+    min_lr: float = 1e-5
+    early_stopping_patience: int = 10
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        positive = ("epochs", "steps_per_epoch", "batch_size", "lr", "early_stopping_patience")
+        bad = [name for name in positive if not getattr(self, name) > 0]
+        if bad:
+            raise ValueError(f"TrainConfig: {', '.join(bad)} must be > 0")
+        if not 0.0 < self.lr_factor < 1.0:
+            raise ValueError(f"TrainConfig.lr_factor must be in (0, 1), got {self.lr_factor}")
+        if self.patience < 0 or self.min_lr < 0:
+            raise ValueError("TrainConfig: patience and min_lr must be >= 0")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss became NaN or inf; the message names the training key, epoch and seeds."""
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Standardised features and targets of the training and validation songs.
+
+    Targets are [n, 2 * D]: the mean of each dimension, then the SD of each dimension (see
+    `mer_uq.methods`).
+    """
+
+    x_train: np.ndarray
+    t_train: np.ndarray
+    x_valid: np.ndarray
+    t_valid: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("x_train", "t_train", "x_valid", "t_valid"):
+            array = getattr(self, name)
+            if array.ndim != 2 or len(array) == 0:
+                raise ValueError(
+                    f"TrainingData.{name} must be a non-empty 2-D array, got shape {array.shape}"
+                )
+            if not np.all(np.isfinite(array)):
+                row = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
+                raise ValueError(f"TrainingData.{name} has a non-finite value in row {row}")
+        if len(self.x_train) != len(self.t_train) or len(self.x_valid) != len(self.t_valid):
+            raise ValueError("features and targets must have the same number of songs")
+        if self.x_train.shape[1] != self.x_valid.shape[1]:
+            raise ValueError(
+                f"training and validation features differ in dimension: "
+                f"{self.x_train.shape[1]} vs {self.x_valid.shape[1]}"
+            )
+
+
+# ---------------------------------------------------------------- per-member optimiser state
+
+
+class StackedAdam:
+    """Adam (Kingma & Ba, 2015) over the [K, ...] parameter tensors, one lr per member.
+
+    The update is torch.optim.Adam's (no weight decay, no amsgrad). It runs torch's fused
+    CPU/CUDA Adam kernel (one pass over parameters, gradients and moments) instead of
+    eight elementwise ops per tensor: per model-step that is the difference between the
+    optimiser costing less than the matmuls or more. A fused call takes one learning rate,
+    so members are grouped by their current lr (usually one group; a member with lr 0 has
+    stopped and is left out, so neither its weights nor its moments change).
+    """
+
+    def __init__(
+        self,
+        params: list[Tensor],
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        self.params = params
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.n_members = params[0].shape[0]
+        self.exp_avg = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        # The step count is shared: members step together (a stopped member never again).
+        self.step_count = torch.zeros((), dtype=torch.float32, device=params[0].device)
+        self._groups: list[tuple[float, list[int] | None]] = []
+
+    def set_member_lr(self, lr: np.ndarray) -> None:
+        """lr: [K]; a member with lr 0 is frozen."""
+        if lr.shape != (self.n_members,):
+            raise ValueError(f"need {self.n_members} learning rates, got shape {lr.shape}")
+        values = sorted({float(v) for v in lr if v > 0})
+        if len(values) == 1 and bool(np.all(lr == values[0])):
+            self._groups = [(values[0], None)]  # every member: whole stacked tensors
+        else:
+            self._groups = [(v, [k for k in range(self.n_members) if lr[k] == v]) for v in values]
+
+    @torch.no_grad()
+    def step(self, grads: list[Tensor] | tuple[Tensor, ...]) -> None:
+        self.step_count.add_(1.0)
+        for lr, members in self._groups:
+            if members is None:
+                lists = (self.params, list(grads), self.exp_avg, self.exp_avg_sq)
+            else:
+                lists = tuple(
+                    [t[k] for t in tensors for k in members]
+                    for tensors in (self.params, grads, self.exp_avg, self.exp_avg_sq)
+                )
+            torch._fused_adam_(
+                *lists,
+                [],
+                [self.step_count] * len(lists[0]),
+                lr=lr,
+                beta1=self.beta1,
+                beta2=self.beta2,
+                weight_decay=0.0,
+                eps=self.eps,
+                amsgrad=False,
+                maximize=False,
+            )
+
+
+class PlateauSchedule:
+    """ReduceLROnPlateau (mode min, relative threshold 1e-4, no cooldown), per member.
+
+    Same rule as torch.optim.lr_scheduler.ReduceLROnPlateau, vectorised over members.
+    """
+
+    def __init__(
+        self,
+        n_members: int,
+        lr: float,
+        factor: float,
+        patience: int,
+        min_lr: float,
+        threshold: float = 1e-4,
+        eps: float = 1e-8,
+    ) -> None:
+        self.lr = np.full(n_members, lr, dtype=np.float64)
+        self.best = np.full(n_members, np.inf)
+        self.bad_epochs = np.zeros(n_members, dtype=np.int64)
+        self.factor, self.patience, self.min_lr = factor, patience, min_lr
+        self.threshold, self.eps = threshold, eps
+
+    def step(self, loss: np.ndarray, active: np.ndarray) -> None:
+        better = active & (loss < self.best * (1.0 - self.threshold))
+        self.best = np.where(better, loss, self.best)
+        self.bad_epochs = np.where(better, 0, self.bad_epochs + active)
+        reduce = active & (self.bad_epochs > self.patience)
+        new_lr = np.maximum(self.lr * self.factor, self.min_lr)
+        self.lr = np.where(reduce & (self.lr - new_lr > self.eps), new_lr, self.lr)
+        self.bad_epochs = np.where(reduce, 0, self.bad_epochs)
+
+
+class EarlyStopping:
+    """Per-member early stopping on the validation loss (strict improvement)."""
+
+    def __init__(self, n_members: int, patience: int) -> None:
+        self.patience = patience
+        self.best = np.full(n_members, np.inf)
+        self.best_epoch = np.zeros(n_members, dtype=np.int64)
+        self.since_best = np.zeros(n_members, dtype=np.int64)
+        self.active = np.ones(n_members, dtype=bool)
+
+    def update(self, loss: np.ndarray, epoch: int) -> np.ndarray:
+        """Record one epoch; returns which members improved (their weights are the best)."""
+        improved = self.active & (loss < self.best)
+        self.best = np.where(improved, loss, self.best)
+        self.best_epoch = np.where(improved, epoch, self.best_epoch)
+        self.since_best = np.where(improved, 0, self.since_best + self.active)
+        self.active = self.active & (self.since_best < self.patience)
+        return improved
+
+
+# ---------------------------------------------------------------- per-epoch randomness
+
+
+def epoch_batches(rng: np.random.Generator, n_songs: int, steps: int, batch: int) -> np.ndarray:
+    """[steps, batch] song indices: consecutive fresh permutations of the split, cut."""
+    needed = steps * batch
+    reps = -(-needed // n_songs)
+    order = np.concatenate([rng.permutation(n_songs) for _ in range(reps)])
+    return order[:needed].reshape(steps, batch)
+
+
+class EpochDropout:
+    """The dropout masks of one epoch for every member and hidden layer.
+
+    Each member's random bytes for the whole epoch come from its own stream in one call
+    ([steps, depth, batch, width]); the float masks of one step are made just before the
+    step, so the working set stays in cache. Masks are views of a buffer reused every step:
+    autograd only needs them until that step's backward pass.
+    """
+
+    def __init__(self, model: StackedFCN, steps: int, batch: int, device: torch.device) -> None:
+        cfg = model.config
+        self.code = model.dropout
+        self.depth = cfg.depth
+        self.device = device
+        shape = (steps, cfg.depth, batch, cfg.hidden_width)
+        self.random_bytes = np.stack(
+            [self.code.random_bytes(s.dropout, shape) for s in model.streams], axis=1
+        )  # [steps, K, depth, batch, width]
+        self._buffer = np.empty(self.random_bytes.shape[1:], dtype=np.float32)
+
+    def step(self, step: int) -> list[Tensor]:
+        masks = torch.from_numpy(self.code.masks(self.random_bytes[step], out=self._buffer))
+        masks = masks.to(self.device, non_blocking=True)
+        return [masks[:, i] for i in range(self.depth)]
+
+
+# ---------------------------------------------------------------- the loop
+
+
+@dataclass
+class TrainedStack:
+    """A trained stack (best weights restored) and how training went, per member."""
+
+    model: StackedFCN
+    training: str
+    best_val_loss: np.ndarray  # [K]
+    best_epoch: np.ndarray  # [K], 1-based
+    epochs_trained: np.ndarray  # [K]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _epoch_record(
+    epoch: int,
+    seeds: tuple[int, ...],
+    train_loss: np.ndarray,
+    val_loss: np.ndarray,
+    best: np.ndarray,
+    lr: np.ndarray,
+    active: np.ndarray,
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "epoch": epoch,
+        "train_loss": float(train_loss.mean()),
+        "val_loss": float(val_loss.mean()),
+        "best_val_loss": float(best.mean()),
+        "lr": float(lr.mean()),
+        "n_active": int(active.sum()),
+    }
+    for k, seed in enumerate(seeds):
+        record[f"train_loss_seed{seed}"] = float(train_loss[k])
+        record[f"val_loss_seed{seed}"] = float(val_loss[k])
+        record[f"lr_seed{seed}"] = float(lr[k])
+    return record
+
+
+def _check_finite(key: str, epoch: int, what: str, loss: np.ndarray, seeds: tuple[int, ...]):
+    bad = ~np.isfinite(loss)
+    if bad.any():
+        raise TrainingDivergedError(
+            f"training {key!r}: non-finite {what} loss at epoch {epoch} for seed(s) "
+            f"{[s for s, b in zip(seeds, bad, strict=True) if b]}"
+        )
+
+
+def train_stack(
+    training: str,
+    seeds: tuple[int, ...] | list[int],
+    data: TrainingData,
+    model_config: FCNConfig | None = None,
+    train_config: TrainConfig | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainedStack:
+    """Train one member per seed for training key `training`; see the module docstring."""
+    spec = training_spec(training)
+    model_config = model_config or FCNConfig()
+    cfg = train_config or TrainConfig()
+    device = resolve_device(cfg.device)
+    seeds = tuple(int(s) for s in seeds)
+    if data.t_train.shape[1] != 2 * N_DIMS:
+        raise ValueError(
+            f"targets must have {2 * N_DIMS} columns (means, then SDs), got {data.t_train.shape[1]}"
+        )
+
+    def tensor(a: np.ndarray) -> Tensor:
+        return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32), device=device)
+
+    x_train, t_train = tensor(data.x_train), tensor(data.t_train)
+    x_valid, t_valid = tensor(data.x_valid), tensor(data.t_valid)
+    model = StackedFCN(x_train.shape[1], model_config, spec.two_outputs, seeds, device)
+    k = model.n_members
+    params = model.params
+    weights = params.values
+    adam = StackedAdam(weights)
+    plateau = PlateauSchedule(k, cfg.lr, cfg.lr_factor, cfg.patience, cfg.min_lr)
+    stopper = EarlyStopping(k, cfg.early_stopping_patience)
+    best_weights = params.data.detach().clone()
+    epochs_trained = np.zeros(k, dtype=np.int64)
+    history: list[dict[str, Any]] = []
+    steps, batch = cfg.steps_per_epoch, cfg.batch_size
+    n_train = len(x_train)
+
+    for epoch in range(1, cfg.epochs + 1):
+        batches = np.stack(
+            [epoch_batches(s.batches, n_train, steps, batch) for s in model.streams], axis=1
+        )
+        index = torch.as_tensor(batches, device=device)  # [steps, K, batch]
+        targets = t_train[index]  # [steps, K, batch, 2D]
+        dropout = EpochDropout(model, steps, batch, device) if model.dropout.active else None
+        adam.set_member_lr(plateau.lr * stopper.active)
+        epochs_trained += stopper.active
+        loss_sum = torch.zeros(k, device=device)
+        for step in range(steps):
+            masks = None if dropout is None else dropout.step(step)
+            pred = model.forward(x_train[index[step]], masks)
+            member_loss = spec.objective(pred, targets[step]).mean(dim=(1, 2))
+            grads = torch.autograd.grad(member_loss.sum(), weights)
+            adam.step(grads)
+            loss_sum += member_loss.detach()
+        train_loss = (loss_sum / steps).cpu().numpy().astype(np.float64)
+        _check_finite(training, epoch, "training", train_loss, seeds)
+        with torch.no_grad():
+            val_pred = model.forward(x_valid)
+            val_loss = spec.objective(val_pred, t_valid).mean(dim=(1, 2)).cpu().numpy()
+        val_loss = val_loss.astype(np.float64)
+        _check_finite(training, epoch, "validation", val_loss, seeds)
+
+        was_active = stopper.active.copy()
+        improved = stopper.update(val_loss, epoch)
+        if improved.any():
+            keep = torch.as_tensor(improved, device=device)[params.member_of]
+            best_weights = torch.where(keep, params.data.detach(), best_weights)
+        plateau.step(val_loss, was_active)
+        record = _epoch_record(
+            epoch, seeds, train_loss, val_loss, stopper.best, plateau.lr, stopper.active
+        )
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if not stopper.active.any():
+            break
+
+    with torch.no_grad():
+        params.data.copy_(best_weights)
+    return TrainedStack(
+        model=model,
+        training=training,
+        best_val_loss=stopper.best.copy(),
+        best_epoch=stopper.best_epoch.copy(),
+        epochs_trained=epochs_trained,
+        history=history,
+    )

@@ -1,0 +1,221 @@
+"""One trial: train the seeds of one training key as one stacked model, predict every
+validation and test song with each method the key reports, and score them.
+
+This is the single call the sweep wraps (one Ray Tune trial) and the CLI runs; it knows
+nothing about Ray. `on_epoch` receives each epoch's record (plain scalars), which is how
+the sweep reports progress to Tune.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mer_uq import metrics
+from mer_uq.data import DeamDataset, FeatureTable, standardise
+from mer_uq.methods import (
+    Targets,
+    Uncertainty,
+    UnknownMethodError,
+    method_spec,
+    methods_of_training,
+    training_spec,
+)
+from mer_uq.model import FCNConfig
+from mer_uq.prediction import combine_seeds, mc_dropout, predict, prediction_frame
+from mer_uq.schema import DIMENSIONS, HP_PREFIX, PRED_MU, PRED_SIGMA, TARGET_MEAN, TARGET_SD
+from mer_uq.training import EpochCallback, TrainConfig, TrainingData, train_stack
+
+__all__ = ["FCNConfig", "TrainConfig", "TrialResult", "TrialSpec", "run_trial", "score_split"]
+
+EVAL_SPLITS = ("valid", "test")
+COVERAGE_LEVEL = 0.9
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What one trial trains: a training key, its seeds (trained as one stack), the model
+    and optimisation settings, MC-dropout passes, and which of the key's methods to report
+    (None: all of them)."""
+
+    training: str
+    seeds: tuple[int, ...] = (0,)
+    model: FCNConfig = field(default_factory=FCNConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    mc_passes: int = 100
+    methods: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        training_spec(self.training)
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise ValueError(f"TrialSpec.seeds must be distinct and >= 0, got {self.seeds}")
+        for name in self.reported_methods:
+            if method_spec(name).training != self.training:
+                raise UnknownMethodError(
+                    f"method {name!r} reads training {method_spec(name).training!r}, not "
+                    f"{self.training!r}"
+                )
+
+    @property
+    def reported_methods(self) -> tuple[str, ...]:
+        return self.methods if self.methods is not None else methods_of_training(self.training)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The hp_* columns every prediction row carries (device is not a hyperparameter)."""
+        values = {**asdict(self.model), **asdict(self.train), "mc_passes": self.mc_passes}
+        values.pop("device")
+        return {f"{HP_PREFIX}{k}": v for k, v in values.items()}
+
+
+@dataclass
+class TrialResult:
+    """predictions: schema.PREDICTION_COLUMNS + hp_* columns, one row per (valid/test
+    song, method, seed); metrics: 'val_loss' (best validation loss, mean over seeds) and
+    test scores; history: one record per epoch (means over members and per seed)."""
+
+    spec: TrialSpec
+    predictions: pd.DataFrame
+    metrics: dict[str, float]
+    history: list[dict[str, Any]]
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def _feature_rows(features: FeatureTable, song_ids: np.ndarray, split: str) -> np.ndarray:
+    missing = np.setdiff1d(song_ids, features.song_ids)
+    if missing.size:
+        shown = ", ".join(str(s) for s in missing[:10])
+        raise ValueError(
+            f"features ({features.column!r}) lack {missing.size} {split} song(s): {shown}"
+        )
+    return features.rows(song_ids)
+
+
+def _targets(dataset: DeamDataset, song_ids: np.ndarray, source: Targets) -> np.ndarray:
+    """[n, 2D] targets: per-song means, then SDs; for RATINGS trainings both come from the
+    per-rater table (population SD), the sufficient statistics of `losses.rater_nll`."""
+    if source is Targets.RATINGS:
+        grouped = dataset.ratings.groupby("song_id")[list(DIMENSIONS)]
+        table = pd.concat(
+            [grouped.mean().add_suffix("_m"), grouped.std(ddof=0).add_suffix("_s")], axis=1
+        )
+        columns = [f"{d}_m" for d in DIMENSIONS] + [f"{d}_s" for d in DIMENSIONS]
+    else:
+        table = dataset.songs.set_index("song_id")
+        columns = [TARGET_MEAN[d] for d in DIMENSIONS] + [TARGET_SD[d] for d in DIMENSIONS]
+    missing = np.setdiff1d(song_ids, table.index.to_numpy())
+    if missing.size:
+        raise ValueError(f"no targets for song(s) {missing[:10].tolist()}")
+    return table.loc[song_ids, columns].to_numpy(np.float64)
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def score_split(
+    predictions: pd.DataFrame, dataset: DeamDataset, split: str = "test"
+) -> dict[str, float]:
+    """Scores per method and dimension on one split, mean over the seeds present.
+
+    Keys '<split>/<method>/<dimension>/<score>': mean_r2, mean_pearson, mean_spearman
+    (Table 2); for methods with a spread also sd_r2, sd_pearson, sd_spearman (Table 3) and
+    the proper scores of the predicted N(mu, sigma^2) for every individual rating
+    (rating_nll, rating_crps, rating_coverage90).
+    """
+    rows = predictions[predictions["split"] == split]
+    songs = dataset.songs.set_index("song_id")
+    ratings = dataset.ratings
+    scores: dict[str, list[float]] = {}
+    for (method, _seed), group in rows.groupby(["method", "seed"], sort=True):
+        ids = group["song_id"].to_numpy()
+        raters = ratings[ratings["song_id"].isin(ids)]
+        position = pd.Series(np.arange(len(ids)), index=ids)[raters["song_id"]].to_numpy()
+        for dim in DIMENSIONS:
+            mu = group[PRED_MU[dim]].to_numpy()
+            sigma = group[PRED_SIGMA[dim]].to_numpy()
+            mean_true = songs.loc[ids, TARGET_MEAN[dim]].to_numpy()
+            found = {
+                "mean_r2": metrics.r2_score(mean_true, mu),
+                "mean_pearson": metrics.pearson_r(mean_true, mu),
+                "mean_spearman": metrics.spearman_rho(mean_true, mu),
+            }
+            if np.all(np.isfinite(sigma)) and np.all(sigma > 0):
+                sd_true = songs.loc[ids, TARGET_SD[dim]].to_numpy()
+                y = raters[dim].to_numpy()
+                found |= {
+                    "sd_r2": metrics.r2_score(sd_true, sigma),
+                    "sd_pearson": metrics.pearson_r(sd_true, sigma),
+                    "sd_spearman": metrics.spearman_rho(sd_true, sigma),
+                    "rating_nll": metrics.gaussian_nll(y, mu[position], sigma[position]),
+                    "rating_crps": metrics.crps_gaussian(y, mu[position], sigma[position]),
+                    "rating_coverage90": metrics.interval_coverage(
+                        y, mu[position], sigma[position], COVERAGE_LEVEL
+                    ),
+                }
+            for name, value in found.items():
+                scores.setdefault(f"{split}/{method}/{dim}/{name}", []).append(value)
+    return {key: float(np.mean(values)) for key, values in scores.items()}
+
+
+# ---------------------------------------------------------------- the trial
+
+
+def run_trial(
+    spec: TrialSpec,
+    dataset: DeamDataset,
+    features: FeatureTable,
+    on_epoch: EpochCallback | None = None,
+) -> TrialResult:
+    """Train `spec.seeds` of `spec.training` as one stack; predict and score."""
+    training = training_spec(spec.training)
+    ids = {split: dataset.song_ids(split) for split in ("train", *EVAL_SPLITS)}
+    for split, song_ids in ids.items():
+        if song_ids.size == 0:
+            raise ValueError(f"the {split} split has no songs")
+        _feature_rows(features, song_ids, split)
+    standard = standardise(features, ids["train"])
+    data = TrainingData(
+        x_train=standard.rows(ids["train"]),
+        t_train=_targets(dataset, ids["train"], training.targets),
+        x_valid=standard.rows(ids["valid"]),
+        t_valid=_targets(dataset, ids["valid"], training.targets),
+    )
+    trained = train_stack(spec.training, spec.seeds, data, spec.model, spec.train, on_epoch)
+
+    eval_ids = np.concatenate([ids[s] for s in EVAL_SPLITS])
+    eval_splits = np.concatenate([np.full(ids[s].size, s, dtype=object) for s in EVAL_SPLITS])
+    x_eval = standard.rows(eval_ids)
+    mu, sigma = predict(trained.model, x_eval)
+    frames = []
+    for name in spec.reported_methods:
+        method = method_spec(name)
+        if method.uncertainty is Uncertainty.MC_DROPOUT:
+            mc_mu, mc_sd = mc_dropout(trained.model, x_eval, spec.mc_passes)
+            frames.append(prediction_frame(eval_ids, eval_splits, name, spec.seeds, mc_mu, mc_sd))
+        else:
+            frames.append(prediction_frame(eval_ids, eval_splits, name, spec.seeds, mu, sigma))
+    predictions = pd.concat(frames, ignore_index=True)
+    for column, value in spec.hyperparameters().items():
+        predictions[column] = value
+
+    result_metrics: dict[str, float] = {
+        "val_loss": float(trained.best_val_loss.mean()),
+        "epochs_trained": float(trained.epochs_trained.mean()),
+        "best_epoch": float(trained.best_epoch.mean()),
+    }
+    for k, seed in enumerate(spec.seeds):
+        result_metrics[f"val_loss_seed{seed}"] = float(trained.best_val_loss[k])
+    result_metrics |= score_split(predictions, dataset, "test")
+    if "seeds" in spec.reported_methods and len(spec.seeds) > 1:
+        ensemble = combine_seeds(predictions, "seeds")
+        ensemble_scores = score_split(ensemble, dataset, "test")
+        result_metrics |= {
+            key.replace("/seeds/", "/seeds_ensemble/"): value
+            for key, value in ensemble_scores.items()
+        }
+    return TrialResult(spec, predictions, result_metrics, trained.history)
