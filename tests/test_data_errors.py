@@ -133,8 +133,3 @@ def test_bad_dynamic_value(deam: Path):
         r"'oops",
     ):
         load_deam(deam)
-
-
-def test_unknown_split_name():
-    with pytest.raises(DeamDataError, match=r"unknown split 'validation'"):
-        load_deam().song_ids("validation")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mer_uq.data import load_deam
+from mer_uq.data import DeamDataError, load_deam
 from mer_uq.data.bundle import BUNDLED_FILES
 from mer_uq.data.layout import BUNDLED_DEAM_DIR, STATIC_AVERAGED, STATIC_PER_RATER
 from mer_uq.schema import DIMENSIONS, SPLITS, TARGET_MEAN, TARGET_SD
@@ -58,6 +58,8 @@ def test_include_2015_adds_58_songs(shared_deam: Path):
     late = ds.songs[ds.songs["year"] == 2015]
     assert len(late) == 58 and set(late["n_raters"]) <= {5, 6}
     assert set(ds.songs["split"]) == set(SPLITS)
+    assert ds.split_source == "drawn with seed 0"
+    assert ds.averaged_check.sd[0].n_equal == 1802 - len(SD_MISMATCHED)
 
 
 def test_column_contract(real):
@@ -132,3 +134,16 @@ def test_bundled_default_equals_shared(real):
 def test_same_inputs_same_tables(shared_deam: Path, real):
     again = load_deam(shared_deam)
     pd.testing.assert_frame_equal(again.songs, real.songs)
+
+
+def test_unknown_split_name(real):
+    with pytest.raises(DeamDataError, match=r"unknown split 'validation'"):
+        real.song_ids("validation")
+
+
+def test_repeated_worker_ratings_are_kept(real):
+    """92 (worker, song) pairs occur twice; DEAM's averaged file counts both ratings."""
+    pairs = real.ratings.groupby(["song_id", "rater"]).size()
+    assert (pairs == 2).sum() == 92 and pairs.max() == 2
+    song45 = real.ratings[real.ratings["song_id"] == 45]
+    assert len(song45) == 10 and song45["rater"].nunique() == 9
