@@ -12,24 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import ray
 import torch
 
-from mer_uq.audio import TARGET_SECONDS, load_audio
+from mer_uq.audio import TARGET_SECONDS
 from mer_uq.musicfm import MusicFMConfig, Precision, embed_batch, load_musicfm
-
-# Ray CPU accounting for one decode task: decode + resample of a 45 s mp3 takes ~0.2 s of one
-# core, so tasks are booked lightly to leave room beside the actors (booking a whole CPU for
-# both on a 2-CPU machine starved the decode tasks and hung the pipeline).
-DECODE_CPUS = 0.5
-# Memory booked per decode task (a 45 s 44.1 kHz stereo file decodes to ~16 MB, plus the
-# resampled copy and codec buffers). Booking it also makes the decode step's Ray arguments
-# differ from the actors', which keeps Ray Data from fusing decoding INTO the model actors:
-# fused, every actor would decode its own songs serially between model calls.
-DECODE_MEMORY_BYTES = 256 * 1024**2
+from sweep.embed_decode import DECODE_CPUS, DECODE_MEMORY_BYTES, decode_row
 
 
 @dataclass(frozen=True)
@@ -42,18 +32,6 @@ class ModelSpec:
     layers: tuple[int, ...]
     precision: Precision
     torch_threads: int
-
-
-def decode_row(row: dict[str, Any], *, sample_rate: int, seconds: float) -> dict[str, Any]:
-    """One file -> {"song_id", "path", "audio" [2, n] float32, "error"}; never raises."""
-    n_samples = round(sample_rate * seconds)
-    try:
-        audio = load_audio(row["path"], sample_rate=sample_rate, seconds=seconds)
-        error = ""
-    except Exception as err:  # a corrupt file must not stop the other songs
-        audio = np.zeros((2, n_samples), dtype=np.float32)
-        error = f"{type(err).__name__}: {err}"
-    return {"song_id": row["song_id"], "path": row["path"], "audio": audio, "error": error}
 
 
 class MusicFMEmbedder:
