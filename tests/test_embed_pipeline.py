@@ -135,3 +135,30 @@ def test_bad_checkpoint_fails_before_ray(tmp_path: Path, audio_dir: Path,
                  "--stats", str(golden_model["stats"]), "--out", str(tmp_path / "f.parquet")])
     assert code == 2  # tiny checkpoint without --model-config: shape mismatches
     assert not (tmp_path / "f.parquet").exists()
+
+
+def test_written_table_feeds_sweep_run(ray_session, first_run: Path, tmp_path: Path) -> None:
+    """The embed output, completed to every DEAM song through sweep.embed's own merge path
+    (reading it back and rewriting it, as a rerun does), trains a one-step sweep."""
+    from mer_uq.data import load_deam
+    from sweep.embed_output import read_existing, write_features
+    from sweep.run import main as sweep_main
+
+    features = tmp_path / "musicfm_all.parquet"
+    shutil.copy(first_run, features)
+    provenance = json.loads(load_features(features).metadata["mer_uq.musicfm"])
+    rows = read_existing(features, provenance)
+    rng = np.random.default_rng(0)
+    for song_id in load_deam().songs["song_id"]:
+        if int(song_id) not in rows.vectors:
+            rows.add(int(song_id), rng.standard_normal((3, 64)).astype(np.float32))
+    write_features(features, rows, provenance, default_layer=2)
+
+    out = tmp_path / "sweep"
+    code = sweep_main(["--methods", "nll", "--seeds", "1", "--features", str(features),
+                       "--feature-column", "layer_01", "--epochs", "1", "--steps-per-epoch",
+                       "1", "--mc-passes", "2", "--no-report", "--out", str(out)])
+    assert code == 0
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["features"] == str(features) and record["feature_column"] == "layer_01"
+    assert len(list((out / "trials").glob("nll__*.parquet"))) == 1
