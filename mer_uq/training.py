@@ -20,7 +20,8 @@ song is seen about equally often per epoch), a choice the paper does not specify
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,9 @@ class TrainConfig:
     early_stopping_patience: epochs without validation improvement before a member stops
         (the paper gives no number; 10 is ours);
     device: 'auto' = CUDA when present, else CPU; or any torch device name.
+    cpu_threads: torch CPU threads while training (restored afterwards); 0 leaves torch's
+        setting. Default 1: the FCN's matrices are too small to gain from threads, and on
+        a busy machine several OpenMP threads per trial contend (measured: 50x slower).
     """
 
     epochs: int = 100
@@ -56,6 +60,7 @@ class TrainConfig:
     min_lr: float = 1e-5
     early_stopping_patience: int = 10
     device: str = "auto"
+    cpu_threads: int = 1
 
     def __post_init__(self) -> None:
         positive = ("epochs", "steps_per_epoch", "batch_size", "lr", "early_stopping_patience")
@@ -64,8 +69,25 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: {', '.join(bad)} must be > 0")
         if not 0.0 < self.lr_factor < 1.0:
             raise ValueError(f"TrainConfig.lr_factor must be in (0, 1), got {self.lr_factor}")
-        if self.patience < 0 or self.min_lr < 0:
-            raise ValueError("TrainConfig: patience and min_lr must be >= 0")
+        if self.patience < 0 or self.min_lr < 0 or self.cpu_threads < 0:
+            raise ValueError("TrainConfig: patience, min_lr and cpu_threads must be >= 0")
+
+    @property
+    def runtime_fields(self) -> tuple[str, ...]:
+        """Fields that choose where training runs, not what it computes."""
+        return ("device", "cpu_threads")
+
+
+@contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Run with n torch CPU threads (0: unchanged), restoring the previous setting."""
+    previous = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -321,9 +343,20 @@ def train_stack(
     on_epoch: EpochCallback | None = None,
 ) -> TrainedStack:
     """Train one member per seed for training key `training`; see the module docstring."""
-    spec = training_spec(training)
-    model_config = model_config or FCNConfig()
     cfg = train_config or TrainConfig()
+    with cpu_threads(cfg.cpu_threads):
+        return _train_stack(training, seeds, data, model_config or FCNConfig(), cfg, on_epoch)
+
+
+def _train_stack(
+    training: str,
+    seeds: tuple[int, ...] | list[int],
+    data: TrainingData,
+    model_config: FCNConfig,
+    cfg: TrainConfig,
+    on_epoch: EpochCallback | None,
+) -> TrainedStack:
+    spec = training_spec(training)
     device = resolve_device(cfg.device)
     seeds = tuple(int(s) for s in seeds)
     if data.t_train.shape[1] != 2 * N_DIMS:

@@ -27,7 +27,7 @@ from mer_uq.methods import (
 from mer_uq.model import FCNConfig
 from mer_uq.prediction import combine_seeds, mc_dropout, predict, prediction_frame
 from mer_uq.schema import DIMENSIONS, HP_PREFIX, PRED_MU, PRED_SIGMA, TARGET_MEAN, TARGET_SD
-from mer_uq.training import EpochCallback, TrainConfig, TrainingData, train_stack
+from mer_uq.training import EpochCallback, TrainConfig, TrainingData, cpu_threads, train_stack
 
 __all__ = ["FCNConfig", "TrainConfig", "TrialResult", "TrialSpec", "run_trial", "score_split"]
 
@@ -65,9 +65,10 @@ class TrialSpec:
         return self.methods if self.methods is not None else methods_of_training(self.training)
 
     def hyperparameters(self) -> dict[str, Any]:
-        """The hp_* columns every prediction row carries (device is not a hyperparameter)."""
+        """The hp_* columns every prediction row carries (where it ran is not one)."""
         values = {**asdict(self.model), **asdict(self.train), "mc_passes": self.mc_passes}
-        values.pop("device")
+        for name in self.train.runtime_fields:
+            values.pop(name)
         return {f"{HP_PREFIX}{k}": v for k, v in values.items()}
 
 
@@ -172,6 +173,16 @@ def run_trial(
     on_epoch: EpochCallback | None = None,
 ) -> TrialResult:
     """Train `spec.seeds` of `spec.training` as one stack; predict and score."""
+    with cpu_threads(spec.train.cpu_threads):
+        return _run_trial(spec, dataset, features, on_epoch)
+
+
+def _run_trial(
+    spec: TrialSpec,
+    dataset: DeamDataset,
+    features: FeatureTable,
+    on_epoch: EpochCallback | None,
+) -> TrialResult:
     training = training_spec(spec.training)
     ids = {split: dataset.song_ids(split) for split in ("train", *EVAL_SPLITS)}
     for split, song_ids in ids.items():
