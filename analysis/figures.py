@@ -42,7 +42,7 @@ GROUP_LINESTYLES = {"paper": "-", "extra": "--", "ensemble": "-.", "baseline": "
 def save_figure(fig: Figure, path: Path) -> Path:
     """Render to memory, then write atomically, so a reader never sees half a PNG."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=DPI)
     plt.close(fig)
     return write_bytes_atomic(path, buffer.getvalue())
 
@@ -76,6 +76,7 @@ def distribution_figure(songs: pd.DataFrame, statistic: str) -> Figure:
     top.tick_params(labelbottom=False)
     right.tick_params(labelleft=False)
     top.set_title(f"Distribution of per-song {name} by split")
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.09, top=0.94)
     return fig
 
 

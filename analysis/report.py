@@ -234,10 +234,18 @@ def _output_tables(data: ReportData) -> dict[str, pd.DataFrame]:
 def write_report(sweep_dir: Path, *, use_wandb: bool = False, wandb_mode: str = "offline",
                  wandb_project: str = DEFAULT_PROJECT,
                  settings: AnalysisSettings | None = None) -> Path:
-    """Write DIR/report/ and return the path of report.md."""
-    sweep_dir = Path(sweep_dir)
+    """Write DIR/report/ and return the path of report.md (the contract's entry point)."""
+    data = compute_report_data(Path(sweep_dir), settings)
+    return write_report_files(data, use_wandb=use_wandb, wandb_mode=wandb_mode,
+                              wandb_project=wandb_project)
+
+
+def write_report_files(data: ReportData, *, use_wandb: bool = False,
+                       wandb_mode: str = "offline", wandb_project: str = DEFAULT_PROJECT
+                       ) -> Path:
+    """Write the tables, figures, report.md and report.html of already computed numbers."""
+    sweep_dir = data.sweep.sweep_dir
     report_dir = sweep_dir / REPORT_DIRNAME
-    data = compute_report_data(sweep_dir, settings)
     tables = _output_tables(data)
     markdown_stems = {"table2", "table3", "table2_bootstrap_ci", "table3_bootstrap_ci",
                       "table2_vs_paper", "table3_vs_paper"}

@@ -21,7 +21,7 @@ import pandas as pd
 
 from mer_uq import schema
 from mer_uq.methods import METHODS, TRAININGS
-from mer_uq.prediction import combine_seeds, mixture
+from mer_uq.prediction import ALEATORIC_SD, EPISTEMIC_SD, combine_seeds, mixture
 
 # Row groups, in the order they are printed; a rule separates groups in the tables.
 PAPER, EXTRA, ENSEMBLE, BASELINE = "paper", "extra", "ensemble", "baseline"
@@ -129,31 +129,46 @@ def _per_seed_row(key: str, method: str, group: str, seeds: tuple[int, ...],
                          sigma=sigma)
 
 
-def seeds_ensemble_row(seeds: tuple[int, ...], mu: dict[str, np.ndarray]) -> PredictionRow:
-    """The paper's random-seeds method: one prediction from n mean-only models."""
-    ens_mu, ens_sd = {}, {}
-    for d in schema.DIMENSIONS:
-        mean, sd = combine_seeds(mu[d])
-        ens_mu[d], ens_sd[d] = np.asarray(mean)[None, :], np.asarray(sd)[None, :]
+def _members_frame(predictions: pd.DataFrame, method: str, split: str,
+                   seeds: tuple[int, ...]) -> pd.DataFrame:
+    """The prediction rows a combiner sees: one method, one split, the kept seeds. The
+    hp_* columns are dropped because a table row combines the seeds of one method; the
+    trials of one sweep share their hyperparameters (Optuna trials live elsewhere)."""
+    rows = predictions[(predictions["method"] == method) & (predictions["split"] == split)
+                       & predictions["seed"].isin(seeds)]
+    return rows[list(schema.PREDICTION_COLUMNS)]
+
+
+def _ensemble_arrays(ensemble: pd.DataFrame, song_ids: np.ndarray, columns: dict[str, str]
+                     ) -> dict[str, np.ndarray]:
+    by_song = ensemble.set_index("song_id").loc[song_ids]
+    return {d: by_song[columns[d]].to_numpy(dtype=np.float64)[None, :] for d in schema.DIMENSIONS}
+
+
+def seeds_ensemble_row(predictions: pd.DataFrame, split: str, song_ids: np.ndarray,
+                       seeds: tuple[int, ...]) -> PredictionRow:
+    """The paper's random-seeds method: one prediction from n mean-only models
+    (mer_uq.prediction.combine_seeds: mean and population SD of the seeds' means)."""
+    ensemble = combine_seeds(_members_frame(predictions, "seeds", split, seeds), "seeds")
     label = f"{method_label('seeds')} (ensemble of {len(seeds)})"
     return PredictionRow(SEEDS_ENSEMBLE_KEY, label, PAPER, "seeds", single=True, seeds=seeds,
-                         mu=ens_mu, sigma=ens_sd)
+                         mu=_ensemble_arrays(ensemble, song_ids, schema.PRED_MU),
+                         sigma=_ensemble_arrays(ensemble, song_ids, schema.PRED_SIGMA))
 
 
-def deep_ensemble_row(method: str, seeds: tuple[int, ...], mu: dict[str, np.ndarray],
-                      sigma: dict[str, np.ndarray]) -> PredictionRow:
-    """Deep ensemble of one two-output method: the Gaussian mixture over its seeds."""
-    ens_mu, ens_sd, alea, epis = {}, {}, {}, {}
-    for d in schema.DIMENSIONS:
-        mix = mixture(mu[d], sigma[d])
-        ens_mu[d] = np.asarray(mix.mean)[None, :]
-        ens_sd[d] = np.sqrt(np.asarray(mix.total_var))[None, :]
-        alea[d] = np.asarray(mix.aleatoric_var)[None, :]
-        epis[d] = np.asarray(mix.epistemic_var)[None, :]
+def deep_ensemble_row(predictions: pd.DataFrame, method: str, split: str,
+                      song_ids: np.ndarray, seeds: tuple[int, ...]) -> PredictionRow:
+    """Deep ensemble of one two-output method: mer_uq.prediction.mixture over its seeds."""
+    ensemble = mixture(_members_frame(predictions, method, split, seeds), method)
+    alea = _ensemble_arrays(ensemble, song_ids, ALEATORIC_SD)
+    epis = _ensemble_arrays(ensemble, song_ids, EPISTEMIC_SD)
     label = f"Deep ensemble of {method_label(method)} ({len(seeds)} seeds)"
     return PredictionRow(f"{DEEP_ENSEMBLE_PREFIX}{method}", label, ENSEMBLE, method,
-                         single=True, seeds=seeds, mu=ens_mu, sigma=ens_sd,
-                         aleatoric_var=alea, epistemic_var=epis)
+                         single=True, seeds=seeds,
+                         mu=_ensemble_arrays(ensemble, song_ids, schema.PRED_MU),
+                         sigma=_ensemble_arrays(ensemble, song_ids, schema.PRED_SIGMA),
+                         aleatoric_var={d: v ** 2 for d, v in alea.items()},
+                         epistemic_var={d: v ** 2 for d, v in epis.items()})
 
 
 def build_rows(predictions: pd.DataFrame, song_ids: np.ndarray, split: str = "test",
@@ -173,19 +188,21 @@ def build_rows(predictions: pd.DataFrame, song_ids: np.ndarray, split: str = "te
             continue
         note = [f"seeds {dropped} left out: they lack some {split} songs"] if dropped else []
         if method == "seeds":
-            row = seeds_ensemble_row(seeds, mu)
             single = _per_seed_row(SEEDS_SINGLE_KEY, method, EXTRA, seeds, mu, sigma,
                                    f"{method_label('seeds')}, single models")
-            row.notes += note
             single.notes += note
-            rows += [row, single]
+            if len(seeds) >= 2:
+                rows.append(seeds_ensemble_row(predictions, split, song_ids, seeds))
+            else:
+                single.notes.append("one seed only: no random-seeds ensemble")
+            rows.append(single)
             continue
         group = PAPER if method in PAPER_METHODS else EXTRA
         row = _per_seed_row(method, method, group, seeds, mu, sigma, method_label(method))
         row.notes += note
         rows.append(row)
         if method in TWO_OUTPUT_METHODS and len(seeds) >= 2 and row.has_sigma:
-            ensembles.append(deep_ensemble_row(method, seeds, mu, sigma))
+            ensembles.append(deep_ensemble_row(predictions, method, split, song_ids, seeds))
     rows += ensembles
     if baseline_predictions is not None:
         for method in baseline_predictions["method"].unique():

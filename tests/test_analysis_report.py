@@ -1,0 +1,273 @@
+"""The report on a small REAL sweep folder: mer_uq.trial.run_trial (no Ray) trains the
+paper's methods for two seeds with very short training, the predictions are written per
+the contract (DIR/trials/<training>__<id>.parquet + DIR/sweep.json), and every number of
+the report is checked against an independent recomputation from those Parquet files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from scipy import stats
+
+from analysis.pipeline import AnalysisSettings, ReportData, compute_report_data
+from analysis.report import main, write_report_files
+from analysis.wandb_summary import log_summary
+from mer_uq import schema
+from mer_uq.data.dataset import load_deam
+from mer_uq.data.features import load_features
+from mer_uq.data.reliability import split_half_reliability
+from mer_uq.model import FCNConfig
+from mer_uq.training import TrainConfig
+from mer_uq.trial import TrialSpec, run_trial
+
+TRAININGS = ("mean", "nll", "mse", "kld")
+SEEDS = (0, 1)
+SETTINGS = AnalysisSettings(n_boot=60, reliability_repeats=20, reliability_boot=40)
+PAPER_T2 = ("seeds", "mc_dropout", "nll", "mse", "kld")
+TWO_OUTPUT = ("nll", "mse", "kld")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _write_trial(path: Path, frame: pd.DataFrame, meta: dict) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({"mer_uq.trial": json.dumps(meta)})
+    pq.write_table(table, path)
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sweep")
+    (root / "trials").mkdir()
+    dataset, features = load_deam(), load_features()
+    model = FCNConfig(hidden_width=16)
+    train = TrainConfig(epochs=2, steps_per_epoch=4, batch_size=16, device="cpu")
+    for training in TRAININGS:
+        spec = TrialSpec(training=training, seeds=SEEDS, model=model, train=train, mc_passes=8)
+        result = run_trial(spec, dataset, features)
+        _write_trial(root / "trials" / f"{training}__t0.parquet", result.predictions,
+                     {"training": training, "metrics": result.metrics})
+    config = {"deam_dir": None, "split_file": None, "fix_swap": True, "include_2015": False,
+              "features": None, "feature_column": None, "methods": list(PAPER_T2),
+              "trainings": list(TRAININGS), "seeds": list(SEEDS),
+              "model": {"hidden_width": 16}, "train": {"epochs": 2}, "mc_passes": 8,
+              "created": "test"}
+    (root / "sweep.json").write_text(json.dumps(config))
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(sweep_dir: Path) -> ReportData:
+    return compute_report_data(sweep_dir, SETTINGS)
+
+
+@pytest.fixture(scope="module")
+def report_md(data: ReportData) -> Path:
+    return write_report_files(data)
+
+
+def _trials(sweep_dir: Path) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in sorted((sweep_dir / "trials").glob("*.parquet"))],
+                     ignore_index=True)
+
+
+def _targets(song_ids: np.ndarray) -> pd.DataFrame:
+    return load_deam().songs.set_index("song_id").loc[song_ids]
+
+
+def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """R², Pearson, Spearman recomputed with numpy / scipy only."""
+    r2 = 1.0 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2)
+    return {"r2": r2, "pearson": stats.pearsonr(y, p)[0], "spearman": stats.spearmanr(y, p)[0]}
+
+
+def _cell(data: ReportData, table: str, key: str, dim: str, metric: str) -> pd.Series:
+    c = data.cells
+    sel = c[(c["table"] == table) & (c["row_key"] == key) & (c["dimension"] == dim)
+            & (c["metric"] == metric)]
+    assert len(sel) == 1, (table, key, dim, metric)
+    return sel.iloc[0]
+
+
+def _test_matrix(trials: pd.DataFrame, method: str, column: str, song_ids: np.ndarray
+                 ) -> np.ndarray:
+    rows = trials[(trials["method"] == method) & (trials["split"] == "test")]
+    wide = rows.pivot(index="seed", columns="song_id", values=column)
+    return wide.loc[list(SEEDS), song_ids].to_numpy()
+
+
+def test_every_cell_present(data: ReportData) -> None:
+    expected = {
+        "table2": [*PAPER_T2, "seeds_single", *(f"ensemble_{m}" for m in TWO_OUTPUT),
+                   "baseline_ridge"],
+        "table3": [*PAPER_T2, *(f"ensemble_{m}" for m in TWO_OUTPUT), "baseline_constant_sd",
+                   "baseline_sd_from_mean", "baseline_ridge"],
+    }
+    for table, keys in expected.items():
+        assert sorted(data.cells.loc[data.cells["table"] == table, "row_key"].unique()) == \
+            sorted(keys)
+        for key in keys:
+            for dim in schema.DIMENSIONS:
+                for metric in ("r2", "pearson", "spearman"):
+                    cell = _cell(data, table, key, dim, metric)
+                    undefined = key == "baseline_constant_sd" and metric != "r2"
+                    assert np.isnan(cell["value"]) == undefined, (table, key, dim, metric)
+                    if not undefined:
+                        assert cell["ci_low"] <= cell["ci_high"]
+                    assert np.isfinite(cell["ceiling"])
+    assert not data.problems
+
+
+def test_per_seed_cells_recompute_from_the_parquets(sweep_dir: Path, data: ReportData) -> None:
+    trials = _trials(sweep_dir)
+    song_ids = np.sort(trials.loc[trials["split"] == "test", "song_id"].unique())
+    np.testing.assert_array_equal(song_ids, data.song_ids)
+    targets = _targets(song_ids)
+    per_seed_methods = ("mc_dropout", *TWO_OUTPUT)
+    cases = [("table2", m, schema.PRED_MU, schema.TARGET_MEAN) for m in per_seed_methods]
+    cases += [("table2", "seeds", schema.PRED_MU, schema.TARGET_MEAN)]
+    cases += [("table3", m, schema.PRED_SIGMA, schema.TARGET_SD) for m in per_seed_methods]
+    for table, method, pred_col, target_col in cases:
+        key = "seeds_single" if method == "seeds" else method
+        for dim in schema.DIMENSIONS:
+            preds = _test_matrix(trials, method, pred_col[dim], song_ids)
+            y = targets[target_col[dim]].to_numpy()
+            per_seed = [_scores(y, p) for p in preds]
+            for metric in ("r2", "pearson", "spearman"):
+                values = np.array([s[metric] for s in per_seed])
+                cell = _cell(data, table, key, dim, metric)
+                assert cell["value"] == pytest.approx(values.mean(), abs=1e-10)
+                assert cell["sd_over_seeds"] == pytest.approx(values.std(ddof=1), abs=1e-10)
+                assert cell["n_seeds"] == len(SEEDS)
+
+
+def test_ensemble_rows_come_from_the_member_predictions(sweep_dir: Path, data: ReportData
+                                                        ) -> None:
+    trials = _trials(sweep_dir)
+    targets = _targets(data.song_ids)
+    for dim in schema.DIMENSIONS:
+        y_mean = targets[schema.TARGET_MEAN[dim]].to_numpy()
+        y_sd = targets[schema.TARGET_SD[dim]].to_numpy()
+        mus = _test_matrix(trials, "seeds", schema.PRED_MU[dim], data.song_ids)
+        assert np.isnan(_test_matrix(trials, "seeds", schema.PRED_SIGMA[dim], data.song_ids)).all()
+        for metric, value in _scores(y_mean, mus.mean(axis=0)).items():
+            assert _cell(data, "table2", "seeds", dim, metric)["value"] == pytest.approx(value)
+        # Table 3 "random seeds": the SD across the seeds' means (population SD over seeds)
+        for metric, value in _scores(y_sd, mus.std(axis=0)).items():
+            assert _cell(data, "table3", "seeds", dim, metric)["value"] == pytest.approx(value)
+        for method in TWO_OUTPUT:
+            mu = _test_matrix(trials, method, schema.PRED_MU[dim], data.song_ids)
+            sigma = _test_matrix(trials, method, schema.PRED_SIGMA[dim], data.song_ids)
+            total_sd = np.sqrt((sigma ** 2).mean(axis=0) + mu.var(axis=0))
+            key = f"ensemble_{method}"
+            for metric, value in _scores(y_mean, mu.mean(axis=0)).items():
+                assert _cell(data, "table2", key, dim, metric)["value"] == pytest.approx(value)
+            for metric, value in _scores(y_sd, total_sd).items():
+                assert _cell(data, "table3", key, dim, metric)["value"] == pytest.approx(value)
+            parts = data.variance_parts.set_index(["row_key", "dimension"]).loc[(key, dim)]
+            assert parts["epistemic_var"] == pytest.approx(mu.var(axis=0).mean())
+            assert parts["aleatoric_var"] == pytest.approx((sigma ** 2).mean())
+
+
+def test_ceilings_equal_mer_uq_reliability(data: ReportData) -> None:
+    ds = load_deam()
+    test_ratings = ds.ratings[ds.ratings["song_id"].isin(ds.song_ids("test"))]
+    rel = split_half_reliability(test_ratings, n_repeats=SETTINGS.reliability_repeats,
+                                 n_boot=SETTINGS.reliability_boot, seed=SETTINGS.seed)
+    ceil = data.ceilings.set_index(["target", "dimension", "metric"])
+    for dim in schema.DIMENSIONS:
+        for stat in ("mean", "sd"):
+            est = rel[dim][stat]
+            assert ceil.loc[(stat, dim, "pearson"), "ceiling"] == pytest.approx(est.ceiling)
+            assert ceil.loc[(stat, dim, "spearman"), "ceiling"] == pytest.approx(est.ceiling)
+            assert ceil.loc[(stat, dim, "r2"), "ceiling"] == pytest.approx(est.reliability)
+            assert ceil.loc[(stat, dim, "pearson"), "ceiling_ci_high"] == pytest.approx(
+                est.ceiling_ci_high)
+            table = "table2" if stat == "mean" else "table3"
+            assert _cell(data, table, "nll", dim, "pearson")["ceiling"] == pytest.approx(
+                est.ceiling)
+
+
+def test_rating_scores_recompute(data: ReportData) -> None:
+    ds = load_deam()
+    ratings = ds.ratings[ds.ratings["song_id"].isin(data.song_ids)]
+    row = next(r for r in data.rows if r.key == "ensemble_nll")
+    scores = data.scores.set_index(["row_key", "dimension", "score"])["value"]
+    for dim in schema.DIMENSIONS:
+        mu = pd.Series(row.mu[dim][0], index=data.song_ids).loc[ratings["song_id"]].to_numpy()
+        sd = pd.Series(row.sigma[dim][0], index=data.song_ids).loc[ratings["song_id"]].to_numpy()
+        y = ratings[dim].to_numpy()
+        nll = -stats.norm.logpdf(y, mu, sd).mean()
+        assert scores[("ensemble_nll", dim, "nll")] == pytest.approx(nll)
+        inside = np.abs(y - mu) <= stats.norm.ppf(0.975) * sd
+        assert scores[("ensemble_nll", dim, "coverage_95")] == pytest.approx(inside.mean())
+
+
+def test_report_files_and_figures(report_md: Path) -> None:
+    report_dir = report_md.parent
+    text = report_md.read_text()
+    for heading in ("Table 2", "Table 3", "Reliability ceiling", "Reading", "Data audit",
+                    "Paired comparisons", "Uncertainty scores"):
+        assert heading in text
+    html = (report_dir / "report.html").read_text()
+    figures = sorted((report_dir / "figures").glob("*.png"))
+    assert len(figures) == 5
+    for png in figures:
+        data = png.read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 20_000, png.name
+        assert f'src="figures/{png.name}"' in html and f"(figures/{png.name})" in text
+    for stem in ("table2", "table3"):
+        for suffix in (".md", ".csv", ".json"):
+            assert (report_dir / "tables" / f"{stem}{suffix}").stat().st_size > 0
+        frame = pd.read_csv(report_dir / "tables" / f"{stem}.csv")
+        assert frame["Method"].iloc[0].startswith("Random seeds (ensemble of 2)")
+        assert frame["Method"].iloc[-1].startswith("Reliability ceiling")
+    assert list(json.loads((report_dir / "tables" / "cells.json").read_text())[0]) [:3] == \
+        ["table", "target", "row_key"]
+
+
+def test_cli_names_missing_and_corrupt_trials_and_reports_the_rest(
+        sweep_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(sweep_dir / "trials", broken / "trials")
+    shutil.copy(sweep_dir / "sweep.json", broken / "sweep.json")
+    (broken / "trials" / "kld__t0.parquet").unlink()
+    mse = broken / "trials" / "mse__t0.parquet"
+    mse.write_bytes(mse.read_bytes()[: mse.stat().st_size // 2])
+    rc = main([str(broken), "--n-boot", "0", "--reliability-repeats", "10",
+               "--reliability-boot", "10"])
+    assert rc == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path == broken / "report" / "report.md"
+    text = path.read_text()
+    assert "trials/mse__t0.parquet" in text and "kld seeds [0, 1]" in text
+    assert "mse seeds [0, 1]" in text
+    problems = pd.read_csv(path.parent / "tables" / "problems.csv")
+    assert set(problems["source"]) >= {"trials/mse__t0.parquet", "kld seeds [0, 1]"}
+    cells = pd.read_csv(path.parent / "tables" / "cells.csv")
+    assert {"nll", "seeds", "mc_dropout"} <= set(cells["row_key"])
+    assert not {"mse", "kld"} & set(cells["row_key"])
+
+
+def test_wandb_summary_offline(report_md: Path, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    report_dir = report_md.parent
+    tables = {"table2": pd.read_csv(report_dir / "tables" / "table2.csv")}
+    figures = {p.stem: p for p in (report_dir / "figures").glob("*.png")}
+    run_dir = log_summary(report_dir, tables, figures, {"seeds": list(SEEDS)})
+    assert run_dir.is_relative_to(tmp_path / "wandb")
+    assert run_dir.name.startswith("offline-run-")
+    assert any(p.suffix == ".wandb" and p.stat().st_size > 0 for p in run_dir.rglob("*"))
+    logged = list(run_dir.rglob("*.png"))
+    assert len(logged) == len(figures)
