@@ -1,0 +1,131 @@
+"""The stacked FCN: shapes and ranges, the ELU+dropout op, per-member init, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mer_uq.model import DropoutCode, FCNConfig, StackedFCN, elu_dropout, seed_streams
+
+
+def test_outputs_have_both_dimensions_and_paper_ranges() -> None:
+    model = StackedFCN(7, FCNConfig(hidden_width=16), two_outputs=True, seeds=(0, 1, 2))
+    x = torch.randn(3, 5, 7) * 50  # large inputs push both heads to their limits
+    out = model.forward(x)
+    assert out.mu.shape == (3, 5, 2) and out.log_sigma.shape == (3, 5, 2)
+    assert (out.mu.abs() <= 1).all()
+    sigma = out.sigma
+    assert ((sigma > 0) & (sigma <= 1)).all()
+    mean_only = StackedFCN(7, FCNConfig(hidden_width=16), two_outputs=False, seeds=(0,))
+    assert mean_only.forward(torch.randn(4, 7)).log_sigma is None
+
+
+def test_shared_inputs_equal_per_member_inputs() -> None:
+    model = StackedFCN(6, FCNConfig(hidden_width=8, depth=3), True, seeds=(3, 4))
+    x = torch.randn(5, 6)
+    shared = model.forward(x)
+    stacked = model.forward(x.expand(2, 5, 6).contiguous())
+    torch.testing.assert_close(shared.mu, stacked.mu)
+    torch.testing.assert_close(shared.log_sigma, stacked.log_sigma)
+
+
+def test_forward_matches_a_plain_torch_fcn() -> None:
+    """Member k is exactly nn.Linear -> ELU -> ... -> tanh / -softplus with its weights."""
+    model = StackedFCN(6, FCNConfig(hidden_width=8), True, seeds=(0, 1))
+    x = torch.randn(4, 6)
+    p = model.params.tensors
+    for k in range(2):
+        h = F.elu(x @ p["weight0"][k] + p["bias0"][k])
+        h = F.elu(h @ p["weight1"][k] + p["bias1"][k])
+        h = h @ p["weight2"][k] + p["bias2"][k]
+        out = model.forward(x, members=slice(k, k + 1))
+        torch.testing.assert_close(out.mu[0], torch.tanh(h[:, :2]))
+        torch.testing.assert_close(out.log_sigma[0], -F.softplus(h[:, 2:]))
+
+
+def test_elu_dropout_equals_elu_times_mask_with_its_gradient() -> None:
+    x = torch.randn(3, 4, 5, dtype=torch.float64, requires_grad=True)
+    mask = (torch.rand(3, 4, 5) > 0.5).double() * 2
+    torch.testing.assert_close(elu_dropout(x, mask), F.elu(x) * mask)
+    torch.testing.assert_close(elu_dropout(x), F.elu(x))
+    assert torch.autograd.gradcheck(lambda t: elu_dropout(t, mask), (x,))
+    assert torch.autograd.gradcheck(lambda t: elu_dropout(t), (x,))
+
+
+def test_each_member_is_initialised_from_its_own_seed() -> None:
+    stacked = StackedFCN(9, FCNConfig(hidden_width=12), True, seeds=(5, 0, 7))
+    for k, seed in enumerate((5, 0, 7)):
+        alone = StackedFCN(9, FCNConfig(hidden_width=12), True, seeds=(seed,))
+        for name, tensor in stacked.params.tensors.items():
+            torch.testing.assert_close(tensor[k], alone.params.tensors[name][0], rtol=0, atol=0)
+    other = StackedFCN(9, FCNConfig(hidden_width=12), True, seeds=(1,))
+    assert not torch.equal(other.params.tensors["weight0"][0], stacked.params.tensors["weight0"][1])
+
+
+def test_init_is_nn_linear_default_range() -> None:
+    model = StackedFCN(100, FCNConfig(hidden_width=64), True, seeds=(0,))
+    w = model.params.tensors["weight0"].detach()
+    bound = 1 / np.sqrt(100)
+    assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound
+    assert abs(float(w.mean())) < 0.01
+
+
+def test_flat_buffer_backs_every_tensor() -> None:
+    model = StackedFCN(5, FCNConfig(hidden_width=4), True, seeds=(0, 1))
+    with torch.no_grad():
+        model.params.data.zero_()
+    assert all(float(t.abs().sum()) == 0 for t in model.params.values)
+    counts = torch.bincount(model.params.member_of)
+    assert counts.tolist() == [model.params.data.numel() // 2] * 2
+
+
+def test_dropout_code_rate_and_scale() -> None:
+    code = DropoutCode(0.5)
+    rng = np.random.default_rng(0)
+    masks = code.masks(code.random_bytes(rng, (200, 1000)))
+    assert set(np.unique(masks).tolist()) == {0.0, 2.0}
+    assert masks.mean() == pytest.approx(1.0, abs=0.01)  # expectation preserved
+    odd = DropoutCode(0.3)
+    assert odd.p == pytest.approx(77 / 256)
+    assert odd.masks(odd.random_bytes(rng, (1000, 1000))).mean() == pytest.approx(1.0, abs=0.005)
+    assert not DropoutCode(0.0).active
+
+
+def test_seed_streams_are_reproducible_and_distinct() -> None:
+    a, b, c = seed_streams(3), seed_streams(3), seed_streams(4)
+    assert a.batches.integers(1 << 30) == b.batches.integers(1 << 30)
+    assert seed_streams(3).dropout.integers(1 << 30) != c.dropout.integers(1 << 30)
+    with pytest.raises(ValueError, match="seeds"):
+        seed_streams(-1)
+
+
+def test_feature_dimension_mismatch_is_a_clear_error(tmp_path) -> None:
+    model = StackedFCN(130, FCNConfig(), True, seeds=(0,))
+    with pytest.raises(ValueError, match="feature dimension 1024 does not match the model's 130"):
+        model.forward(torch.randn(3, 1024))
+    path = tmp_path / "model.pt"
+    model.save(path)
+    loaded = StackedFCN.load(path)
+    x = torch.randn(3, 130)
+    torch.testing.assert_close(loaded.forward(x).mu, model.forward(x).mu)
+    with pytest.raises(ValueError, match="feature dimension 1024"):
+        loaded.forward(torch.randn(2, 1024))
+    state = model.state()
+    state["flat"] = state["flat"][:-1]
+    with pytest.raises(ValueError, match="saved parameters"):
+        StackedFCN.from_state(state)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"hidden_width": 0}, {"depth": 0}, {"dropout": 1.0}, {"dropout": -0.1}]
+)
+def test_bad_config_is_rejected(kwargs) -> None:
+    with pytest.raises(ValueError, match="FCNConfig"):
+        FCNConfig(**kwargs)
+
+
+def test_seeds_must_be_distinct() -> None:
+    with pytest.raises(ValueError, match="distinct"):
+        StackedFCN(3, FCNConfig(), True, seeds=(1, 1))
