@@ -1,0 +1,70 @@
+"""Optuna search over the FCN's dropout and hidden width, for one method's model.
+
+Optuna proposes, Ray Tune runs the trials in parallel. The objective is the VALIDATION loss
+that run_trial reports (best epoch, mean over the trial's seeds); the test split is never
+looked at, so the seed sweep that later uses the best configuration still reports an
+honest test score. OptunaSearch cannot take ``tune.grid_search``, which is why search and
+seed sweep are two runs: search here, then ``--config DIR/search/best_config.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune.search.optuna import OptunaSearch
+
+from sweep.collector import TrialPublisher
+from sweep.folder import BEST_CONFIG_JSON, SEARCH_DIR, TRIALS_DIR, now_iso, write_json
+from sweep.grid import TrialPlan, plan_trials, resolve_methods
+from sweep.study import Study
+
+OBJECTIVE = "val_loss"
+SEARCH_SPACE: dict[str, Any] = {
+    "dropout": tune.uniform(0.1, 0.7),
+    "hidden_width": tune.randint(64, 513),  # upper bound exclusive: 64..512
+}
+
+
+def search_plan(study: Study, method: str) -> TrialPlan:
+    """The one model the search tunes: ``method``'s training key with all study seeds."""
+    (plan,) = plan_trials(resolve_methods(method), study.seeds, None)
+    return plan
+
+
+def search_trial_stem(trial: Any) -> str:
+    """``<training>__search-<tune trial id>``: many search trials share one plan."""
+    return f"{trial.config['plan']['training']}__search-{trial.trial_id}"
+
+
+def searcher(seed: int = 0) -> OptunaSearch:
+    return OptunaSearch(metric=OBJECTIVE, mode="min", seed=seed)
+
+
+def search_publisher(sweep_dir: Path) -> TrialPublisher:
+    return TrialPublisher(sweep_dir / SEARCH_DIR / TRIALS_DIR, name_of=search_trial_stem)
+
+
+def write_best_config(
+    sweep_dir: Path, results: tune.ResultGrid, plan: TrialPlan, method: str, num_samples: int
+) -> Path:
+    """best_config.json: the winning hyperparameters, in the form ``--config`` reads."""
+    best = results.get_best_result(metric=OBJECTIVE, mode="min", scope="last")
+    if best.metrics is None or OBJECTIVE not in best.metrics:
+        raise RuntimeError("no search trial finished; nothing to choose from")
+    record = {
+        "method": method,
+        "training": plan.training,
+        "seeds": list(plan.seeds),
+        "objective": f"{OBJECTIVE} (validation split, lower is better)",
+        OBJECTIVE: float(best.metrics[OBJECTIVE]),
+        "model": {
+            "dropout": float(best.config["dropout"]),
+            "hidden_width": int(best.config["hidden_width"]),
+        },
+        "num_samples": num_samples,
+        "trials_finished": sum(1 for r in results if r.error is None),
+        "created": now_iso(),
+    }
+    return write_json(sweep_dir / SEARCH_DIR / BEST_CONFIG_JSON, record)
