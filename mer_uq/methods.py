@@ -89,13 +89,25 @@ def _objective_rater_nll(pred: DiagGaussian, target: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class TrainingSpec:
-    """One model to fit: its outputs, its targets and its loss."""
+    """One model to fit: its outputs, its targets and its loss.
+
+    `validation` is the criterion of the plateau schedule, early stopping and the trial's
+    val_loss; None means the training objective. beta-NLL needs its own: its VALUE is
+    sigma^(2 beta) x NLL, which grows as sigma shrinks even while the fit improves, so
+    selecting on it keeps the first epoch. It is validated on the Gaussian NLL, the
+    proper score Seitzer et al. (2022) report.
+    """
 
     key: str
     two_outputs: bool
     targets: Targets
     loss: str  # the function in mer_uq.losses, for reports
     objective: Objective
+    validation: Objective | None = None
+
+    @property
+    def validation_objective(self) -> Objective:
+        return self.objective if self.validation is None else self.validation
 
 
 @dataclass(frozen=True)
@@ -121,7 +133,14 @@ TRAININGS: dict[str, TrainingSpec] = {
         TrainingSpec("kld", True, Targets.MEAN_AND_SD, "kld_paper (eq. 2)", _objective_kld_paper),
         TrainingSpec("nll_exact", True, Targets.MEAN, "gaussian_nll", _objective_nll_exact),
         TrainingSpec("kld_exact", True, Targets.MEAN_AND_SD, "kl_gaussian", _objective_kld_exact),
-        TrainingSpec("beta_nll", True, Targets.MEAN, "beta_nll (beta 0.5)", _objective_beta_nll),
+        TrainingSpec(
+            "beta_nll",
+            True,
+            Targets.MEAN,
+            "beta_nll (beta 0.5)",
+            _objective_beta_nll,
+            validation=_objective_nll_exact,
+        ),
         TrainingSpec("rater_nll", True, Targets.RATINGS, "rater_nll", _objective_rater_nll),
     )
 }

@@ -403,7 +403,7 @@ def _train_stack(
         _check_finite(training, epoch, "training", train_loss, seeds)
         with torch.no_grad():
             val_pred = model.forward(x_valid)
-            val_loss = spec.objective(val_pred, t_valid).mean(dim=(1, 2)).cpu().numpy()
+            val_loss = spec.validation_objective(val_pred, t_valid).mean(dim=(1, 2)).cpu().numpy()
         val_loss = val_loss.astype(np.float64)
         _check_finite(training, epoch, "validation", val_loss, seeds)
 

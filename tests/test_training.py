@@ -176,7 +176,7 @@ def test_best_weights_are_restored(data: TrainingData) -> None:
     spec = methods.training_spec("nll_exact")
     x = torch.as_tensor(data.x_valid)
     with torch.no_grad():
-        val = spec.objective(
+        val = spec.validation_objective(
             trained.model.forward(x), torch.as_tensor(data.t_valid, dtype=torch.float32)
         )
     np.testing.assert_allclose(val.mean(dim=(1, 2)).numpy(), trained.best_val_loss, rtol=1e-5)
