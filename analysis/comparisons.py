@@ -49,36 +49,32 @@ def comparison_pairs(cells: pd.DataFrame, table: str) -> list[tuple[str, str]]:
 def compare_rows(result: TableResult) -> pd.DataFrame:
     """One line per (table, A, B, dimension, metric): A - B, its paired bootstrap interval
     and p-value, and the seed-paired Wilcoxon p-value where both rows are per-seed."""
-    cells = result.cells.set_index(["table", "row_key", "dimension", "metric"])
-    per_seed = result.per_seed
+    cells = result.cells
+    point = {key: (float(v), bool(single)) for key, v, single in zip(
+        zip(cells["table"], cells["row_key"], cells["dimension"], cells["metric"], strict=True),
+        cells["value"], cells["single"], strict=True)}
+    seeds: dict[tuple[str, str, str, str], dict[int, float]] = {}
+    for line in result.per_seed.itertuples(index=False):
+        seeds.setdefault((line.table, line.row_key, line.dimension, line.metric), {})[
+            int(line.seed)] = float(line.value)
     lines = []
-    for table in cells.index.get_level_values("table").unique():
-        for a, b in comparison_pairs(result.cells, table):
+    for table in cells["table"].unique():
+        for a, b in comparison_pairs(cells, table):
             for dim in schema.DIMENSIONS:
                 for metric in METRICS:
-                    cell_a = cells.loc[(table, a, dim, metric)]
-                    cell_b = cells.loc[(table, b, dim, metric)]
-                    boot_a = result.boot.get((table, a, dim, metric))
-                    boot_b = result.boot.get((table, b, dim, metric))
+                    key_a, key_b = (table, a, dim, metric), (table, b, dim, metric)
+                    (value_a, single_a), (value_b, single_b) = point[key_a], point[key_b]
                     line = {"table": table, "row_a": a, "row_b": b, "dimension": dim,
-                            "metric": metric,
-                            "difference": float(cell_a["value"] - cell_b["value"]),
+                            "metric": metric, "difference": value_a - value_b,
                             "ci_low": np.nan, "ci_high": np.nan, "p_bootstrap": np.nan,
                             "n_boot": 0, "n_seed_pairs": 0, "p_seeds": np.nan}
-                    if boot_a is not None and boot_b is not None:
-                        paired = paired_bootstrap(float(cell_a["value"]),
-                                                  float(cell_b["value"]), boot_a, boot_b)
+                    if key_a in result.boot and key_b in result.boot:
+                        paired = paired_bootstrap(value_a, value_b, result.boot[key_a],
+                                                  result.boot[key_b])
                         line.update(ci_low=paired.ci_low, ci_high=paired.ci_high,
                                     p_bootstrap=paired.p_value, n_boot=paired.n_boot)
-                    if not (cell_a["single"] or cell_b["single"]):
-                        sel = ((per_seed["table"] == table) & (per_seed["dimension"] == dim)
-                               & (per_seed["metric"] == metric))
-                        seeds_a = per_seed[sel & (per_seed["row_key"] == a)]
-                        seeds_b = per_seed[sel & (per_seed["row_key"] == b)]
-                        n, p = paired_seed_test(dict(zip(seeds_a["seed"], seeds_a["value"],
-                                                         strict=True)),
-                                                dict(zip(seeds_b["seed"], seeds_b["value"],
-                                                         strict=True)))
+                    if not (single_a or single_b):
+                        n, p = paired_seed_test(seeds[key_a], seeds[key_b])
                         line.update(n_seed_pairs=n, p_seeds=p)
                     lines.append(line)
     return pd.DataFrame(lines)

@@ -47,6 +47,7 @@ class SweepResults:
     predictions: pd.DataFrame  # schema.PREDICTION_COLUMNS + hp_* columns, all trials
     loaded_files: list[str] = field(default_factory=list)
     trial_metadata: dict[str, Any] = field(default_factory=dict)  # file name -> parsed JSON
+    file_seeds: dict[str, list[int]] = field(default_factory=dict)  # file name -> seeds in it
     problems: list[TrialProblem] = field(default_factory=list)
 
     @property
@@ -127,6 +128,7 @@ def load_sweep(sweep_dir: Path) -> SweepResults:
     frames: list[pd.DataFrame] = []
     loaded: list[str] = []
     metadata: dict[str, Any] = {}
+    file_seeds: dict[str, list[int]] = {}
     seeds_by_training: dict[str, set[int]] = {}
     for path in sorted(trial_dir.glob("*.parquet")):
         name = str(path.relative_to(sweep_dir))
@@ -138,6 +140,7 @@ def load_sweep(sweep_dir: Path) -> SweepResults:
         frames.append(frame)
         loaded.append(name)
         metadata[name] = meta
+        file_seeds[name] = sorted(int(x) for x in frame["seed"].unique())
         seeds_by_training.setdefault(training_of_file(path), set()).update(
             int(s) for s in frame["seed"].unique())
     problems.extend(_missing_seed_problems(config, seeds_by_training))
@@ -157,4 +160,24 @@ def load_sweep(sweep_dir: Path) -> SweepResults:
         ))
         predictions = predictions.loc[~duplicated].reset_index(drop=True)
     predictions = predictions.sort_values(key, kind="stable").reset_index(drop=True)
-    return SweepResults(sweep_dir, config, predictions, loaded, metadata, problems)
+    return SweepResults(sweep_dir, config, predictions, loaded, metadata, file_seeds, problems)
+
+
+def trial_overview(sweep: SweepResults) -> pd.DataFrame:
+    """One line per trial file read: its training, seeds and, where the trial record
+    (schema metadata ``mer_uq.trial``) has them, best validation loss and duration."""
+    lines = []
+    for name in sweep.loaded_files:
+        meta = sweep.trial_metadata.get(name) or {}
+        metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+        lines.append({
+            "file": name,
+            "training": meta.get("training", training_of_file(Path(name))),
+            "seeds": " ".join(str(s) for s in sweep.file_seeds.get(name, [])),
+            "val_loss": metrics.get("val_loss", float("nan")),
+            "duration_s": meta.get("duration_s", float("nan")),
+        })
+    frame = pd.DataFrame(lines, columns=["file", "training", "seeds", "val_loss", "duration_s"])
+    for column in ("val_loss", "duration_s"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame

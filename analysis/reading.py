@@ -126,8 +126,10 @@ def read_sd_table(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.D
                     if np.isfinite(lo) and lo > 0]
         text = (f"SD, {dim}: Pearson r of the predicted with the empirical SD ranges from "
                 f"{fmt(sub['value'].min())} to {fmt(sub['value'].max())}. ")
-        text += ("Rows whose bootstrap interval of r lies above 0: "
-                 + (", ".join(positive) if positive else "none") + ". ")
+        text += (f"Rows whose bootstrap interval of r lies above 0: {len(positive)} of "
+                 f"{len(sub)}" + (f" ({', '.join(positive)})" if positive else "")
+                 + f"; by chance alone about {0.025 * len(sub):.1f} would (one-sided 2.5 % "
+                 "each, not corrected for multiple rows). ")
         text += ceiling_band(cells, ceilings, "table3", "sd", dim)
         out.append(text)
         for baseline, metric in ((BASELINE_CONSTANT_SD, "r2"), (BASELINE_SD_FROM_MEAN, "pearson"),

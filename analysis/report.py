@@ -22,6 +22,7 @@ import pandas as pd
 from analysis.atomic import write_atomic, write_text_atomic
 from analysis.figures import write_figures
 from analysis.layout import fmt, paper_comparison, paper_layout
+from analysis.load import trial_overview
 from analysis.pipeline import AnalysisSettings, ReportData, compute_report_data
 from analysis.reading import write_reading
 from analysis.render import (
@@ -148,6 +149,11 @@ def build_document(data: ReportData, figures: dict[str, Path], report_dir: Path)
         Bullets(tuple(write_reading(data.cells, data.comparisons, data.ceilings, data.scores,
                                     data.variance_parts, data.paper, data.problems))),
     ]
+    overview = trial_overview(sweep)
+    blocks += [Heading("Trials read"),
+               Table(overview.assign(val_loss=overview["val_loss"].map(fmt)),
+                     "val_loss: best validation loss of the trial, mean over its seeds "
+                     "(from the trial record; its scale depends on the loss)")]
     if data.problems:
         blocks += [Heading("Sweep problems"),
                    Table(pd.DataFrame([{"source": p.source, "problem": p.reason}
@@ -225,6 +231,7 @@ def _output_tables(data: ReportData) -> dict[str, pd.DataFrame]:
         "rating_scores": data.scores,
         "calibration": data.calibration,
         "variance_parts": data.variance_parts,
+        "trials": trial_overview(data.sweep),
         "problems": pd.DataFrame([{"source": p.source, "problem": p.reason}
                                   for p in data.problems], columns=["source", "problem"]),
     }

@@ -271,3 +271,33 @@ def test_wandb_summary_offline(report_md: Path, tmp_path: Path,
     assert any(p.suffix == ".wandb" and p.stat().st_size > 0 for p in run_dir.rglob("*"))
     logged = list(run_dir.rglob("*.png"))
     assert len(logged) == len(figures)
+
+
+def test_paired_comparisons_cover_every_method_against_every_baseline(data: ReportData) -> None:
+    comp = data.comparisons
+    t3 = comp[comp["table"] == "table3"]
+    methods = {"seeds", "mc_dropout", *TWO_OUTPUT, *(f"ensemble_{m}" for m in TWO_OUTPUT)}
+    for baseline in ("baseline_constant_sd", "baseline_sd_from_mean", "baseline_ridge"):
+        assert set(t3.loc[t3["row_b"] == baseline, "row_a"]) == methods
+    line = t3[(t3["row_a"] == "nll") & (t3["row_b"] == "baseline_ridge")
+              & (t3["dimension"] == "arousal") & (t3["metric"] == "r2")].iloc[0]
+    expected = (_cell(data, "table3", "nll", "arousal", "r2")["value"]
+                - _cell(data, "table3", "baseline_ridge", "arousal", "r2")["value"])
+    assert line["difference"] == pytest.approx(expected)
+    assert line["ci_low"] <= line["ci_high"] and 0 < line["p_bootstrap"] <= 1
+    assert line["n_boot"] == SETTINGS.n_boot
+    # per-seed pairs carry the seed-paired test (NaN p with 2 seeds: too few pairs)
+    seed_pair = comp[(comp["row_a"] == "nll") & (comp["row_b"] == "mse")].iloc[0]
+    assert seed_pair["n_seed_pairs"] == len(SEEDS) and np.isnan(seed_pair["p_seeds"])
+
+
+def test_reading_quotes_this_runs_numbers(report_md: Path, data: ReportData) -> None:
+    text = report_md.read_text()
+    ceil = data.ceilings.set_index(["target", "dimension", "metric"])
+    for dim in schema.DIMENSIONS:
+        sd_ceiling = ceil.loc[("sd", dim, "pearson"), "ceiling"]
+        assert f"SD, {dim}:" in text and f"ceiling is {sd_ceiling:.3f}" in text
+        best_r2 = data.cells[(data.cells["table"] == "table2") & (data.cells["metric"] == "r2")
+                             & (data.cells["dimension"] == dim)
+                             & (data.cells["group"] != "baseline")]["value"].max()
+        assert f"({best_r2:.3f}, bootstrap" in text
