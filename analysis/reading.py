@@ -43,13 +43,39 @@ def _labels(cells: pd.DataFrame) -> dict[str, str]:
     return dict(zip(cells["row_key"], cells["row_label"], strict=False))
 
 
+MAX_NAMED = 4  # longer lists are summarised by their size, so the reading stays short
+
+
+def _names(names: list[str]) -> str:
+    """A list of row labels, or its size when it is long."""
+    if not names:
+        return "none"
+    if len(names) <= MAX_NAMED:
+        return ", ".join(names)
+    return f"{len(names)} rows"
+
+
+def _share(names: list[str], total: int) -> str:
+    """'k of n' rows, with their names when few."""
+    named = f" ({', '.join(names)})" if 0 < len(names) <= MAX_NAMED else ""
+    return f"{len(names)} of {total}{named}"
+
+
 def _grouped(verdicts: dict[str, str], labels: dict[str, str]) -> str:
-    parts = []
-    for kind in (BETTER, TIED, WORSE):
-        names = [labels.get(k, k) for k, v in verdicts.items() if v == kind]
-        if names:
-            parts.append(f"{kind}: {', '.join(names)}")
-    return "; ".join(parts) if parts else "no paired comparison available"
+    """Verdicts grouped by kind; the most common kind is summarised as "the other k"."""
+    by_kind = {kind: [labels.get(k, k) for k, v in verdicts.items() if v == kind]
+               for kind in (BETTER, TIED, WORSE)}
+    by_kind = {kind: names for kind, names in by_kind.items() if names}
+    if not by_kind:
+        return "no paired comparison available"
+    if len(by_kind) == 1:
+        kind, names = next(iter(by_kind.items()))
+        return f"{kind} for all {len(names)} rows"
+    largest = max(by_kind, key=lambda kind: len(by_kind[kind]))
+    parts = [f"{kind}: {', '.join(names)}" for kind, names in by_kind.items()
+             if kind != largest]
+    parts.append(f"{largest}: the other {len(by_kind[largest])}")
+    return "; ".join(parts)
 
 
 def _cell(cells: pd.DataFrame, table: str, key: str, dim: str, metric: str) -> pd.Series | None:
@@ -78,9 +104,9 @@ def ceiling_band(cells: pd.DataFrame, ceilings: pd.DataFrame, table: str, target
     text = (f"The correlation ceiling is {fmt(c['ceiling'])} (noise band "
             f"{fmt_interval(c['ceiling_ci_low'], c['ceiling_ci_high'])}); rows above the band "
             "(more than the target's reliability allows: chance or a leak): "
-            + (", ".join(above) if above else "none"))
+            + _names(above))
     if within:
-        text += "; rows inside the band: " + ", ".join(within)
+        text += f"; rows inside the band: {_names(within)}"
     return text + "."
 
 
@@ -126,8 +152,7 @@ def read_sd_table(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.D
                     if np.isfinite(lo) and lo > 0]
         text = (f"SD, {dim}: Pearson r of the predicted with the empirical SD ranges from "
                 f"{fmt(sub['value'].min())} to {fmt(sub['value'].max())}. ")
-        text += (f"Rows whose bootstrap interval of r lies above 0: {len(positive)} of "
-                 f"{len(sub)}" + (f" ({', '.join(positive)})" if positive else "")
+        text += (f"Rows whose bootstrap interval of r lies above 0: {_share(positive, len(sub))}"
                  + f"; by chance alone about {0.025 * len(sub):.1f} would (one-sided 2.5 % "
                  "each, not corrected for multiple rows). ")
         text += ceiling_band(cells, ceilings, "table3", "sd", dim)
@@ -162,14 +187,15 @@ def read_scores(scores: pd.DataFrame) -> list[str]:
         if not ref.empty:
             ref_value = float(ref["value"].iloc[0])
             beat = nll[(nll["group"] != BASELINE) & (nll["value"] < ref_value)]["row_label"]
-            text += (f"; the constant-SD baseline scores {fmt(ref_value)}, and the methods "
-                     f"below it are: {', '.join(beat) if len(beat) else 'none'}")
+            n_methods = int((nll["group"] != BASELINE).sum())
+            text += (f"; the constant-SD baseline scores {fmt(ref_value)}, and "
+                     f"{_share(list(beat), n_methods)} method rows score lower")
         cov = scores[(scores["dimension"] == dim) & (scores["score"] == "coverage_95")]
         over = cov[cov["value"] < 0.90]["row_label"].tolist()
         under = cov[cov["value"] > 0.99]["row_label"].tolist()
         text += (f". Nominal 95 % intervals cover under 90 % of the ratings (overconfident) "
-                 f"for: {', '.join(over) if over else 'none'}; over 99 % (underconfident) "
-                 f"for: {', '.join(under) if under else 'none'}.")
+                 f"for {_share(over, len(cov))} rows; over 99 % (underconfident) for "
+                 f"{_share(under, len(cov))}.")
         out.append(text)
     return out
 

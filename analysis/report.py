@@ -33,6 +33,7 @@ from analysis.render import (
     Image,
     Paragraph,
     Table,
+    markdown_table,
     to_html,
     to_markdown,
 )
@@ -71,7 +72,6 @@ def write_frame(frame: pd.DataFrame, stem: Path, markdown: bool = False) -> list
     paths.append(write_text_atomic(stem.with_suffix(".json"),
                                    json.dumps(records, indent=1, ensure_ascii=False)))
     if markdown:
-        from analysis.render import markdown_table
         paths.append(write_text_atomic(stem.with_suffix(".md"), markdown_table(frame) + "\n"))
     return paths
 
@@ -151,7 +151,8 @@ def build_document(data: ReportData, figures: dict[str, Path], report_dir: Path)
     ]
     overview = trial_overview(sweep)
     blocks += [Heading("Trials read"),
-               Table(overview.assign(val_loss=overview["val_loss"].map(fmt)),
+               Table(overview.assign(val_loss=overview["val_loss"].map(fmt),
+                                     duration_s=overview["duration_s"].map(lambda v: fmt(v, 1))),
                      "val_loss: best validation loss of the trial, mean over its seeds "
                      "(from the trial record; its scale depends on the loss)")]
     if data.problems:

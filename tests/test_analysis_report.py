@@ -301,3 +301,27 @@ def test_reading_quotes_this_runs_numbers(report_md: Path, data: ReportData) -> 
                              & (data.cells["dimension"] == dim)
                              & (data.cells["group"] != "baseline")]["value"].max()
         assert f"({best_r2:.3f}, bootstrap" in text
+
+
+def test_cells_agree_with_the_scores_each_trial_recorded(sweep_dir: Path, data: ReportData
+                                                         ) -> None:
+    """run_trial scores its own test predictions (metrics 'test/<method>/<dim>/<score>',
+    mean over seeds) with separate code; every cell both compute must agree."""
+    recorded: dict[str, float] = {}
+    for path in (sweep_dir / "trials").glob("*.parquet"):
+        meta = json.loads(pq.read_schema(path).metadata[b"mer_uq.trial"])
+        recorded.update({k: v for k, v in meta["metrics"].items() if k.startswith("test/")})
+    scores = data.scores.set_index(["row_key", "dimension", "score"])["value"]
+    compared = 0
+    for key, value in recorded.items():
+        _, method, dim, score = key.split("/")
+        row = {"seeds_ensemble": "seeds", "seeds": "seeds_single"}.get(method, method)
+        target, _, metric = score.partition("_")
+        if target in ("mean", "sd"):
+            table = "table2" if target == "mean" else "table3"
+            assert _cell(data, table, row, dim, metric)["value"] == pytest.approx(value), key
+            compared += 1
+        elif score in ("rating_nll", "rating_crps"):
+            assert scores[(row, dim, score.removeprefix("rating_"))] == pytest.approx(value), key
+            compared += 1
+    assert compared >= 40
