@@ -13,10 +13,12 @@ from pathlib import Path
 
 from sweep.wandb_logging import WANDB_MODES
 
-# Training knobs: CLI flag name -> (config section, field of that section's dataclass).
-# None on the command line keeps mer_uq's default (the paper's training settings).
+# Training knobs, named as the fields of mer_uq's FCNConfig and TrainConfig. A knob left
+# off the command line keeps mer_uq's default (the paper's training settings).
 MODEL_KNOBS: tuple[str, ...] = ("hidden_width", "dropout")
-TRAIN_KNOBS: tuple[str, ...] = ("epochs", "steps_per_epoch", "batch_size", "lr", "patience")
+TRAIN_KNOBS: tuple[str, ...] = (
+    "epochs", "steps_per_epoch", "batch_size", "lr", "patience", "early_stopping_patience",
+)
 
 
 @dataclass
@@ -120,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=None)
     train.add_argument("--patience", type=_positive_int, default=None,
                        help="epochs without validation improvement before the lr drops")
+    train.add_argument("--early-stopping-patience", type=_positive_int, default=None,
+                       help="epochs without validation improvement before a seed stops")
     train.add_argument("--mc-passes", type=_positive_int, default=None,
                        help="MC-dropout forward passes at inference")
     train.add_argument("--hidden-width", type=_positive_int, default=None)

@@ -158,12 +158,22 @@ def _resources(options: SweepOptions) -> TrialResources:
     return TrialResources(cpus=options.cpus_per_trial, gpus=options.gpus_per_trial)
 
 
+def _print_report_tables(report_dir: Path) -> None:
+    """Show the report's Table 2 and Table 3 on the console: the headline of the run."""
+    for stem, title in (("table2", "Table 2: predicted vs empirical MEAN (test split)"),
+                        ("table3", "Table 3: predicted vs empirical SD (test split)")):
+        table = report_dir / "tables" / f"{stem}.md"
+        if table.is_file():
+            print(f"\n{title}\n{table.read_text()}", flush=True)
+
+
 def _report(sweep_dir: Path, songs: Any) -> None:
     """The analysis report when it is available; else the tables printed from the files."""
     try:
         from analysis.report import write_report
 
         report = write_report(sweep_dir)
+        _print_report_tables(Path(report).parent)
         print(f"[sweep] report: {report}", flush=True)
         return
     except Exception as err:  # the analysis is optional here: never lose the tables

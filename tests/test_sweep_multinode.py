@@ -110,8 +110,8 @@ def test_sweep_spreads_trials_over_both_nodes(two_node_cluster, tmp_path) -> Non
     out = tmp_path / "sweep"
     argv = [sys.executable, "-m", "sweep.run", "--address", address,
             "--storage-path", str(tmp_path / "shared-storage"), "--out", str(out),
-            "--methods", "all", "--seeds", "1", "--epochs", "3", "--steps-per-epoch", "3",
-            "--mc-passes", "4", "--no-report"]
+            "--methods", "all", "--seeds", "1", "--epochs", "150", "--steps-per-epoch", "8",
+            "--early-stopping-patience", "1000", "--mc-passes", "4", "--no-report"]
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 

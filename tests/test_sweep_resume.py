@@ -54,7 +54,8 @@ def test_interrupted_driver_resumes_without_rerunning(ray_session, tmp_path) -> 
     out = tmp_path / "sweep"
     trials = out / "trials"
     argv = [sys.executable, "-m", "sweep.run", "--methods", "nll,mse,kld", "--seeds", "1",
-            "--max-concurrent", "1", "--epochs", "40", "--steps-per-epoch", "8",
+            "--max-concurrent", "1", "--epochs", "150", "--steps-per-epoch", "8",
+            "--early-stopping-patience", "1000", "--mc-passes", "4",
             "--out", str(out), "--no-report"]
     driver = subprocess.Popen(argv, cwd=REPO, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
