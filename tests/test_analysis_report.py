@@ -233,7 +233,13 @@ def test_report_files_and_figures(report_md: Path) -> None:
 
 
 def test_cli_names_missing_and_corrupt_trials_and_reports_the_rest(
-        sweep_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        sweep_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
     broken = tmp_path / "broken"
     shutil.copytree(sweep_dir / "trials", broken / "trials")
     shutil.copy(sweep_dir / "sweep.json", broken / "sweep.json")
@@ -241,9 +247,11 @@ def test_cli_names_missing_and_corrupt_trials_and_reports_the_rest(
     mse = broken / "trials" / "mse__t0.parquet"
     mse.write_bytes(mse.read_bytes()[: mse.stat().st_size // 2])
     rc = main([str(broken), "--n-boot", "0", "--reliability-repeats", "10",
-               "--reliability-boot", "10"])
+               "--reliability-boot", "10", "--wandb"])
     assert rc == 0
-    path = Path(capsys.readouterr().out.strip())
+    path = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    runs = list((tmp_path / "wandb").rglob("offline-run-*"))
+    assert len(runs) == 1 and any(p.suffix == ".wandb" for p in runs[0].rglob("*"))
     assert path == broken / "report" / "report.md"
     text = path.read_text()
     assert "trials/mse__t0.parquet" in text and "kld seeds [0, 1]" in text
@@ -325,3 +333,23 @@ def test_cells_agree_with_the_scores_each_trial_recorded(sweep_dir: Path, data: 
             assert scores[(row, dim, score.removeprefix("rating_"))] == pytest.approx(value), key
             compared += 1
     assert compared >= 40
+
+
+def test_a_single_seed_sweep_still_reports(sweep_dir: Path, tmp_path: Path) -> None:
+    """One seed: no ensembles and no SD over seeds, but every per-seed row is reported."""
+    single = tmp_path / "single"
+    (single / "trials").mkdir(parents=True)
+    for path in (sweep_dir / "trials").glob("*.parquet"):
+        frame = pd.read_parquet(path)
+        _write_trial(single / "trials" / path.name, frame[frame["seed"] == 0], {})
+    config = json.loads((sweep_dir / "sweep.json").read_text())
+    (single / "sweep.json").write_text(json.dumps({**config, "seeds": [0]}))
+    data = compute_report_data(single, AnalysisSettings(n_boot=0, reliability_repeats=10,
+                                                        reliability_boot=10))
+    keys = set(data.cells["row_key"])
+    assert {"seeds_single", "mc_dropout", *TWO_OUTPUT} <= keys
+    assert not any(k.startswith("ensemble_") for k in keys) and "seeds" not in keys
+    assert data.cells["sd_over_seeds"].isna().all()
+    assert any("one seed only" in p.reason for p in data.problems)
+    md = write_report_files(data).read_text()
+    assert "NLL" in md and "Random seeds, single models" in md
