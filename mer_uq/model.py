@@ -117,38 +117,6 @@ class DropoutCode:
         return np.multiply(keep, self.scale, out=out, dtype=np.float32)
 
 
-class _EluDropout(torch.autograd.Function):
-    """y = ELU(x) * mask, written with exp instead of expm1.
-
-    Why: torch's CPU ELU uses an unvectorised expm1 and costs ~5x a vectorised exp; on
-    this network that made ELU the most expensive op of a step. With e = exp(min(x, 0)),
-    ELU(x) = max(x, 0) + e - 1, and its derivative is e everywhere (e = 1 where x > 0), so
-    the backward pass is one multiply by the saved e * mask. (exp(x) - 1 loses relative
-    precision only for |x| < ~1e-7, where ELU(x) is itself ~1e-7: harmless here.)
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, mask: Tensor | None) -> Tensor:  # type: ignore[override]
-        negative = torch.clamp(x, max=0.0)
-        e = torch.exp(negative)
-        y = (x - negative).add_(e).sub_(1.0)
-        if mask is not None:
-            y.mul_(mask)
-            e.mul_(mask)
-        ctx.save_for_backward(e)
-        return y
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        (slope,) = ctx.saved_tensors
-        return grad * slope, None
-
-
-def elu_dropout(x: Tensor, mask: Tensor | None = None) -> Tensor:
-    """ELU followed by a (pre-scaled) dropout mask; equals F.elu(x) * mask."""
-    return _EluDropout.apply(x, mask)
-
-
 class FlatParameters:
     """Named [K, ...] parameter tensors that are views into one flat buffer.
 
@@ -266,7 +234,9 @@ class StackedFCN:
             else:
                 h = torch.matmul(h, weight) + bias
             if i < last:
-                h = elu_dropout(h, None if masks is None else masks[i])
+                h = F.elu(h)
+                if masks is not None:
+                    h = h * masks[i]
         if not self.two_outputs:
             return DiagGaussian(torch.tanh(h))
         mean_raw, spread_raw = h.split(N_DIMS, dim=-1)

@@ -5,14 +5,15 @@ the training split; up to 100 epochs; ReduceLROnPlateau (factor 0.9, patience 3,
 1e-5) on the validation loss; early stopping on the validation loss with the best weights
 restored. Every piece of state that a single model would have is kept PER MEMBER: Adam's
 moments and learning rate, the plateau counters, the early-stopping counters and best
-weights. A member that stops gets learning rate 0, so it no longer changes while the
-others go on, and training ends when every member has stopped.
+weights. A member that stops gets learning rate 0 and is left out of the optimiser step,
+so it no longer changes while the others go on; training ends when every member has
+stopped.
 
-Each member's batch order comes from its own numpy stream and its dropout masks from its
-own torch stream (`model.seed_streams`), drawn once per epoch: the hot loop then has no
-RNG calls and no host-device syncs (losses are accumulated on the device and read once
-per epoch). Consequence, and the property the tests check: seed s trains to the same
-weights alone (K = 1) or stacked with other seeds.
+Each member's batch order and dropout bytes come from its own streams
+(`model.seed_streams`), drawn once per epoch: the hot loop has no RNG calls and no
+host-device syncs (losses are accumulated on the device and read once per epoch).
+Consequence, and the property the tests check: seed s trains to the same weights alone
+(K = 1) or stacked with other seeds.
 
 Songs per batch are drawn by concatenating fresh permutations of the training split (each
 song is seen about equally often per epoch), a choice the paper does not specify.
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mer_uq.methods import training_spec
+from mer_uq.methods import TrainingSpec, training_spec
 from mer_uq.model import N_DIMS, FCNConfig, StackedFCN
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -334,6 +335,37 @@ def _check_finite(key: str, epoch: int, what: str, loss: np.ndarray, seeds: tupl
         )
 
 
+def _train_epoch(
+    model: StackedFCN,
+    spec: TrainingSpec,
+    adam: StackedAdam,
+    x_train: Tensor,
+    t_train: Tensor,
+    cfg: TrainConfig,
+) -> np.ndarray:
+    """One epoch of every member; returns each member's mean training loss [K].
+
+    The per-step Python is kept to the forward pass, one autograd call and one fused
+    optimiser step: indices, targets and dropout bytes are drawn for the whole epoch.
+    """
+    steps, batch = cfg.steps_per_epoch, cfg.batch_size
+    batches = np.stack(
+        [epoch_batches(s.batches, len(x_train), steps, batch) for s in model.streams], axis=1
+    )
+    index = torch.as_tensor(batches, device=x_train.device)  # [steps, K, batch]
+    targets = t_train[index]  # [steps, K, batch, 2D]
+    dropout = EpochDropout(model, steps, batch, x_train.device) if model.dropout.active else None
+    weights = model.params.values
+    loss_sum = torch.zeros(model.n_members, device=x_train.device)
+    for step in range(steps):
+        masks = None if dropout is None else dropout.step(step)
+        pred = model.forward(x_train[index[step]], masks)
+        member_loss = spec.objective(pred, targets[step]).mean(dim=(1, 2))
+        adam.step(torch.autograd.grad(member_loss.sum(), weights))
+        loss_sum += member_loss.detach()
+    return (loss_sum / steps).cpu().numpy().astype(np.float64)
+
+
 def train_stack(
     training: str,
     seeds: tuple[int, ...] | list[int],
@@ -360,9 +392,8 @@ def _train_stack(
     device = resolve_device(cfg.device)
     seeds = tuple(int(s) for s in seeds)
     if data.t_train.shape[1] != 2 * N_DIMS:
-        raise ValueError(
-            f"targets must have {2 * N_DIMS} columns (means, then SDs), got {data.t_train.shape[1]}"
-        )
+        columns = data.t_train.shape[1]
+        raise ValueError(f"targets must have {2 * N_DIMS} columns (means, then SDs), got {columns}")
 
     def tensor(a: np.ndarray) -> Tensor:
         return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32), device=device)
@@ -372,39 +403,22 @@ def _train_stack(
     model = StackedFCN(x_train.shape[1], model_config, spec.two_outputs, seeds, device)
     k = model.n_members
     params = model.params
-    weights = params.values
-    adam = StackedAdam(weights)
+    adam = StackedAdam(params.values)
     plateau = PlateauSchedule(k, cfg.lr, cfg.lr_factor, cfg.patience, cfg.min_lr)
     stopper = EarlyStopping(k, cfg.early_stopping_patience)
     best_weights = params.data.detach().clone()
     epochs_trained = np.zeros(k, dtype=np.int64)
     history: list[dict[str, Any]] = []
-    steps, batch = cfg.steps_per_epoch, cfg.batch_size
-    n_train = len(x_train)
 
     for epoch in range(1, cfg.epochs + 1):
-        batches = np.stack(
-            [epoch_batches(s.batches, n_train, steps, batch) for s in model.streams], axis=1
-        )
-        index = torch.as_tensor(batches, device=device)  # [steps, K, batch]
-        targets = t_train[index]  # [steps, K, batch, 2D]
-        dropout = EpochDropout(model, steps, batch, device) if model.dropout.active else None
         adam.set_member_lr(plateau.lr * stopper.active)
         epochs_trained += stopper.active
-        loss_sum = torch.zeros(k, device=device)
-        for step in range(steps):
-            masks = None if dropout is None else dropout.step(step)
-            pred = model.forward(x_train[index[step]], masks)
-            member_loss = spec.objective(pred, targets[step]).mean(dim=(1, 2))
-            grads = torch.autograd.grad(member_loss.sum(), weights)
-            adam.step(grads)
-            loss_sum += member_loss.detach()
-        train_loss = (loss_sum / steps).cpu().numpy().astype(np.float64)
+        train_loss = _train_epoch(model, spec, adam, x_train, t_train, cfg)
         _check_finite(training, epoch, "training", train_loss, seeds)
         with torch.no_grad():
             val_pred = model.forward(x_valid)
-            val_loss = spec.validation_objective(val_pred, t_valid).mean(dim=(1, 2)).cpu().numpy()
-        val_loss = val_loss.astype(np.float64)
+            val_loss = spec.validation_objective(val_pred, t_valid).mean(dim=(1, 2))
+        val_loss = val_loss.cpu().numpy().astype(np.float64)
         _check_finite(training, epoch, "validation", val_loss, seeds)
 
         was_active = stopper.active.copy()

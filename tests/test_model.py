@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mer_uq.model import DropoutCode, FCNConfig, StackedFCN, elu_dropout, seed_streams
+from mer_uq.model import DropoutCode, FCNConfig, StackedFCN, seed_streams
 
 
 def test_outputs_have_both_dimensions_and_paper_ranges() -> None:
@@ -43,15 +43,6 @@ def test_forward_matches_a_plain_torch_fcn() -> None:
         out = model.forward(x, members=slice(k, k + 1))
         torch.testing.assert_close(out.mu[0], torch.tanh(h[:, :2]))
         torch.testing.assert_close(out.log_sigma[0], -F.softplus(h[:, 2:]))
-
-
-def test_elu_dropout_equals_elu_times_mask_with_its_gradient() -> None:
-    x = torch.randn(3, 4, 5, dtype=torch.float64, requires_grad=True)
-    mask = (torch.rand(3, 4, 5) > 0.5).double() * 2
-    torch.testing.assert_close(elu_dropout(x, mask), F.elu(x) * mask)
-    torch.testing.assert_close(elu_dropout(x), F.elu(x))
-    assert torch.autograd.gradcheck(lambda t: elu_dropout(t, mask), (x,))
-    assert torch.autograd.gradcheck(lambda t: elu_dropout(t), (x,))
 
 
 def test_each_member_is_initialised_from_its_own_seed() -> None:

@@ -1,0 +1,181 @@
+"""Training speed: the project's loop against a bare PyTorch loop and the FLOP floor.
+
+    python benchmarks/bench_training.py                 # everything (~10 min on one core)
+    python benchmarks/bench_training.py --quick         # 10 epochs per trial, fewer keys
+
+Measures, on ONE CPU thread (torch.set_num_threads(1)):
+
+* floor: GFLOP/s of a large matmul; the FLOP floor of one training step is the step's
+  matmul FLOPs (forward, weight gradients, input gradients of the hidden layers) at that
+  rate;
+* bare: a bare PyTorch loop of the paper's FCN (nn.Sequential, ELU, dropout 0.5, Adam,
+  batch 32, Gaussian-NLL heads), ms per step;
+* single: one paper trial (default TrainConfig: up to 100 epochs x 128 steps, early
+  stopping) of each training key with one seed, ms per training step;
+* stacked: K = 15 seeds of each key trained as one model for --stack-epochs epochs
+  (default 10: the per-step cost does not depend on how long it runs), ms per model-step
+  (wall time / (steps x K)).
+
+Inputs: the bundled openSMILE features (130-d) and random 1024-d features for the same
+songs (MusicFM's width). Results print as a table and, with --json PATH, are saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mer_uq.data import FeatureTable, load_deam, load_features, standardise
+from mer_uq.methods import TRAININGS
+from mer_uq.model import FCNConfig
+from mer_uq.training import TrainConfig, TrainingData, train_stack
+from mer_uq.trial import _targets
+
+BATCH = 32
+WIDTH = 128
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    a = torch.randn(size, size)
+    b = torch.randn(size, size)
+    a @ b
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def step_flops(d_in: int, out: int = 4, width: int = WIDTH, depth: int = 2) -> float:
+    """Matmul FLOPs of one training step of one model: forward (2 B fan_in fan_out per
+    layer), weight gradients (same), input gradients of every layer but the first."""
+    layers = [(d_in, width), *[(width, width)] * (depth - 1), (width, out)]
+    macs = [fi * fo for fi, fo in layers]
+    return 2 * BATCH * (2 * sum(macs) + sum(macs[1:]))
+
+
+def bare_loop_ms(x: np.ndarray, t: np.ndarray, steps: int = 3000) -> float:
+    """The reference: the FCN as anyone would write it in PyTorch."""
+    torch.manual_seed(0)
+    d = x.shape[1]
+    net = nn.Sequential(
+        nn.Linear(d, WIDTH), nn.ELU(), nn.Dropout(0.5),
+        nn.Linear(WIDTH, WIDTH), nn.ELU(), nn.Dropout(0.5),
+        nn.Linear(WIDTH, 4),
+    )  # fmt: skip
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    xs, ts = torch.as_tensor(x), torch.as_tensor(t, dtype=torch.float32)
+    loss_fn = nn.GaussianNLLLoss()
+
+    def step() -> None:
+        idx = torch.randint(0, len(xs), (BATCH,))
+        out = net(xs[idx])
+        mu = torch.tanh(out[:, :2])
+        sigma = torch.exp(-nn.functional.softplus(out[:, 2:]))
+        loss = loss_fn(mu, ts[idx, :2], sigma**2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    for _ in range(200):
+        step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - started) / steps * 1e3
+
+
+def trial_ms(key: str, data: TrainingData, seeds: tuple[int, ...], cfg: TrainConfig) -> dict:
+    started = time.perf_counter()
+    trained = train_stack(key, seeds, data, FCNConfig(), cfg)
+    seconds = time.perf_counter() - started
+    steps = int(trained.epochs_trained.max()) * cfg.steps_per_epoch
+    return {
+        "training": key,
+        "seeds": len(seeds),
+        "epochs": int(trained.epochs_trained.max()),
+        "seconds": round(seconds, 2),
+        "ms_per_step": seconds / steps * 1e3,
+        "ms_per_model_step": seconds / steps / len(seeds) * 1e3,
+    }
+
+
+def feature_sets(dataset, quick: bool) -> dict[str, FeatureTable]:
+    bundled = load_features()
+    rng = np.random.default_rng(0)
+    wide = FeatureTable(
+        bundled.song_ids, rng.standard_normal((len(bundled.song_ids), 1024)), "random1024"
+    )
+    return {"openSMILE 130-d": bundled, "random 1024-d": wide}
+
+
+def training_data(dataset, features: FeatureTable, key: str) -> TrainingData:
+    ids = {s: dataset.song_ids(s) for s in ("train", "valid")}
+    standard = standardise(features, ids["train"])
+    targets = TRAININGS[key].targets
+    return TrainingData(
+        standard.rows(ids["train"]),
+        _targets(dataset, ids["train"], targets),
+        standard.rows(ids["valid"]),
+        _targets(dataset, ids["valid"], targets),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10 epochs, keys mean and nll")
+    parser.add_argument("--keys", nargs="*", default=None, help="training keys (default all)")
+    parser.add_argument("--stack", type=int, default=15, help="seeds in the stacked run")
+    parser.add_argument("--stack-epochs", type=int, default=10)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    cfg = TrainConfig(cpu_threads=1, device="cpu")
+    keys = args.keys or list(TRAININGS)
+    if args.quick:
+        cfg = replace(cfg, epochs=10)
+        keys = ["mean", "nll"]
+    dataset = load_deam()
+    gflops = matmul_gflops()
+    report: dict = {"matmul_gflops_1thread": gflops, "config": cfg.__dict__, "sets": {}}
+    print(f"large matmul, 1 thread: {gflops:.1f} GFLOP/s")
+    for name, features in feature_sets(dataset, args.quick).items():
+        floor_ms = step_flops(features.dim) / (gflops * 1e9) * 1e3
+        base = training_data(dataset, features, "nll")
+        bare = bare_loop_ms(base.x_train, base.t_train)
+        rows = []
+        for key in keys:
+            data = (
+                base
+                if TRAININGS[key].targets == TRAININGS["nll"].targets
+                else (training_data(dataset, features, key))
+            )
+            single = trial_ms(key, data, (0,), cfg)
+            stack_cfg = replace(cfg, epochs=args.stack_epochs)
+            stacked = trial_ms(key, data, tuple(range(args.stack)), stack_cfg)
+            rows.append({"single": single, "stacked": stacked})
+        report["sets"][name] = {"floor_ms": floor_ms, "bare_ms": bare, "trials": rows}
+        print(f"\n{name}: FLOP floor {floor_ms:.3f} ms/step, bare loop {bare:.3f} ms/step")
+        print(
+            f"{'training':<10} {'epochs':>6} {'ms/step':>8} {'x bare':>7} "
+            f"{'K':>3} {'ms/model-step':>13} {'x floor':>8}"
+        )
+        for row in rows:
+            s, k = row["single"], row["stacked"]
+            print(
+                f"{s['training']:<10} {s['epochs']:>6} {s['ms_per_step']:>8.3f} "
+                f"{s['ms_per_step'] / bare:>7.2f} {k['seeds']:>3} "
+                f"{k['ms_per_model_step']:>13.3f} {k['ms_per_model_step'] / floor_ms:>8.2f}"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
