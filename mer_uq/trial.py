@@ -29,7 +29,15 @@ from mer_uq.prediction import combine_seeds, mc_dropout, predict, prediction_fra
 from mer_uq.schema import DIMENSIONS, HP_PREFIX, PRED_MU, PRED_SIGMA, TARGET_MEAN, TARGET_SD
 from mer_uq.training import EpochCallback, TrainConfig, TrainingData, cpu_threads, train_stack
 
-__all__ = ["FCNConfig", "TrainConfig", "TrialResult", "TrialSpec", "run_trial", "score_split"]
+__all__ = [
+    "FCNConfig",
+    "TrainConfig",
+    "TrialResult",
+    "TrialSpec",
+    "run_trial",
+    "score_split",
+    "training_targets",
+]
 
 EVAL_SPLITS = ("valid", "test")
 COVERAGE_LEVEL = 0.9
@@ -97,7 +105,7 @@ def _feature_rows(features: FeatureTable, song_ids: np.ndarray, split: str) -> n
     return features.rows(song_ids)
 
 
-def _targets(dataset: DeamDataset, song_ids: np.ndarray, source: Targets) -> np.ndarray:
+def training_targets(dataset: DeamDataset, song_ids: np.ndarray, source: Targets) -> np.ndarray:
     """[n, 2D] targets: per-song means, then SDs; for RATINGS trainings both come from the
     per-rater table (population SD), the sufficient statistics of `losses.rater_nll`."""
     if source is Targets.RATINGS:
@@ -192,9 +200,9 @@ def _run_trial(
     standard = standardise(features, ids["train"])
     data = TrainingData(
         x_train=standard.rows(ids["train"]),
-        t_train=_targets(dataset, ids["train"], training.targets),
+        t_train=training_targets(dataset, ids["train"], training.targets),
         x_valid=standard.rows(ids["valid"]),
-        t_valid=_targets(dataset, ids["valid"], training.targets),
+        t_valid=training_targets(dataset, ids["valid"], training.targets),
     )
     trained = train_stack(spec.training, spec.seeds, data, spec.model, spec.train, on_epoch)
 
