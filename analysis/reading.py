@@ -16,6 +16,7 @@ from analysis.layout import fmt, fmt_interval
 from analysis.load import TrialProblem
 from analysis.paper import PaperTables
 from analysis.rows import BASELINE, PAPER, SEEDS_ENSEMBLE_KEY
+from analysis.tables import METRIC_LABELS
 from mer_uq import schema
 
 BETTER, WORSE, TIED, UNTESTED = "better", "worse", "not distinguishable", "untested"
@@ -228,6 +229,29 @@ def read_paper_comparison(cells: pd.DataFrame, paper: PaperTables) -> list[str]:
             f"({n_unknown} published cells are unknown and not compared). {paper.caveat}"]
 
 
+def read_paper_ranges(cells: pd.DataFrame, paper: PaperTables) -> list[str]:
+    """Where only a range of the published values is known (e.g. Table 3 Pearson between
+    -0.17 and 0.07), compare the range of our paper rows with it."""
+    out = []
+    for table, ranges in paper.ranges.items():
+        for metric, known in ranges.items():
+            low, high = known.get("low"), known.get("high")
+            ours = cells[(cells["table"] == table) & (cells["group"] == PAPER)
+                         & (cells["metric"] == metric)]["value"].dropna()
+            if ours.empty or (low is None and high is None):
+                continue
+            published = (f"between {fmt(low, 2)} and {fmt(high, 2)}" if low is not None
+                         else f"below {fmt(high, 2)}")
+            inside = ours.between(-np.inf if low is None else low,
+                                  np.inf if high is None else high)
+            name = f"Table {table.removeprefix('table')}, {METRIC_LABELS.get(metric, metric)}"
+            out.append(f"{name}: the published values lie {published} (the cells themselves "
+                       "are not known here); "
+                       f"our paper rows range from {fmt(ours.min())} to {fmt(ours.max())} "
+                       f"({int(inside.sum())} of {len(ours)} cells inside that range).")
+    return out
+
+
 def read_problems(problems: list[TrialProblem]) -> list[str]:
     if not problems:
         return ["Every trial file promised by sweep.json was read."]
@@ -241,4 +265,5 @@ def write_reading(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.D
     """The whole reading, one paragraph per item."""
     return [*read_problems(problems), *read_mean_table(cells, comparisons, ceilings),
             *read_sd_table(cells, comparisons, ceilings), *read_scores(scores),
-            *read_variance_parts(parts), *read_paper_comparison(cells, paper)]
+            *read_variance_parts(parts), *read_paper_comparison(cells, paper),
+            *read_paper_ranges(cells, paper)]

@@ -27,7 +27,7 @@ from analysis.bootstrap import (
 from analysis.layout import fmt_cell
 from analysis.load import load_sweep
 from analysis.paper import load_paper_tables
-from analysis.reading import BETTER, TIED, WORSE, verdict
+from analysis.reading import BETTER, TIED, WORSE, read_paper_ranges, verdict
 from analysis.render import Heading, Image, Paragraph, Table, to_html, to_markdown
 from analysis.ridge import fit_ridge, ridge_path
 from analysis.rows import PredictionRow
@@ -194,3 +194,12 @@ def test_load_sweep_names_corrupt_and_missing_trials(tmp_path) -> None:
     assert "nll seeds [0, 1]" not in sources
     assert sweep.loaded_files == ["trials/nll__a.parquet"]
     assert set(sweep.predictions["method"]) == {"nll"}
+
+
+def test_paper_ranges_are_compared_cell_by_cell() -> None:
+    cells = pd.DataFrame({"table": "table3", "group": "paper", "metric": "pearson",
+                          "value": [-0.2, 0.0, 0.05, 0.3, np.nan]})
+    lines = read_paper_ranges(cells, load_paper_tables())
+    assert lines == ["Table 3, r: the published values lie between -0.17 and 0.07 (the cells "
+                     "themselves are not known here); our paper rows range from -0.200 to "
+                     "0.300 (2 of 4 cells inside that range)."]
