@@ -98,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--out", type=Path, default=None,
                      help="sweep folder (default: a new runs/<UTC timestamp>)")
     out.add_argument("--resume", type=Path, default=None,
-                     help="continue the sweep in this folder; finished trials are not rerun")
+                     help="continue the sweep in this folder: its sweep.json fixes methods, "
+                          "seeds and settings (those flags are ignored); finished trials are "
+                          "not rerun")
     out.add_argument("--no-report", dest="report", action="store_false",
                      help="skip the analysis report at the end")
     ray_group = p.add_argument_group("Ray")

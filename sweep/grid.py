@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mer_uq.methods import METHODS, training_groups
 
@@ -87,6 +88,16 @@ class TrialPlan:
     def file_stem(self) -> str:
         """``<training>__<trial-id>``, the contract's trial file name without suffix."""
         return f"{self.training}__{self.trial_id}"
+
+    def to_config(self) -> dict[str, Any]:
+        """The plan as the trial sees it in its Tune config (plain JSON types)."""
+        return {
+            "training": self.training,
+            "seeds": list(self.seeds),
+            "methods": list(self.methods),
+            "trial_id": self.trial_id,
+            "file_stem": self.file_stem,
+        }
 
 
 def chunk_seeds(seeds: Sequence[int], per_trial: int | None) -> list[tuple[int, ...]]:

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ray import tune
+
 from mer_uq.data.errors import DeamDataError
 from sweep.cli import SweepOptions, parse_options
 from sweep.collector import TrialPublisher
@@ -33,7 +35,7 @@ from sweep.folder import (
     trial_file,
     write_sweep_json,
 )
-from sweep.grid import PlanError, TrialPlan
+from sweep.grid import PlanError
 from sweep.inputs import FeatureCoverageError, load_inputs
 from sweep.progress import ProgressPrinter
 from sweep.ray_runtime import RayConnectionError, check_address, connect, disconnect
@@ -60,16 +62,6 @@ USER_ERRORS = (
 # Test hook (see sweep.trainable.CRASH_ONCE_MARKER): read by the driver, which then passes
 # it to trials in their config (a worker does not see env set after Ray started).
 CRASH_ONCE_ENV = "MER_UQ_TEST_CRASH_ONCE"
-
-
-def plan_config(plan: TrialPlan) -> dict[str, Any]:
-    return {
-        "training": plan.training,
-        "seeds": list(plan.seeds),
-        "methods": list(plan.methods),
-        "trial_id": plan.trial_id,
-        "file_stem": plan.file_stem,
-    }
 
 
 def base_config(study: Study) -> dict[str, Any]:
@@ -124,7 +116,7 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
         try:
             run_experiment(
                 make_trainable(dataset, features, _resources(options)),
-                {**base_config(study), PLAN: _grid([plan_config(p) for p in pending])},
+                {**base_config(study), PLAN: tune.grid_search([p.to_config() for p in pending])},
                 storage_path=default_storage(sweep_dir, options.storage_path),
                 name=f"{sweep_dir.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}",
                 max_concurrent=options.max_concurrent,
@@ -146,12 +138,6 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
     print(f"[sweep] results: {trials_dir}/ (one Parquet per trial), sweep record: "
           f"{sweep_dir / 'sweep.json'}", flush=True)
     return len(missing)
-
-
-def _grid(values: list[dict[str, Any]]) -> Any:
-    from ray import tune
-
-    return tune.grid_search(values)
 
 
 def _resources(options: SweepOptions) -> TrialResources:
@@ -205,7 +191,7 @@ def run_optuna_search(options: SweepOptions, study: Study, sweep_dir: Path) -> i
     try:
         results = run_experiment(
             make_trainable(dataset, features, _resources(options)),
-            {**base_config(study), PLAN: plan_config(plan), **SEARCH_SPACE},
+            {**base_config(study), PLAN: plan.to_config(), **SEARCH_SPACE},
             storage_path=default_storage(sweep_dir / SEARCH_DIR, options.storage_path),
             name=f"{sweep_dir.name}-search-{time.strftime('%Y%m%d-%H%M%S')}",
             max_concurrent=options.max_concurrent or _default_concurrency(options),
