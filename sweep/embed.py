@@ -16,7 +16,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,16 +29,19 @@ from mer_uq.musicfm import (
     CheckpointError,
     MelStats,
     MusicFMConfig,
+    Precision,
     read_checkpoint,
 )
 from mer_uq.musicfm.checkpoint import check_layout
 from sweep.embed_output import (
     EmbedOutputError,
+    FeatureRows,
     errors_path,
     read_existing,
     write_errors,
     write_features,
 )
+from sweep.ray_runtime import RayConnectionError
 
 
 @dataclass
@@ -57,7 +60,7 @@ class EmbedOptions:
     cpus_per_worker: float | None = None  # None -> 1 with a GPU, else 0.5 (see docs)
     threads_per_worker: int | None = None  # torch threads; None -> this node's CPUs / workers
     batch_size: int = 1
-    precision: str = "fp32"
+    precision: Precision = "fp32"
     flush_every: int = 200
     address: str | None = None
 
@@ -201,50 +204,71 @@ def run_embedding(options: EmbedOptions) -> EmbedSummary:
                         skipped=skipped, errors=errors, seconds=time.monotonic() - started)
 
 
-def _embed_with_ray(todo, options, config, layers, rows, errors, flush) -> int:
+def _embed_with_ray(
+    todo: list[tuple[int, Path]],
+    options: EmbedOptions,
+    config: MusicFMConfig,
+    layers: tuple[int, ...],
+    rows: FeatureRows,
+    errors: list[dict[str, str]],
+    flush: Callable[[], object],
+) -> int:
     """Run the Ray Data graph and fold its output into ``rows``/``errors``; returns the
     number of songs embedded. Imports Ray here so ``--help`` and input errors stay fast."""
-    import ray
-
     from sweep.embed_pipeline import ModelSpec, Resources, build_dataset
+    from sweep.ray_runtime import connect, disconnect
 
-    owns_ray = not ray.is_initialized()
-    if owns_ray:  # reuse a running instance (notebook, tests): ray.init costs seconds
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(address=options.address, include_dashboard=False, log_to_driver=False)
+    # The project's one way to attach to Ray (env defaults, auth, reuse of a running one).
+    connection = connect(options.address)
     try:
         gpus = options.gpus_per_worker
-        cpus = options.cpus_per_worker or (1.0 if gpus > 0 else 0.5)
-        node_cpus = int(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
-        threads = options.threads_per_worker or max(1, node_cpus // max(1, options.workers))
+        cpus = options.cpus_per_worker
+        if cpus is None:
+            cpus = 1.0 if gpus > 0 else 0.5
         spec = ModelSpec(checkpoint=str(Path(options.checkpoint).resolve()),
                          stats=str(Path(options.stats).resolve()), config=config,
-                         layers=layers, precision=options.precision,  # type: ignore[arg-type]
-                         torch_threads=threads if gpus == 0 else max(1, math.ceil(cpus)))
+                         layers=layers, precision=options.precision,
+                         torch_threads=_torch_threads(options, gpus, cpus))
         resources = Resources(workers=options.workers, cpus_per_worker=cpus,
                               gpus_per_worker=gpus, batch_size=options.batch_size)
         dataset = build_dataset(todo, spec, resources)
         progress = ProgressLine(total=len(todo))
-        embedded = since_flush = 0
+        embedded = failed = since_flush = 0
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             for song_id, path, error, vector in zip(batch["song_id"], batch["path"],
                                                     batch["error"], batch["vectors"], strict=True):
                 if error:
                     errors.append({"song_id": str(int(song_id)), "path": str(path),
                                    "error": str(error)})
+                    failed += 1
                 else:
                     rows.add(int(song_id), vector)
                     embedded += 1
                     since_flush += 1
-            progress.update(embedded + len(errors), len(errors))
+            progress.update(embedded + failed, failed)
             if since_flush >= options.flush_every:
                 flush()
                 since_flush = 0
-        progress.update(embedded + len(errors), len(errors), force=True)
+        progress.update(embedded + failed, failed, force=True)
         return embedded
     finally:
-        if owns_ray:
-            ray.shutdown()
+        disconnect(connection)
+
+
+def _torch_threads(options: EmbedOptions, gpus: float, cpus: float) -> int:
+    """torch intra-op threads per actor. On GPU the host only feeds the device: as many as
+    booked CPUs. On CPU the model is the whole cost, so the actors share the cores of a node
+    (Ray's fractional booking only schedules; it does not pin)."""
+    import ray
+
+    if options.threads_per_worker:
+        return options.threads_per_worker
+    if gpus > 0:
+        return max(1, math.ceil(cpus))
+    node_cpus = [int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")]
+    largest_node = max(node_cpus, default=os.cpu_count() or 1)
+    total = int(ray.cluster_resources().get("CPU", largest_node))
+    return max(1, min(largest_node, total // options.workers))
 
 
 def _positive_int(text: str) -> int:
@@ -308,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     try:
         summary = run_embedding(options)
-    except EmbedError as err:
+    except (EmbedError, RayConnectionError) as err:
         print(f"sweep.embed: error: {err}", file=sys.stderr)
         return 2
     print(f"[embed] wrote {summary.features}: {summary.embedded} songs embedded, "

@@ -23,7 +23,7 @@ from mer_uq.musicfm import layer_column
 PROVENANCE_KEY = "mer_uq.musicfm"
 SOURCE = "musicfm"
 # Provenance fields that must agree between the stored table and this run to merge.
-MUST_MATCH = ("config", "checkpoint_sha256", "mel_stats", "layers", "audio")
+MUST_MATCH = ("config", "checkpoint_sha256", "mel_stats", "layers", "audio", "precision")
 
 
 class EmbedOutputError(ValueError):
