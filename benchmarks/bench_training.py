@@ -18,6 +18,9 @@ Measures, on ONE CPU thread (torch.set_num_threads(1)):
 
 Inputs: the bundled openSMILE features (130-d) and random 1024-d features for the same
 songs (MusicFM's width). Results print as a table and, with --json PATH, are saved.
+
+Times are this process's CPU time (time.process_time), not wall time: on one thread they
+agree on an idle machine, and on a shared one other processes do not inflate them.
 """
 
 from __future__ import annotations
@@ -46,10 +49,10 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
     a = torch.randn(size, size)
     b = torch.randn(size, size)
     a @ b
-    started = time.perf_counter()
+    started = time.process_time()
     for _ in range(repeats):
         a @ b
-    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+    return 2 * size**3 * repeats / (time.process_time() - started) / 1e9
 
 
 def step_flops(d_in: int, out: int = 4, width: int = WIDTH, depth: int = 2) -> float:
@@ -85,16 +88,16 @@ def bare_loop_ms(x: np.ndarray, t: np.ndarray, steps: int = 3000) -> float:
 
     for _ in range(200):
         step()
-    started = time.perf_counter()
+    started = time.process_time()
     for _ in range(steps):
         step()
-    return (time.perf_counter() - started) / steps * 1e3
+    return (time.process_time() - started) / steps * 1e3
 
 
 def trial_ms(key: str, data: TrainingData, seeds: tuple[int, ...], cfg: TrainConfig) -> dict:
-    started = time.perf_counter()
+    started = time.process_time()
     trained = train_stack(key, seeds, data, FCNConfig(), cfg)
-    seconds = time.perf_counter() - started
+    seconds = time.process_time() - started
     steps = int(trained.epochs_trained.max()) * cfg.steps_per_epoch
     return {
         "training": key,

@@ -81,13 +81,21 @@ class TrainConfig:
 
 @contextmanager
 def cpu_threads(n: int) -> Iterator[None]:
-    """Run with n torch CPU threads (0: unchanged), restoring the previous setting."""
+    """Run with n torch CPU threads (0: unchanged) and denormals flushed to zero, then
+    restore both (flushing is off by default in torch and has no getter).
+
+    Flushing matters: with gradients and Adam moments of rarely active units decaying
+    into the denormal range (< 1.2e-38), x86 arithmetic slows down by up to ~100x per op;
+    measured on a stacked step, 3x slower overall. Flushed values change by < 1.2e-38.
+    """
     previous = torch.get_num_threads()
     if n > 0:
         torch.set_num_threads(n)
+    torch.set_flush_denormal(True)
     try:
         yield
     finally:
+        torch.set_flush_denormal(False)
         torch.set_num_threads(previous)
 
 
