@@ -34,6 +34,7 @@ from mer_uq.methods import TrainingSpec, training_spec
 from mer_uq.model import N_DIMS, FCNConfig, StackedFCN
 
 EpochCallback = Callable[[dict[str, Any]], None]
+TensorList = list[Tensor]
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ class StackedAdam:
     optimiser costing less than the matmuls or more. A fused call takes one learning rate,
     so members are grouped by their current lr (usually one group; a member with lr 0 has
     stopped and is left out, so neither its weights nor its moments change).
+    `fused=False` (or a torch without the kernel) runs the same update op by op.
     """
 
     def __init__(
@@ -160,10 +162,12 @@ class StackedAdam:
         params: list[Tensor],
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        fused: bool | None = None,
     ) -> None:
         self.params = params
         self.beta1, self.beta2 = betas
         self.eps = eps
+        self.fused = hasattr(torch, "_fused_adam_") if fused is None else fused
         self.n_members = params[0].shape[0]
         self.exp_avg = [torch.zeros_like(p) for p in params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
@@ -192,18 +196,51 @@ class StackedAdam:
                     [t[k] for t in tensors for k in members]
                     for tensors in (self.params, grads, self.exp_avg, self.exp_avg_sq)
                 )
-            torch._fused_adam_(
-                *lists,
-                [],
-                [self.step_count] * len(lists[0]),
-                lr=lr,
-                beta1=self.beta1,
-                beta2=self.beta2,
-                weight_decay=0.0,
-                eps=self.eps,
-                amsgrad=False,
-                maximize=False,
-            )
+            if self.fused:
+                self._fused_step(lr, *lists)
+            else:
+                self._plain_step(lr, *lists)
+
+    def _fused_step(
+        self,
+        lr: float,
+        params: TensorList,
+        grads: TensorList,
+        exp_avg: TensorList,
+        exp_avg_sq: TensorList,
+    ) -> None:
+        torch._fused_adam_(
+            params,
+            grads,
+            exp_avg,
+            exp_avg_sq,
+            [],
+            [self.step_count] * len(params),
+            lr=lr,
+            beta1=self.beta1,
+            beta2=self.beta2,
+            weight_decay=0.0,
+            eps=self.eps,
+            amsgrad=False,
+            maximize=False,
+        )
+
+    def _plain_step(
+        self,
+        lr: float,
+        params: TensorList,
+        grads: TensorList,
+        exp_avg: TensorList,
+        exp_avg_sq: TensorList,
+    ) -> None:
+        step = float(self.step_count)
+        bias1 = 1.0 - self.beta1**step
+        bias2_sqrt = (1.0 - self.beta2**step) ** 0.5
+        for param, grad, m, v in zip(params, grads, exp_avg, exp_avg_sq, strict=True):
+            m.lerp_(grad, 1.0 - self.beta1)
+            v.mul_(self.beta2).addcmul_(grad, grad, value=1.0 - self.beta2)
+            denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
+            param.addcdiv_(m, denom, value=-lr / bias1)
 
 
 class PlateauSchedule:

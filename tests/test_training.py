@@ -50,10 +50,11 @@ def _random_params(k: int) -> list[torch.Tensor]:
     return [torch.randn(k, 6, 5, generator=g), torch.randn(k, 1, 5, generator=g)]
 
 
-def test_stacked_adam_equals_torch_adam_for_one_member() -> None:
+@pytest.mark.parametrize("fused", [True, False])
+def test_stacked_adam_equals_torch_adam_for_one_member(fused: bool) -> None:
     ours = _random_params(1)
     ref = [torch.nn.Parameter(p[0].clone()) for p in ours]
-    adam = StackedAdam(ours)
+    adam = StackedAdam(ours, fused=fused)
     adam.set_member_lr(np.array([1e-2]))
     torch_adam = torch.optim.Adam(ref, lr=1e-2)
     g = torch.Generator().manual_seed(2)
@@ -67,13 +68,14 @@ def test_stacked_adam_equals_torch_adam_for_one_member() -> None:
         torch.testing.assert_close(mine[0], theirs.detach(), rtol=1e-6, atol=1e-7)
 
 
-def test_stacked_adam_per_member_learning_rates_and_frozen_member() -> None:
+@pytest.mark.parametrize("fused", [True, False])
+def test_stacked_adam_per_member_learning_rates_and_frozen_member(fused: bool) -> None:
     lrs = np.array([1e-3, 5e-3, 0.0])
     ours = _random_params(3)
     start = [p.clone() for p in ours]
     refs = [[torch.nn.Parameter(p[k].clone()) for p in ours] for k in range(2)]
     opts = [torch.optim.Adam(refs[k], lr=float(lrs[k])) for k in range(2)]
-    adam = StackedAdam(ours)
+    adam = StackedAdam(ours, fused=fused)
     adam.set_member_lr(lrs)
     g = torch.Generator().manual_seed(3)
     for _ in range(4):
