@@ -34,6 +34,7 @@ import soundfile as sf
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+import sweep  # noqa: F401  (sets the project's Ray environment before Ray is imported)
 from mer_uq.audio import TARGET_SAMPLE_RATE, decode, fit_length, load_audio, resample, to_stereo
 from mer_uq.musicfm import (
     MelStats,
@@ -45,7 +46,11 @@ from mer_uq.musicfm import (
 
 STATS = MelStats(mean=6.768444971712967, std=18.417922652295623)
 N_45S = 45 * TARGET_SAMPLE_RATE
-PARTS = ("decode", "flops", "bare", "error", "ray")
+PARTS = ("decode", "flops", "bare", "error", "ray", "overhead")
+# A small model (the golden test's sizes) for measuring Ray Data's per-song cost: with the
+# full-size model on a shared CPU, load noise is larger than the overhead being measured.
+SMALL = MusicFMConfig(encoder_dim=64, encoder_depth=2, num_attention_heads=4,
+                      intermediate_size=256, conv_dim=8)
 
 
 def synthetic_song(seed: int, seconds: float = 45.0, rate: int = 44_100) -> np.ndarray:
@@ -149,6 +154,23 @@ def bench_ray(paths: list[Path], checkpoint: Path, stats: Path, config: MusicFMC
         disconnect(connection)
 
 
+def bench_overhead(folder: Path, n_songs: int) -> dict[str, float]:
+    """Per-song seconds of bare loop vs Ray Data with a small model, same songs, CPU."""
+    paths = sorted((folder / "audio").glob("*.mp3"))[:n_songs]
+    torch.manual_seed(0)
+    model = MusicFM(SMALL, STATS).eval()
+    bare = bench_bare_loop(model, paths, batch_size=1, precision="fp32")
+    checkpoint = folder / "small.pt"
+    save_checkpoint(model, checkpoint)
+    stats = folder / "stats.json"
+    stats.write_text(json.dumps({"melspec_2048_mean": STATS.mean, "melspec_2048_std": STATS.std}))
+    ray_run = bench_ray(paths, checkpoint, stats, SMALL, 1, gpus=0.0, precision="fp32")
+    bare_s = 1 / bare["songs_per_s"]
+    ray_s = 1 / ray_run["steady_songs_per_s"]
+    return {"songs": len(paths), "bare_s_per_song": bare_s, "ray_steady_s_per_song": ray_s,
+            "ray_startup_s": ray_run["first_song_s"], "ray_overhead_s_per_song": ray_s - bare_s}
+
+
 def precision_error(model: MusicFM, waveform: np.ndarray, precision: str) -> list[float]:
     """Per layer: max |autocast - fp32| / max |fp32| of the pooled vectors."""
     reference = embed_batch(model, waveform[None], "fp32")[0]
@@ -171,6 +193,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="clip length for the error measurement")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
                         help="which measurements to run")
+    parser.add_argument("--overhead-songs", type=int, default=16,
+                        help="songs through the small model for the Ray Data overhead")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -183,7 +207,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory(prefix="bench_embed_") as tmp:
         folder = Path(tmp)
-        n_files = max(args.model_songs, args.decode_songs if "decode" in args.parts else 0)
+        n_files = max(args.model_songs, args.decode_songs if "decode" in args.parts else 0,
+                      args.overhead_songs if "overhead" in args.parts else 0)
         audio_dir = folder / "audio"
         audio_dir.mkdir()
         paths = write_songs(audio_dir, n_files)
@@ -225,6 +250,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 bare = results["bare_loop"]["songs_per_s"]
                 steady = results["ray_data"]["steady_songs_per_s"]
                 results["ray_steady_overhead"] = bare / steady - 1
+        if "overhead" in args.parts:
+            results["overhead_small_model"] = bench_overhead(folder, args.overhead_songs)
+            print("overhead:", results["overhead_small_model"], flush=True)
     results["machine"]["load_average_end"] = os.getloadavg()
     print(json.dumps(results, indent=1))
     if args.json:
