@@ -61,8 +61,8 @@ class FCNConfig:
                 f"FCNConfig needs hidden_width >= 1 and depth >= 1, got {self.hidden_width}, "
                 f"{self.depth}"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"FCNConfig.dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.dropout < 1.0 or round(self.dropout * DROPOUT_RESOLUTION) >= 256:
+            raise ValueError(f"FCNConfig.dropout must be in [0, 255/256], got {self.dropout}")
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,8 @@ def test_feature_dimension_mismatch_is_a_clear_error(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"hidden_width": 0}, {"depth": 0}, {"dropout": 1.0}, {"dropout": -0.1}]
+    "kwargs",
+    [{"hidden_width": 0}, {"depth": 0}, {"dropout": 1.0}, {"dropout": 0.999}, {"dropout": -0.1}],
 )
 def test_bad_config_is_rejected(kwargs) -> None:
     with pytest.raises(ValueError, match="FCNConfig"):
