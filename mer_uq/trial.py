@@ -27,7 +27,14 @@ from mer_uq.methods import (
 from mer_uq.model import FCNConfig
 from mer_uq.prediction import combine_seeds, mc_dropout, predict, prediction_frame
 from mer_uq.schema import DIMENSIONS, HP_PREFIX, PRED_MU, PRED_SIGMA, TARGET_MEAN, TARGET_SD
-from mer_uq.training import EpochCallback, TrainConfig, TrainingData, cpu_threads, train_stack
+from mer_uq.training import (
+    EpochCallback,
+    TrainConfig,
+    TrainedStack,
+    TrainingData,
+    cpu_threads,
+    train_stack,
+)
 
 __all__ = [
     "FCNConfig",
@@ -205,15 +212,23 @@ def _run_trial(
         t_valid=training_targets(dataset, ids["valid"], training.targets),
     )
     trained = train_stack(spec.training, spec.seeds, data, spec.model, spec.train, on_epoch)
+    predictions = _predictions(spec, trained, standard, ids)
+    return TrialResult(
+        spec, predictions, _metrics(spec, trained, predictions, dataset), trained.history
+    )
 
+
+def _predictions(
+    spec: TrialSpec, trained: TrainedStack, standard: FeatureTable, ids: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """Every reported method's rows for the validation and test songs, with hp_* columns."""
     eval_ids = np.concatenate([ids[s] for s in EVAL_SPLITS])
     eval_splits = np.concatenate([np.full(ids[s].size, s, dtype=object) for s in EVAL_SPLITS])
     x_eval = standard.rows(eval_ids)
     mu, sigma = predict(trained.model, x_eval)
     frames = []
     for name in spec.reported_methods:
-        method = method_spec(name)
-        if method.uncertainty is Uncertainty.MC_DROPOUT:
+        if method_spec(name).uncertainty is Uncertainty.MC_DROPOUT:
             mc_mu, mc_sd = mc_dropout(trained.model, x_eval, spec.mc_passes)
             frames.append(prediction_frame(eval_ids, eval_splits, name, spec.seeds, mc_mu, mc_sd))
         else:
@@ -221,20 +236,22 @@ def _run_trial(
     predictions = pd.concat(frames, ignore_index=True)
     for column, value in spec.hyperparameters().items():
         predictions[column] = value
+    return predictions
 
-    result_metrics: dict[str, float] = {
+
+def _metrics(
+    spec: TrialSpec, trained: TrainedStack, predictions: pd.DataFrame, dataset: DeamDataset
+) -> dict[str, float]:
+    """val_loss (what a search optimises), training facts, and test scores."""
+    result: dict[str, float] = {
         "val_loss": float(trained.best_val_loss.mean()),
         "epochs_trained": float(trained.epochs_trained.mean()),
         "best_epoch": float(trained.best_epoch.mean()),
     }
     for k, seed in enumerate(spec.seeds):
-        result_metrics[f"val_loss_seed{seed}"] = float(trained.best_val_loss[k])
-    result_metrics |= score_split(predictions, dataset, "test")
+        result[f"val_loss_seed{seed}"] = float(trained.best_val_loss[k])
+    result |= score_split(predictions, dataset, "test")
     if "seeds" in spec.reported_methods and len(spec.seeds) > 1:
-        ensemble = combine_seeds(predictions, "seeds")
-        ensemble_scores = score_split(ensemble, dataset, "test")
-        result_metrics |= {
-            key.replace("/seeds/", "/seeds_ensemble/"): value
-            for key, value in ensemble_scores.items()
-        }
-    return TrialResult(spec, predictions, result_metrics, trained.history)
+        ensemble = score_split(combine_seeds(predictions, "seeds"), dataset, "test")
+        result |= {k.replace("/seeds/", "/seeds_ensemble/"): v for k, v in ensemble.items()}
+    return result
