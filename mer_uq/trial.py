@@ -127,7 +127,11 @@ def training_targets(dataset: DeamDataset, song_ids: np.ndarray, source: Targets
     missing = np.setdiff1d(song_ids, table.index.to_numpy())
     if missing.size:
         raise ValueError(f"no targets for song(s) {missing[:10].tolist()}")
-    return table.loc[song_ids, columns].to_numpy(np.float64)
+    targets = table.loc[song_ids, columns].to_numpy(np.float64)
+    bad = ~np.isfinite(targets).all(axis=1)
+    if bad.any():
+        raise ValueError(f"non-finite targets for song(s) {song_ids[bad][:10].tolist()}")
+    return targets
 
 
 # ---------------------------------------------------------------- scoring

@@ -87,6 +87,16 @@ def test_features_missing_split_songs_name_them(deam) -> None:
         run_trial(TrialSpec("nll", train=TINY), dataset, partial)
 
 
+def test_non_finite_targets_name_the_song(deam) -> None:
+    dataset, features = deam
+    songs = dataset.songs.copy()
+    song = int(dataset.song_ids("train")[5])
+    songs.loc[songs["song_id"] == song, "arousal_sd"] = np.nan
+    broken = dataclasses.replace(dataset, songs=songs)
+    with pytest.raises(ValueError, match=rf"non-finite targets for song\(s\) \[{song}\]"):
+        run_trial(TrialSpec("kld", train=TINY), broken, features)
+
+
 def test_spec_errors() -> None:
     with pytest.raises(UnknownMethodError, match="unknown training key 'seeds'"):
         TrialSpec("seeds")
