@@ -30,7 +30,7 @@ from scipy.stats import rankdata
 
 ArrayLike = np.ndarray | Sequence[float]
 
-DEFAULT_CALIBRATION_LEVELS: tuple[float, ...] = tuple(np.round(np.arange(0.1, 1.0, 0.1), 2))
+DEFAULT_CALIBRATION_LEVELS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(1, 10))
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
