@@ -62,6 +62,7 @@ def _node_record() -> dict[str, str]:
         "node_ip": ray.util.get_node_ip_address(),
         "hostname": socket.gethostname(),
         "pid": str(os.getpid()),
+        "gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
     }
 
 
