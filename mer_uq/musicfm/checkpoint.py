@@ -9,12 +9,11 @@ plausible-looking but meaningless embeddings. Weight-norm tensors may use the le
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from mer_uq.data.atomic import write_atomically
 from mer_uq.musicfm.config import MusicFMConfig
 from mer_uq.musicfm.mel import MelStats
 from mer_uq.musicfm.model import MusicFM
@@ -83,6 +82,14 @@ def _canonical_key(key: str) -> str:
     head, _, last = key.rpartition(".")
     if last in LEGACY_WEIGHT_NORM:
         return f"{head}.{LEGACY_WEIGHT_NORM[last]}"
+    return key
+
+
+def _legacy_key(key: str) -> str:
+    """Inverse of ``_canonical_key``: parametrization names -> weight_g/weight_v."""
+    for legacy, modern in LEGACY_WEIGHT_NORM.items():
+        if key.endswith(f".{modern}"):
+            return f"{key[: -len(modern)]}{legacy}"
     return key
 
 
@@ -179,29 +186,14 @@ def save_checkpoint(model: MusicFM, path: str | Path, *, legacy_weight_norm: boo
 
     The tensors embedding ignores get seeded random values of the right shapes, so the file
     is a complete checkpoint that ``load_musicfm`` (or upstream) accepts strictly. Used to
-    make tiny test checkpoints and full-size random ones for benchmarks.
+    make tiny test checkpoints and full-size random ones for benchmarks. By default the
+    weight-norm tensors get the legacy names, as in the 2023 release.
     """
     generator = torch.Generator().manual_seed(seed)
     state = {_module_to_checkpoint_key(k): v.detach().cpu().clone()
              for k, v in model.state_dict().items()}
     for key, (shape, dtype) in ignored_key_layout(model.config).items():
         state[key] = torch.randn(shape, generator=generator).to(dtype)
-    if legacy_weight_norm:
-        modern = {v: k for k, v in LEGACY_WEIGHT_NORM.items()}
-        renamed = {}
-        for key, value in state.items():
-            head, _, tail = key.partition(".parametrizations.weight.")
-            suffix = f"parametrizations.weight.{tail}"
-            renamed[f"{head}.{modern[suffix]}" if tail and suffix in modern else key] = value
-        state = renamed
-    payload = {"state_dict": {MODEL_PREFIX + k: v for k, v in state.items()}}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    rename = _legacy_key if legacy_weight_norm else (lambda key: key)
+    payload = {"state_dict": {MODEL_PREFIX + rename(k): v for k, v in state.items()}}
+    write_atomically(Path(path), lambda tmp: torch.save(payload, tmp))
