@@ -2,9 +2,9 @@
 sweep with optional Optuna search (Ray Tune), W&B logging and the command-line tools.
 
 Importing this package fixes Ray's start-up environment (usage statistics off, token
-authentication explicit; see sweep.ray_runtime). It must happen here, before anything
-imports Ray: Ray reads RAY_AUTH_MODE once, when it is first imported, and a process whose
-Ray saw a different mode than the processes it starts cannot talk to them.
+authentication explicit; see sweep.ray_runtime). It happens here, as early as possible:
+Ray reads RAY_AUTH_MODE once, when it is first imported, and a process whose Ray saw a
+different mode than the processes it starts cannot talk to them.
 """
 
 from sweep.ray_runtime import apply_ray_env_defaults

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from dataclasses import dataclass
 
 # Environment defaults. A user who already exported one of these keeps their value.
@@ -33,8 +34,17 @@ class RayConnectionError(RuntimeError):
 
 
 def apply_ray_env_defaults() -> None:
-    """Set RAY_ENV_DEFAULTS in this process (inherited by Ray's workers and subprocesses)."""
+    """Set RAY_ENV_DEFAULTS in this process (inherited by Ray's workers and subprocesses).
+
+    RAY_AUTH_MODE is the exception once Ray is imported: Ray caches the mode at import, and
+    a process whose cached mode (unset = disabled) differs from the environment it hands
+    to the GCS it starts cannot talk to that GCS. Left unset, a local ray.init turns token
+    mode on itself, consistently, so nothing is lost by not setting it late.
+    """
+    ray_imported = "ray._raylet" in sys.modules
     for key, value in RAY_ENV_DEFAULTS.items():
+        if key == "RAY_AUTH_MODE" and ray_imported:
+            continue
         os.environ.setdefault(key, value)
 
 

@@ -15,10 +15,23 @@ from typing import Any
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
+from sweep.cli import SweepOptions
 from sweep.collector import TrialPublisher
-from sweep.folder import BEST_CONFIG_JSON, SEARCH_DIR, TRIALS_DIR, now_iso, write_json
+from sweep.experiment import base_config, experiment_name, trial_callbacks, trial_resources
+from sweep.folder import (
+    BEST_CONFIG_JSON,
+    SEARCH_DIR,
+    TRIALS_DIR,
+    SweepFolderError,
+    now_iso,
+    write_json,
+)
 from sweep.grid import TrialPlan, plan_trials, resolve_methods
+from sweep.inputs import load_inputs
+from sweep.ray_runtime import connect, disconnect
 from sweep.study import Study
+from sweep.trainable import PLAN
+from sweep.tuning import default_storage, make_trainable, run_experiment
 
 OBJECTIVE = "val_loss"
 SEARCH_SPACE: dict[str, Any] = {
@@ -68,3 +81,46 @@ def write_best_config(
         "created": now_iso(),
     }
     return write_json(sweep_dir / SEARCH_DIR / BEST_CONFIG_JSON, record)
+
+
+def default_concurrency(options: SweepOptions) -> int:
+    """OptunaSearch must always be given a concurrency bound: CPUs / CPUs per trial."""
+    import ray
+
+    cpus = ray.cluster_resources().get("CPU", 1.0)
+    return max(1, int(cpus // options.cpus_per_trial))
+
+
+def run_search(options: SweepOptions, study: Study, sweep_dir: Path) -> int:
+    """Optuna over dropout and width; writes DIR/search/best_config.json."""
+    if options.resume is not None:
+        raise SweepFolderError("--resume continues seed sweeps; start a new --search run")
+    dataset, features = load_inputs(study)
+    plan = search_plan(study, options.search_method)
+    print(f"[search] {sweep_dir}: Optuna, {options.num_samples} trials of {plan.training} "
+          f"({len(plan.seeds)} seeds each), objective {OBJECTIVE}", flush=True)
+    connection = connect(options.address)
+    try:
+        results = run_experiment(
+            make_trainable(dataset, features, trial_resources(options)),
+            {**base_config(study), PLAN: plan.to_config(), **SEARCH_SPACE},
+            storage_path=default_storage(sweep_dir / SEARCH_DIR, options.storage_path),
+            name=experiment_name(sweep_dir, "search"),
+            max_concurrent=options.max_concurrent or default_concurrency(options),
+            max_failures=options.max_failures,
+            callbacks=[
+                search_publisher(sweep_dir),
+                *trial_callbacks(options, study, options.num_samples, "search", sweep_dir),
+            ],
+            search_alg=searcher(),
+            num_samples=options.num_samples,
+            metric=OBJECTIVE,
+            mode="min",
+        )
+    finally:
+        disconnect(connection)
+    best = write_best_config(sweep_dir, results, plan, options.search_method,
+                             options.num_samples)
+    print(f"[search] best configuration: {best}\n[search] use it: python -m sweep.run "
+          f"--config {best}", flush=True)
+    return 0

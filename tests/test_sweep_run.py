@@ -11,8 +11,9 @@ import pytest
 
 from mer_uq.data import load_deam
 from mer_uq.schema import DIMENSIONS, PRED_MU, PRED_SIGMA
+from sweep.experiment import CRASH_ONCE_ENV
 from sweep.folder import REQUIRED_KEYS
-from sweep.run import CRASH_ONCE_ENV, main
+from sweep.run import main
 from sweep.trial_files import read_trial_record
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

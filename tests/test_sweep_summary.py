@@ -14,7 +14,7 @@ import analysis.report
 from mer_uq.data import load_deam, load_features
 from mer_uq.metrics import pearson_r, r2_score
 from mer_uq.trial import FCNConfig, TrainConfig, TrialSpec, run_trial
-from sweep import run as sweep_run
+from sweep.final_report import report_or_tables
 from sweep.progress import ProgressPrinter
 from sweep.summary import paper_tables
 from sweep.trial_files import write_trial_parquet
@@ -61,7 +61,7 @@ def test_sweep_prints_tables_when_the_analysis_fails(tiny_trials, monkeypatch, c
         raise RuntimeError("analysis exploded")
 
     monkeypatch.setattr(analysis.report, "write_report", broken)
-    sweep_run._report(folder.parent, songs)
+    report_or_tables(folder.parent, songs)
     captured = capsys.readouterr()
     assert "analysis exploded" in captured.err
     assert "Table 2 (mean)" in captured.out and "Table 3 (SD)" in captured.out

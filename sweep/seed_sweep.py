@@ -1,0 +1,65 @@
+"""The seed sweep: every pending (training key x seed chunk) trial on Ray Tune.
+
+"Pending" is the resume rule: a trial whose file is already in DIR/trials is finished and
+is never rerun, so its results are never duplicated.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ray import tune
+
+from sweep.cli import SweepOptions
+from sweep.collector import TrialPublisher
+from sweep.experiment import base_config, experiment_name, trial_callbacks, trial_resources
+from sweep.final_report import report_or_tables
+from sweep.folder import TRIALS_DIR, finished_stems, trial_file, write_sweep_json
+from sweep.inputs import load_inputs
+from sweep.ray_runtime import connect, disconnect
+from sweep.study import Study
+from sweep.trainable import PLAN
+from sweep.tuning import default_storage, make_trainable, run_experiment
+
+
+def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resuming: bool) -> int:
+    """Train every pending trial; returns the number of trials without a result file."""
+    dataset, features = load_inputs(study)
+    if not resuming:
+        write_sweep_json(sweep_dir, study.to_record())
+    trials_dir = sweep_dir / TRIALS_DIR
+    plans = study.trials()
+    done = finished_stems(trials_dir)
+    pending = [p for p in plans if p.file_stem not in done]
+    print(
+        f"[sweep] {sweep_dir}: methods {', '.join(study.methods)}; {len(study.seeds)} seeds; "
+        f"{len(plans)} trials ({len(plans) - len(pending)} already finished)",
+        flush=True,
+    )
+    if pending:
+        connection = connect(options.address)
+        try:
+            run_experiment(
+                make_trainable(dataset, features, trial_resources(options)),
+                {**base_config(study), PLAN: tune.grid_search([p.to_config() for p in pending])},
+                storage_path=default_storage(sweep_dir, options.storage_path),
+                name=experiment_name(sweep_dir, "sweep"),
+                max_concurrent=options.max_concurrent,
+                max_failures=options.max_failures,
+                callbacks=[
+                    TrialPublisher(trials_dir),
+                    *trial_callbacks(options, study, len(pending), "sweep", sweep_dir),
+                ],
+            )
+        finally:
+            disconnect(connection)
+    missing = [p.file_stem for p in plans if not trial_file(trials_dir, p.file_stem).exists()]
+    if missing:
+        print(f"[sweep] {len(missing)} trial(s) failed after retries: {', '.join(missing)}; "
+              f"rerun with --resume {sweep_dir}", file=sys.stderr)
+    if options.report:
+        report_or_tables(sweep_dir, dataset.songs)
+    print(f"[sweep] results: {trials_dir}/ (one Parquet per trial), sweep record: "
+          f"{sweep_dir / 'sweep.json'}", flush=True)
+    return len(missing)
