@@ -30,8 +30,9 @@ TRAIN = "train"
 MC_PASSES = "mc_passes"
 # Searched hyperparameters override the model config under these names.
 SEARCHED_MODEL_KEYS: tuple[str, ...] = ("dropout", "hidden_width")
-# Test hook: a marker path. The first trial to reach its second epoch while the marker is
-# absent creates it and kills its own worker process (os._exit), imitating a node loss.
+# Test hook: a marker path. The first trial to finish an epoch while the marker is absent
+# creates it and kills its own worker process (os._exit), imitating a lost node; Tune must
+# then retry the trial (FailureConfig). Set by the driver from MER_UQ_TEST_CRASH_ONCE.
 CRASH_ONCE_MARKER = "_crash_once_marker"
 # Set in the last report only ("done" itself is a key Tune reserves).
 FINAL_FLAG = "trial_finished"
