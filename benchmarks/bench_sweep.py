@@ -9,8 +9,9 @@ Both sides run the same TrialSpecs at the same parallelism (``--parallel`` trial
 one CPU each): the sweep through Ray Tune (trial actors, object store, checkpoints, the
 trial files), the baseline through ``concurrent.futures.ProcessPoolExecutor`` calling
 ``mer_uq.trial.run_trial`` directly, with the data loaded once per worker process. The
-sweep is timed as a user meets it: a fresh process, Ray start-up included, report off
-(``--with-report`` adds it, to time the whole default command).
+two sides are timed as a user meets them: each a fresh process (interpreter, imports,
+data loading; for the sweep also Ray start-up), report off (``--with-report`` adds it to
+the sweep, to time the whole default command).
 """
 
 from __future__ import annotations
@@ -50,13 +51,22 @@ def _one_trial(spec: TrialSpec) -> float:
     return time.perf_counter() - started
 
 
-def plain_loop(specs: list[TrialSpec], parallel: int) -> float:
-    """Wall time of the same trials without Ray (process start and data loading included)."""
-    started = time.perf_counter()
+def plain_loop(specs: list[TrialSpec], parallel: int) -> list[float]:
+    """The same trials without Ray: a process pool calling run_trial; trial durations."""
     with ProcessPoolExecutor(max_workers=parallel, initializer=_load_data) as pool:
-        durations = list(pool.map(_one_trial, specs))
+        return list(pool.map(_one_trial, specs))
+
+
+def through_plain_loop(bench_args: list[str]) -> float:
+    """The plain loop as a fresh process too (interpreter, imports, data loading), so both
+    sides are timed as a user meets them on the command line."""
+    argv = [sys.executable, str(Path(__file__).resolve()), *bench_args, "--plain-child"]
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - started
-    print(f"plain loop: {wall:7.1f} s wall; trials {', '.join(f'{d:.1f}' for d in durations)} s")
+    if done.returncode != 0:
+        raise SystemExit(f"plain loop failed:\n{done.stderr[-3000:]}")
+    print(f"plain loop: {wall:7.1f} s wall (fresh process); {done.stdout.strip()}")
     return wall
 
 
@@ -85,6 +95,7 @@ def main() -> None:
     p.add_argument("--parallel", type=int, default=os.cpu_count() or 1)
     p.add_argument("--with-report", action="store_true")
     p.add_argument("--repeats", type=int, default=1, help="alternating runs of each side")
+    p.add_argument("--plain-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
 
     cli_args = ["--methods", args.methods, "--seeds", args.seeds,
@@ -98,16 +109,24 @@ def main() -> None:
                     MODEL: study.model, TRAIN: study.train, MC_PASSES: study.mc_passes})
         for p in plans
     ]
+    if args.plain_child:
+        durations = plain_loop(specs, args.parallel)
+        print(f"trials {', '.join(f'{d:.1f}' for d in durations)} s")
+        return
     print(f"{len(specs)} trials ({', '.join(s.training for s in specs)}), "
           f"{len(study.seeds)} seeds each, {args.parallel} at a time, "
           f"epochs <= {study.train['epochs']}, {study.train['steps_per_epoch']} steps/epoch")
+    bench_args = ["--methods", args.methods, "--seeds", args.seeds,
+                  "--parallel", str(args.parallel)]
+    if args.epochs:
+        bench_args += ["--epochs", args.epochs]
     sweep_walls, plain_walls = [], []
     for repeat in range(args.repeats):  # alternate the order: load drifts, both see it
         if repeat % 2 == 0:
             sweep_walls.append(through_sweep(cli_args, args.with_report))
-            plain_walls.append(plain_loop(specs, args.parallel))
+            plain_walls.append(through_plain_loop(bench_args))
         else:
-            plain_walls.append(plain_loop(specs, args.parallel))
+            plain_walls.append(through_plain_loop(bench_args))
             sweep_walls.append(through_sweep(cli_args, args.with_report))
     sweep_wall, plain_wall = statistics.median(sweep_walls), statistics.median(plain_walls)
     print(f"median of {args.repeats}: sweep.run {sweep_wall:.1f} s, plain loop {plain_wall:.1f} s"
