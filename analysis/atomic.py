@@ -1,32 +1,17 @@
-"""Atomic file writes for the report folder.
+"""Atomic text and byte writes for the report folder.
 
 A report is read while a sweep may still be writing, and a crashed run must never leave a
-half-written table that looks complete: every file is written to a temporary sibling and
-renamed into place (rename is atomic on one file system).
+half-written table that looks complete; the temp-file-then-rename mechanics are mer_uq's,
+shared with every other writer in the project.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
+from mer_uq.data.atomic import write_atomically as write_atomic
 
-def write_atomic(path: Path, writer: Callable[[Path], None]) -> Path:
-    """Call ``writer(tmp_path)`` and move the result onto ``path`` in one rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+__all__ = ["write_atomic", "write_bytes_atomic", "write_text_atomic"]
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
