@@ -15,25 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
+from process_sessions import session_members
 
 from sweep.run import main
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def session_members(sid: int) -> list[int]:
-    """PIDs of the live processes whose session id is ``sid`` (from /proc)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":  # fields: state ppid pgrp session
-            members.append(int(stat.parent.name))
-    return members
 
 
 def kill_session(process: subprocess.Popen) -> None:
