@@ -15,6 +15,8 @@ disagreement, which is exactly how the paper uses them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -44,8 +46,13 @@ def _member_scores(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> dict[str
     return scores
 
 
-def _usable(sigma: np.ndarray) -> bool:
-    return bool(np.all(np.isfinite(sigma)) and np.all(sigma > 0))
+def _usable_members(row: PredictionRow, dim: str, index: np.ndarray
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each member's (mu, sigma) per rating, skipping members with no usable spread (a
+    single-seed mean-only model has sigma NaN): they have no distribution to score."""
+    for mu, sigma in zip(row.mu[dim], row.sigma[dim], strict=True):
+        if np.all(np.isfinite(sigma)) and np.all(sigma > 0):
+            yield mu[index], sigma[index]
 
 
 def rating_scores(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids: np.ndarray
@@ -57,9 +64,8 @@ def rating_scores(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids: np
         if not row.has_sigma:
             continue
         for dim in schema.DIMENSIONS:
-            per_member = [_member_scores(values[dim], mu[index], sigma[index])
-                          for mu, sigma in zip(row.mu[dim], row.sigma[dim], strict=True)
-                          if _usable(sigma)]
+            per_member = [_member_scores(values[dim], mu, sigma)
+                          for mu, sigma in _usable_members(row, dim, index)]
             skipped = row.n_members - len(per_member)
             for name in SCORE_NAMES:
                 member_values = np.array([s[name] for s in per_member])
@@ -84,9 +90,8 @@ def calibration_table(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids
         if not row.has_sigma:
             continue
         for dim in schema.DIMENSIONS:
-            curves = [calibration_curve(values[dim], mu[index], sigma[index])
-                      for mu, sigma in zip(row.mu[dim], row.sigma[dim], strict=True)
-                      if _usable(sigma)]
+            curves = [calibration_curve(values[dim], mu, sigma)
+                      for mu, sigma in _usable_members(row, dim, index)]
             if not curves:
                 continue
             expected = curves[0][0]

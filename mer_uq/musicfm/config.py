@@ -106,11 +106,17 @@ class MusicFMConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> MusicFMConfig:
-        path = Path(path)
-        try:
-            values = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: cannot read a MusicFM config JSON ({err})") from err
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: a MusicFM config JSON must be an object")
+        values = read_json_object(path, "MusicFM config")
         return cls.from_dict(values, source=str(path))
+
+
+def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
+    """A JSON file that must hold one object; errors name the file and what it was for."""
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read the {what} JSON ({err})") from err
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: the {what} JSON must be an object")
+    return values

@@ -8,7 +8,6 @@ are used as loaded; the HTK filterbank below only serves random-init models.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mer_uq.musicfm.config import MusicFMConfig
+from mer_uq.musicfm.config import MusicFMConfig, read_json_object
 
 # AmplitudeToDB's floor: power values below it are clamped before the log.
 POWER_FLOOR = 1e-10
@@ -64,12 +63,9 @@ class MelStats:
     def from_json(cls, path: str | Path) -> MelStats:
         """Read ``melspec_2048_mean``/``_std`` from a MusicFM stats file (msd_stats.json)."""
         path = Path(path)
-        try:
-            values = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: cannot read MusicFM stats JSON ({err})") from err
+        values = read_json_object(path, "MusicFM stats")
         keys = (f"{MEL_STATS_KEY}_mean", f"{MEL_STATS_KEY}_std")
-        missing = [k for k in keys if not isinstance(values, dict) or k not in values]
+        missing = [k for k in keys if k not in values]
         if missing:
             raise ValueError(f"{path}: stats JSON lacks keys {missing}")
         mean, std = float(values[keys[0]]), float(values[keys[1]])
