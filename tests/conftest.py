@@ -1,5 +1,5 @@
-"""Fixtures shared across the suite: where the real shared data lives, and one Ray
-instance for the whole session (ray.init costs seconds)."""
+"""Fixtures shared across the suite: the real data and MusicFM fixtures inside the
+repository, and one Ray instance for the whole session (ray.init costs seconds)."""
 
 from __future__ import annotations
 
@@ -9,28 +9,22 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MER_UQ_SHARED", REPO_ROOT.parent / "shared"))
-
-
-def _shared_path(*parts: str) -> Path:
-    """A path under ../shared; skipped on a user's fresh clone that lacks it, but a hard
-    failure in CI, where shared/ always sits beside the checkout."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is missing: CI expects shared/ beside the checkout")
-        pytest.skip(f"{path} not present (shared data lives beside the checkout)")
-    return path
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def shared_deam() -> Path:
-    return _shared_path("deam")
+def real_deam() -> Path:
+    """The real DEAM files: the copy the package bundles (tests/fixtures/deam/sha256.json
+    pins it to the files it was made from)."""
+    from mer_uq.data.layout import BUNDLED_DEAM_DIR
+
+    return BUNDLED_DEAM_DIR
 
 
 @pytest.fixture(scope="session")
-def shared_musicfm() -> Path:
-    return _shared_path("musicfm")
+def musicfm_fixtures() -> Path:
+    """MusicFM facts and the golden reference (tests/fixtures/README.md says their origin)."""
+    return FIXTURES / "musicfm"
 
 
 @pytest.fixture(scope="session")

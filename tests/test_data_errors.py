@@ -16,9 +16,9 @@ AVERAGED = STATIC_AVERAGED["2013-2014"]
 
 
 @pytest.fixture
-def deam(shared_deam: Path, tmp_path: Path) -> Path:
+def deam(real_deam: Path, tmp_path: Path) -> Path:
     root = tmp_path / "deam"
-    shutil.copytree(shared_deam, root, ignore=shutil.ignore_patterns("features"))
+    shutil.copytree(real_deam, root, ignore=shutil.ignore_patterns("features"))
     return root
 
 

@@ -3,6 +3,9 @@ train-only standardisation, and bad tables."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -16,14 +19,22 @@ from mer_uq.data import DeamDataError, load_deam, load_features, save_features, 
 from mer_uq.data.features import DEFAULT_COLUMN_KEY, FeatureTable
 from mer_uq.data.layout import BUNDLED_FEATURES_FILE
 
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
 
 def _table(ids, matrix, column="features") -> FeatureTable:
     return FeatureTable(np.asarray(ids), np.asarray(matrix, dtype=np.float32), column)
 
 
-def test_bundled_features_are_the_real_csv(shared_deam: Path):
+def test_bundled_features_are_the_real_csv():
+    """The bundled Parquet holds exactly the values of the real openSMILE CSV (a gzip copy
+    of it is a test fixture, its checksum pinned in tests/fixtures/deam/sha256.json)."""
+    gz = FIXTURES / "deam" / "opensmile_song_means.csv.gz"
+    expected = json.loads((FIXTURES / "deam" / "sha256.json").read_text())
+    raw = gzip.decompress(gz.read_bytes())
+    assert hashlib.sha256(raw).hexdigest() == expected["features/opensmile_song_means.csv"]
     ft = load_features()
-    csv = pd.read_csv(shared_deam / "features" / "opensmile_song_means.csv")
+    csv = pd.read_csv(io.BytesIO(raw))
     assert ft.column == "features" and ft.matrix.dtype == np.float32
     assert ft.song_ids.dtype == np.int64 and ft.matrix.shape == (1802, 130)
     np.testing.assert_array_equal(ft.song_ids, csv["song_id"])

@@ -35,9 +35,9 @@ def test_merge_rare():
     assert merge_rare(genres, min_songs=3).tolist() == ["Rock"] * 5 + [OTHER] * 5
 
 
-def test_real_genres(shared_deam: Path):
+def test_real_genres(real_deam: Path):
     """2014 songs were sampled about 100 per first-listed genre; 2013 has one genre each."""
-    songs = load_deam(shared_deam).songs
+    songs = load_deam(real_deam).songs
     counts = songs[songs["year"] == 2014]["genre"].value_counts().to_dict()
     assert counts["Hip-Hop"] == 100 and counts["Rock"] == 100 and counts["Folk"] == 99
     assert counts["SoulRB"] + counts["Blues"] == 100

@@ -1,11 +1,12 @@
-"""load_deam on the real DEAM files (shared copy and the bundled copy): counts, the
+"""load_deam on the real DEAM files (the bundled copy, pinned by checksum): counts, the
 column contract, the normalisation and the SD check, against independent recomputations
 straight from the CSV files."""
 
 from __future__ import annotations
 
 import csv
-import filecmp
+import hashlib
+import json
 import statistics
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from mer_uq.data.bundle import BUNDLED_FILES
 from mer_uq.data.layout import BUNDLED_DEAM_DIR, STATIC_AVERAGED, STATIC_PER_RATER
 from mer_uq.schema import DIMENSIONS, SPLITS, TARGET_MEAN, TARGET_SD
 
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
 PER_RATER = STATIC_PER_RATER["2013-2014"]
 AVERAGED = STATIC_AVERAGED["2013-2014"]
 # Songs whose per-rater SDs disagree with DEAM's averaged file (measured; docs/data.md).
@@ -25,15 +28,15 @@ SD_MISMATCHED = [1029, 1059, 1064, 1255, 1297, 1320, 1614, 1654, 1968]
 
 
 @pytest.fixture(scope="module")
-def real(shared_deam: Path):
-    return load_deam(shared_deam)
+def real(real_deam: Path):
+    return load_deam(real_deam)
 
 
 @pytest.fixture(scope="module")
-def raw_ratings(shared_deam: Path) -> dict[int, list[tuple[float, float]]]:
+def raw_ratings(real_deam: Path) -> dict[int, list[tuple[float, float]]]:
     """(Valence, Arousal) column values per song, read with the csv module."""
     out: dict[int, list[tuple[float, float]]] = {}
-    with open(shared_deam / PER_RATER, newline="") as handle:
+    with open(real_deam / PER_RATER, newline="") as handle:
         rows = csv.reader(handle)
         header = [h.strip() for h in next(rows)]
         iv, ia, isong = header.index("Valence"), header.index("Arousal"), header.index("SongId")
@@ -52,8 +55,8 @@ def test_song_counts(real):
     assert len(real.ratings) == 17464 == songs["n_raters"].sum()
 
 
-def test_include_2015_adds_58_songs(shared_deam: Path):
-    ds = load_deam(shared_deam, include_2015=True)
+def test_include_2015_adds_58_songs(real_deam: Path):
+    ds = load_deam(real_deam, include_2015=True)
     assert len(ds.songs) == 1802
     late = ds.songs[ds.songs["year"] == 2015]
     assert len(late) == 58 and set(late["n_raters"]) <= {5, 6}
@@ -98,10 +101,10 @@ def test_ratings_within_normalised_range(real):
         assert real.songs[TARGET_MEAN[dim]].between(-0.8, 0.8).all()
 
 
-def test_population_sd_matches_averaged_file(real, shared_deam: Path):
+def test_population_sd_matches_averaged_file(real, real_deam: Path):
     """Our SD x 5, rounded to 2 decimals, equals DEAM's averaged SD for every song but the
     nine where that file disagrees with its own per-rater file; ddof=1 would not."""
-    averaged = pd.read_csv(shared_deam / AVERAGED, skipinitialspace=True)
+    averaged = pd.read_csv(real_deam / AVERAGED, skipinitialspace=True)
     averaged.columns = averaged.columns.str.strip()
     averaged = averaged.set_index("song_id").loc[real.songs["song_id"]]
     swapped = averaged.index <= 1000
@@ -120,19 +123,23 @@ def test_population_sd_matches_averaged_file(real, shared_deam: Path):
     assert check.sd[1].n_equal < 100
 
 
-def test_bundled_copy_is_the_real_files(shared_deam: Path):
-    for rel in BUNDLED_FILES:
-        assert filecmp.cmp(BUNDLED_DEAM_DIR / rel, shared_deam / rel, shallow=False), rel
+def test_bundled_copy_is_the_real_files():
+    """Every bundled file is byte for byte the real DEAM file it was copied from."""
+    expected = json.loads((FIXTURES / "deam" / "sha256.json").read_text())
+    for rel in map(str, BUNDLED_FILES):
+        digest = hashlib.sha256((BUNDLED_DEAM_DIR / rel).read_bytes()).hexdigest()
+        assert digest == expected[rel], rel
 
 
-def test_bundled_default_equals_shared(real):
+def test_explicit_folder_equals_default(real):
+    """Passing the folder and passing nothing read the same files the same way."""
     bundled = load_deam()
     pd.testing.assert_frame_equal(bundled.songs, real.songs)
     pd.testing.assert_frame_equal(bundled.ratings, real.ratings)
 
 
-def test_same_inputs_same_tables(shared_deam: Path, real):
-    again = load_deam(shared_deam)
+def test_same_inputs_same_tables(real_deam: Path, real):
+    again = load_deam(real_deam)
     pd.testing.assert_frame_equal(again.songs, real.songs)
 
 

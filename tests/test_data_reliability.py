@@ -106,9 +106,9 @@ def test_too_few_raters_named():
         split_half_reliability(ratings, n_repeats=2, n_boot=2)
 
 
-def test_real_deam_ceilings(shared_deam):
+def test_real_deam_ceilings(real_deam):
     """Measured on the real per-rater table (docs/data.md): means are reliable, SDs not."""
-    rel = split_half_reliability(load_deam(shared_deam).ratings, n_repeats=50, n_boot=200)
+    rel = split_half_reliability(load_deam(real_deam).ratings, n_repeats=50, n_boot=200)
     for dim in DIMENSIONS:
         assert 0.7 < rel[dim]["mean"].reliability < 0.9
         assert rel[dim]["sd"].reliability < 0.2

@@ -18,8 +18,8 @@ SHARES = dict(zip(SPLITS, (0.70, 0.15, 0.15), strict=True))
 
 
 @pytest.fixture(scope="module")
-def real(shared_deam: Path):
-    return load_deam(shared_deam)
+def real(real_deam: Path):
+    return load_deam(real_deam)
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +63,11 @@ def test_shipped_split_is_seed_0_and_used_by_default(real, genres: pd.Series):
     }
 
 
-def test_write_read_roundtrip_and_custom_file(genres: pd.Series, tmp_path: Path, shared_deam):
+def test_write_read_roundtrip_and_custom_file(genres: pd.Series, tmp_path: Path, real_deam):
     path = write_split(make_split(genres, seed=7), tmp_path / "sub" / "split.csv")
     assert path.read_text().splitlines()[0] == "song_id,split"
     assert not [p for p in path.parent.iterdir() if p.name != "split.csv"]  # no temp left
-    ds = load_deam(shared_deam, split_file=path)
+    ds = load_deam(real_deam, split_file=path)
     assert ds.split_source == str(path)
     pd.testing.assert_frame_equal(ds.songs[["song_id", "split"]], make_split(genres, seed=7))
 
@@ -78,12 +78,12 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_unknown_songs_named(genres: pd.Series, tmp_path: Path, shared_deam):
+def test_unknown_songs_named(genres: pd.Series, tmp_path: Path, real_deam):
     frame = make_split(genres, seed=0)
     extra = pd.DataFrame({"song_id": [5000, 5001], "split": ["train", "test"]})
     path = write_split(pd.concat([frame, extra]), tmp_path / "split.csv")
     with pytest.raises(DeamDataError, match=r"split\.csv: unknown song id\(s\).*5000, 5001"):
-        load_deam(shared_deam, split_file=path)
+        load_deam(real_deam, split_file=path)
 
 
 def test_missing_songs_named(genres: pd.Series, tmp_path: Path):

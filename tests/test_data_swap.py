@@ -36,14 +36,14 @@ def _swap_2013_columns(path: Path, pairs: list[tuple[str, str]]) -> None:
 
 
 @pytest.fixture(scope="module")
-def real(shared_deam: Path):
-    return load_deam(shared_deam)
+def real(real_deam: Path):
+    return load_deam(real_deam)
 
 
 @pytest.fixture(scope="module")
-def unswapped_copy(shared_deam: Path, tmp_path_factory) -> Path:
+def unswapped_copy(real_deam: Path, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("unswapped") / "deam"
-    shutil.copytree(shared_deam, root, ignore=shutil.ignore_patterns("features"))
+    shutil.copytree(real_deam, root, ignore=shutil.ignore_patterns("features"))
     _swap_2013_columns(root / STATIC_PER_RATER["2013-2014"], [("valence", "arousal")])
     _swap_2013_columns(
         root / STATIC_AVERAGED["2013-2014"],
@@ -70,10 +70,10 @@ def test_swap_detected_on_real_data(real):
     assert min(c2014[k] for k in STRAIGHT) > 0.9 > 0.7 > max(c2014[k] for k in CROSSED)
 
 
-def test_audit_correlations_match_pandas(real, shared_deam: Path):
+def test_audit_correlations_match_pandas(real, real_deam: Path):
     """The audit's crossed 2013 correlation, recomputed here with pandas on the raw
     per-rater means (before correction: static valence = the corrected arousal)."""
-    dyn = _dynamic_means(shared_deam)
+    dyn = _dynamic_means(real_deam)
     songs = real.songs.set_index("song_id")
     ids = songs.index[songs.index <= 1000]
     raw_static_valence = songs.loc[ids, "arousal_mean"]
@@ -83,8 +83,8 @@ def test_audit_correlations_match_pandas(real, shared_deam: Path):
     )
 
 
-def test_corrected_targets_agree_with_dynamic_annotations(real, shared_deam: Path):
-    dyn = _dynamic_means(shared_deam)
+def test_corrected_targets_agree_with_dynamic_annotations(real, real_deam: Path):
+    dyn = _dynamic_means(real_deam)
     songs = real.songs.set_index("song_id")
     for year in (2013, 2014):
         ids = songs.index[songs["year"] == year]
@@ -92,8 +92,8 @@ def test_corrected_targets_agree_with_dynamic_annotations(real, shared_deam: Pat
             assert songs.loc[ids, f"{dim}_mean"].corr(dyn.loc[ids, dim]) > 0.9
 
 
-def test_no_fix_swap_keeps_raw_columns(real, shared_deam: Path):
-    raw = load_deam(shared_deam, fix_swap=False)
+def test_no_fix_swap_keeps_raw_columns(real, real_deam: Path):
+    raw = load_deam(real_deam, fix_swap=False)
     assert raw.swap.detected and not raw.swap.corrected
     fixed, kept = real.songs.set_index("song_id"), raw.songs.set_index("song_id")
     early, late = fixed.index <= 1000, fixed.index > 1000
@@ -115,9 +115,9 @@ def test_not_detected_on_unswapped_copy(unswapped_copy: Path, real):
     assert ds.averaged_check.sd[0].n_equal == real.averaged_check.sd[0].n_equal
 
 
-def test_fallback_without_dynamic_files(shared_deam: Path, tmp_path: Path, real):
+def test_fallback_without_dynamic_files(real_deam: Path, tmp_path: Path, real):
     root = tmp_path / "deam"
-    shutil.copytree(shared_deam, root, ignore=shutil.ignore_patterns("features", "dynamic*"))
+    shutil.copytree(real_deam, root, ignore=shutil.ignore_patterns("features", "dynamic*"))
     ds = load_deam(root)
     assert ds.swap.method == METHOD_FALLBACK
     assert ds.swap.subset == "2013" and ds.swap.corrected

@@ -68,10 +68,10 @@ def test_parse_args_defaults_and_types() -> None:
                     "--workers", "0"])
 
 
-def test_bad_stats_fails_before_ray(tmp_path: Path, shared_musicfm: Path) -> None:
+def test_bad_stats_fails_before_ray(tmp_path: Path, musicfm_fixtures: Path) -> None:
     stats = tmp_path / "stats.json"
     stats.write_text(json.dumps({"spec_256_mean": 1.0}))
-    golden = shared_musicfm / "golden"
+    golden = musicfm_fixtures / "golden"
     options = _options(checkpoint=golden / "tiny_checkpoint.pt", stats=stats,
                        model_config=golden / "tiny_config.json")
     with pytest.raises(EmbedError, match=r"stats\.json.*melspec_2048_mean"):

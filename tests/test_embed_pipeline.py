@@ -28,10 +28,10 @@ def _tone(seconds: float, rate: int, channels: int = 2) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def golden_model(shared_musicfm: Path) -> dict[str, Path]:
-    golden = shared_musicfm / "golden"
+def golden_model(musicfm_fixtures: Path) -> dict[str, Path]:
+    golden = musicfm_fixtures / "golden"
     return {"checkpoint": golden / "tiny_checkpoint.pt", "config": golden / "tiny_config.json",
-            "stats": shared_musicfm / "msd_stats.json", "audio": golden / "audio_24k_stereo.wav",
+            "stats": musicfm_fixtures / "msd_stats.json", "audio": golden / "audio_24k_stereo.wav",
             "expected": golden / "expected.npz"}
 
 

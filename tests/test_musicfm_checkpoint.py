@@ -23,8 +23,8 @@ TINY = MusicFMConfig(encoder_dim=32, encoder_depth=2, num_attention_heads=4,
                      intermediate_size=64, conv_dim=4, codebook_size=64)
 
 
-def test_full_size_layout_is_the_released_one(shared_musicfm: Path) -> None:
-    released = json.loads((shared_musicfm / "checkpoint_keys.json").read_text())["keys"]
+def test_full_size_layout_is_the_released_one(musicfm_fixtures: Path) -> None:
+    released = json.loads((musicfm_fixtures / "checkpoint_keys.json").read_text())["keys"]
     expected = {key: (tuple(shape), dtype) for key, shape, dtype in released}
     ours = {key: (shape, str(dtype).removeprefix("torch."))
             for key, (shape, dtype) in checkpoint_layout(MusicFMConfig()).items()}
@@ -137,8 +137,8 @@ def test_config_json_rejects_unknown_keys(tmp_path: Path) -> None:
         MusicFMConfig.from_json(path)
 
 
-def test_config_json_golden(shared_musicfm: Path) -> None:
-    config = MusicFMConfig.from_json(shared_musicfm / "golden" / "tiny_config.json")
+def test_config_json_golden(musicfm_fixtures: Path) -> None:
+    config = MusicFMConfig.from_json(musicfm_fixtures / "golden" / "tiny_config.json")
     assert (config.encoder_dim, config.encoder_depth, config.conv_dim) == (64, 2, 8)
     assert config.n_hidden_states == 3
     assert MusicFMConfig.from_dict(config.to_dict()) == config

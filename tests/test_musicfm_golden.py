@@ -1,5 +1,5 @@
 """The implementation must reproduce upstream MusicFM (golden outputs of the reference code
-on a tiny random-weight model, ../shared/musicfm/golden)."""
+on a tiny random-weight model; tests/fixtures/musicfm/golden, see tests/fixtures/README.md)."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def golden(shared_musicfm: Path):
-    folder = shared_musicfm / "golden"
+def golden(musicfm_fixtures: Path):
+    folder = musicfm_fixtures / "golden"
     config = MusicFMConfig.from_json(folder / "tiny_config.json")
-    model = load_musicfm(folder / "tiny_checkpoint.pt", shared_musicfm / "msd_stats.json", config)
+    model = load_musicfm(folder / "tiny_checkpoint.pt", musicfm_fixtures / "msd_stats.json", config)
     audio = load_audio(folder / "audio_24k_stereo.wav")
     with np.load(folder / "expected.npz") as expected:
         return model, audio, dict(expected)

@@ -59,8 +59,8 @@ def test_silence_hits_the_db_floor() -> None:
     assert torch.all(db == -100.0)  # 10 log10(1e-10)
 
 
-def test_stats_read_from_json(shared_musicfm: Path) -> None:
-    stats = MelStats.from_json(shared_musicfm / "msd_stats.json")
+def test_stats_read_from_json(musicfm_fixtures: Path) -> None:
+    stats = MelStats.from_json(musicfm_fixtures / "msd_stats.json")
     assert stats == STATS
 
 
