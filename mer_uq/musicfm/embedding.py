@@ -10,7 +10,6 @@ and re-embedding to try another would cost far more than storing 13 vectors.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
@@ -79,11 +78,3 @@ def embed_song(
 ) -> np.ndarray:
     """[channels, samples] -> [states, dim]: one pooled vector per hidden state."""
     return embed_batch(model, waveform[None], precision)[0]
-
-
-def iter_chunks(n_items: int, chunk: int) -> Iterator[slice]:
-    """Consecutive slices of at most ``chunk`` items (the last may be shorter)."""
-    if chunk <= 0:
-        raise ValueError(f"chunk must be positive, got {chunk}")
-    for start in range(0, n_items, chunk):
-        yield slice(start, min(start + chunk, n_items))

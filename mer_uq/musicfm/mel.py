@@ -23,10 +23,6 @@ POWER_FLOOR = 1e-10
 MEL_STATS_KEY = "melspec_2048"
 
 
-def hz_to_mel_htk(freq_hz: torch.Tensor) -> torch.Tensor:
-    return 2595.0 * torch.log10(1.0 + freq_hz / 700.0)
-
-
 def mel_to_hz_htk(mel: torch.Tensor) -> torch.Tensor:
     return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
 

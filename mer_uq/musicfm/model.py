@@ -33,8 +33,5 @@ class MusicFM(nn.Module):
         self.conv = ConvFrontEnd(config)
         self.conformer = ConformerEncoder(config)
 
-    def normalized_mel(self, waveform: torch.Tensor) -> torch.Tensor:
-        return self.mel(waveform)
-
     def forward(self, waveform: torch.Tensor) -> list[torch.Tensor]:
         return self.conformer(self.conv(self.mel(waveform)))
