@@ -80,6 +80,10 @@ class TrainConfig:
         return ("device", "cpu_threads")
 
 
+# How many cpu_threads blocks are open in this process (torch's settings are global).
+_cpu_threads_depth = 0
+
+
 @contextmanager
 def cpu_threads(n: int) -> Iterator[None]:
     """Run with n torch CPU threads (0: unchanged) and denormals flushed to zero, then
@@ -88,15 +92,25 @@ def cpu_threads(n: int) -> Iterator[None]:
     Flushing matters: with gradients and Adam moments of rarely active units decaying
     into the denormal range (< 1.2e-38), x86 arithmetic slows down by up to ~100x per op;
     measured on a stacked step, 3x slower overall. Flushed values change by < 1.2e-38.
+
+    Entries nest (run_trial wraps train_stack, which enters again): only the outermost
+    entry turns flushing off on exit, so prediction after training still runs flushed.
+    Each entry restores the thread count it found.
     """
+    global _cpu_threads_depth
     previous = torch.get_num_threads()
     if n > 0:
         torch.set_num_threads(n)
-    torch.set_flush_denormal(True)
+    outermost = _cpu_threads_depth == 0
+    if outermost:
+        torch.set_flush_denormal(True)
+    _cpu_threads_depth += 1
     try:
         yield
     finally:
-        torch.set_flush_denormal(False)
+        _cpu_threads_depth -= 1
+        if outermost:
+            torch.set_flush_denormal(False)
         torch.set_num_threads(previous)
 
 

@@ -124,3 +124,39 @@ def test_cli_json_and_errors(capsys) -> None:
     assert code == 0 and "mean_r2" in out and "valence" in out
     assert train_main(["--method", "nl"]) == 2
     assert "unknown method 'nl'" in capsys.readouterr().err
+
+
+def _flushing() -> bool:
+    """True when torch flushes denormals: a denormal float32 then reads back as zero."""
+    import torch
+
+    return bool((torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0)
+
+
+def test_prediction_runs_flushed_and_settings_restored_once(deam, monkeypatch) -> None:
+    """run_trial enters cpu_threads and so does train_stack inside it: MC dropout after
+    training must still run with denormals flushed and the trial's thread count, and
+    both settings come back as they were when run_trial returns."""
+    import torch
+
+    import mer_uq.trial as trial_module
+
+    seen: list[tuple[bool, int]] = []
+    original = trial_module.mc_dropout
+
+    def recording_mc_dropout(*args, **kwargs):
+        seen.append((_flushing(), torch.get_num_threads()))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trial_module, "mc_dropout", recording_mc_dropout)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert not _flushing()
+        dataset, features = deam
+        cfg = dataclasses.replace(TINY, cpu_threads=1)
+        run_trial(TrialSpec("mean", seeds=(0,), train=cfg, mc_passes=3), dataset, features)
+        assert seen == [(True, 1)]
+        assert not _flushing() and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads_before)
