@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mer_uq.trial import FCNConfig, TrainConfig, TrialSpec
 from sweep.cli import SweepOptions
 from sweep.folder import now_iso
 from sweep.grid import TrialPlan, plan_trials, resolve_methods, resolve_seeds
@@ -107,7 +106,12 @@ def _path_text(path: Path | None) -> str | None:
 
 
 def study_from_options(options: SweepOptions) -> Study:
-    """Resolve methods, seeds and hyperparameters (explicit flags beat --config)."""
+    """Resolve methods, seeds and hyperparameters (explicit flags beat --config).
+
+    Imports mer_uq.trial (torch) here, not at module level: the cheap checks of the CLI
+    and ``--resume`` need none of it."""
+    from mer_uq.trial import FCNConfig, TrainConfig, TrialSpec
+
     model_overrides = read_best_config(options.config) if options.config else {}
     model_overrides.update(options.model_overrides)
     default_mc = next(f.default for f in dataclasses.fields(TrialSpec) if f.name == "mc_passes")
