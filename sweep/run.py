@@ -14,6 +14,7 @@ Order of work, and why:
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -58,10 +59,10 @@ def check_out_dir(sweep_dir: Path) -> None:
     if not parent.is_dir():
         raise SweepFolderError(f"--out {sweep_dir} lies under {parent}, which is a file")
     try:  # a real write, not os.access: root passes access checks on read-only mounts
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=sweep_dir).close()
+        tempfile.TemporaryFile(dir=parent).close()
     except OSError as err:
-        raise SweepFolderError(f"--out {sweep_dir} is not writable ({err.strerror})") from err
+        raise SweepFolderError(f"--out {sweep_dir}: {parent} is not writable "
+                               f"({err.strerror})") from err
     if (sweep_dir / TRIALS_DIR).is_dir() and any((sweep_dir / TRIALS_DIR).iterdir()):
         raise SweepFolderError(
             f"--out {sweep_dir} already holds trial results; use --resume {sweep_dir} to "
@@ -108,10 +109,13 @@ def _resolve(options: SweepOptions) -> tuple[Study, Path, bool]:
 def run(options: SweepOptions) -> int:
     """Run what the options ask for; the process exit code."""
     _check_request(options)
-    study, sweep_dir, resuming = _resolve(options)
-    from sweep.ray_runtime import check_address
+    from sweep.ray_runtime import check_address  # a TCP probe; imports no Ray
 
     check_address(options.address)
+    study, sweep_dir, resuming = _resolve(options)
+    # Ctrl-C raises KeyboardInterrupt out of Tuner.fit instead of Tune's own handler ending
+    # the run as if trials had failed: the driver then says "interrupted" (exit 130).
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     try:
         if options.search == "optuna":
             from sweep.search import run_search

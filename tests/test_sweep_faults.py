@@ -1,0 +1,162 @@
+"""Hostile input and faults for ``python -m sweep.run``: every user error is one line and
+exit 2 before Ray, torch or the data are touched; ``--resume`` reruns what it cannot trust;
+no secret of the environment reaches any file of the run or of its Ray session."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from sweep.resources import ResourceError, TrialResources, schedulability
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--epochs", "2", "--steps-per-epoch", "3", "--mc-passes", "4"]
+
+# Runs main() and then proves that neither Ray, torch nor the data modules were imported.
+_PROBE = (
+    "import sys; from sweep.run import main; rc = main(sys.argv[1:]); "
+    "heavy = sorted({'ray', 'torch', 'sweep.inputs'} & set(sys.modules)); "
+    "print('imported:', heavy, file=sys.stderr) if heavy else None; sys.exit(rc)"
+)
+
+
+def _run_cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _PROBE, *argv], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+
+
+def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--methods", "bogus"], "unknown method(s) bogus"),
+        (["--methods", ""], "--methods is empty"),
+        (["--seeds", "0"], "--seeds must be a positive count"),
+        (["--seeds", "1", "1"], "distinct"),
+        (["--seeds", "-1", "3"], "seeds must be >= 0"),
+        (["--max-failures", "-5"], "--max-failures must be >= 0"),
+        (["--cpus-per-trial", "64"], "exceeds this machine's"),
+        (["--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
+        (["--gpus-per-trial", "0.3"], "is not 1/k"),
+        (["--gpus-per-trial", "1.5"], "must be whole"),
+        (["--resume", "missing-dir"], "no such folder"),
+        (["--out", "a-file"], "is a file, not a folder"),
+        (["--out", "a-file/sub"], "which is a file"),
+        (["--address", "nonsense"], "is not 'auto' or HOST:PORT"),
+    ],
+)
+def test_user_error_is_one_line_before_anything_heavy(tmp_path, argv, expected) -> None:
+    (tmp_path / "a-file").write_text("not a folder\n")
+    line = _one_error_line(_run_cli(*argv, cwd=tmp_path))
+    assert expected in line
+    assert not (tmp_path / "runs").exists(), "a rejected request created a run folder"
+
+
+def test_resume_of_a_record_naming_an_unknown_method(tmp_path) -> None:
+    from sweep.folder import REQUIRED_KEYS
+
+    record = {key: None for key in REQUIRED_KEYS} | {"methods": ["nll", "bogus"], "seeds": [0]}
+    (tmp_path / "sweep.json").write_text(json.dumps(record))
+    line = _one_error_line(_run_cli("--resume", str(tmp_path), cwd=tmp_path))
+    assert "cannot be resumed" in line and "bogus" in line
+
+
+def test_wandb_missing_fails_before_ray_or_sweep_json(tmp_path, monkeypatch, capsys) -> None:
+    import importlib.util
+
+    import sweep.run as run_module
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(run_module.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "wandb" else real_find_spec(name, *a))
+    out = tmp_path / "sweep"
+    assert run_module.main(["--methods", "nll", "--seeds", "1", "--wandb", "--out", str(out)]) == 2
+    assert "--wandb needs wandb" in capsys.readouterr().err
+    assert not (out / "sweep.json").exists()
+
+
+def test_schedulability_against_nodes_and_node_types() -> None:
+    request = TrialResources(cpus=4, gpus=1)
+    small = {"CPU": 2.0}
+    assert schedulability(request, [small, {"CPU": 8.0, "GPU": 1.0}], None, "x") is None
+    with pytest.raises(ResourceError, match="largest node has 2 CPU, 0 GPU"):
+        schedulability(request, [small], None, "x")
+    with pytest.raises(ResourceError, match="no node type of its autoscaler fits"):
+        schedulability(request, [small], [{"CPU": 16.0}], "x")
+    note = schedulability(request, [small], [{"CPU": 16.0, "GPU": 4.0}], "x")
+    assert note is not None and "wait" in note
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_resume_reruns_exactly_the_truncated_trial(ray_session, tmp_path, capsys) -> None:
+    from sweep.run import main
+
+    out = tmp_path / "sweep"
+    assert main(["--methods", "nll,mse", "--seeds", "1", "--out", str(out), "--no-report",
+                 *FAST]) == 0
+    trials = out / "trials"
+    broken, intact = trials / "nll__seeds0.parquet", trials / "mse__seeds0.parquet"
+    broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])
+    intact_mtime = intact.stat().st_mtime_ns
+    capsys.readouterr()
+
+    assert main(["--resume", str(out), "--no-report"]) == 0
+    stdout = capsys.readouterr().out
+    assert f"{broken}: unreadable" in stdout and "rerunning" in stdout
+    assert "(1 already finished)" in stdout and "trials 1/1 done" in stdout
+    assert intact.stat().st_mtime_ns == intact_mtime
+    from sweep.trial_files import read_trial_record
+
+    assert read_trial_record(broken)["training"] == "nll"
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.parametrize("with_wandb", [False, True], ids=["plain", "wandb-offline"])
+def test_no_secret_in_run_folder_ray_session_or_console(tmp_path, with_wandb) -> None:
+    """A real driver process, starting its own Ray in a private temp dir so that the
+    session folder it used is known and holds nothing of other tests."""
+    if with_wandb:
+        pytest.importorskip("wandb")
+    planted = {name: f"planted-{name.lower()}-{secrets.token_hex(8)}" for name in (
+        "WANDB_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MER_UQ_TEST_TOKEN")}
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))  # short: Ray's socket paths
+    try:
+        out = tmp_path / "sweep"
+        argv = ["--methods", "nll", "--seeds", "1", "--out", str(out), *FAST]
+        if with_wandb:
+            argv += ["--wandb", "--wandb-mode", "offline"]
+        env = {**os.environ, **planted, "RAY_TMPDIR": str(ray_tmp),
+               "PYTHONPATH": str(REPO_ROOT)}
+        proc = subprocess.run([sys.executable, "-m", "sweep.run", *argv], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert (out / "trials" / "nll__seeds0.parquet").exists()
+        sessions = [p for p in ray_tmp.rglob("session_*") if p.is_dir()]
+        assert sessions, f"no Ray session folder under {ray_tmp}"
+        assert (not with_wandb) or any((out / "wandb").rglob("*")), "W&B wrote nothing"
+        console = proc.stdout + proc.stderr
+        files = [p for root in (out, *sessions) for p in root.rglob("*")
+                 if p.is_file() and not p.is_symlink()]
+        assert len(files) > 10
+        for name, value in planted.items():
+            assert value not in console, f"{name} on the console"
+            leaks = [str(p) for p in files if value.encode() in p.read_bytes()]
+            assert not leaks, f"{name} written to {leaks}"
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
