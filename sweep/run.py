@@ -76,9 +76,11 @@ def _study_from_record(sweep_dir: Path) -> Study:
     where = f"{Path(sweep_dir) / 'sweep.json'}"
     try:
         resolve_methods(",".join(record["methods"]))
-        resolve_seeds(list(record["seeds"]))
+        seeds = [int(s) for s in record["seeds"]]  # explicit seeds, never a count
+        if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+            raise PlanError(f"seeds must be distinct and >= 0, got {record['seeds']}")
         return Study.from_record(record)
-    except (PlanError, TypeError, ValueError) as err:
+    except (PlanError, KeyError, TypeError, ValueError) as err:
         raise SweepFolderError(f"{where} cannot be resumed: {err}") from err
 
 
