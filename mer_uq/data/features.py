@@ -109,16 +109,29 @@ def load_features(path: Path | str | None = None, column: str | None = None) -> 
     vectors = _vector_columns(schema)
     if "song_id" not in schema.names:
         raise DeamDataError(f"{path}: no 'song_id' column (columns: {schema.names})")
+    found = ", ".join(f"{f.name} ({f.type})" for f in schema if f.name != "song_id")
+    if not vectors:
+        raise DeamDataError(
+            f"{path}: no vector column (a fixed-size list of floats, one row per song); "
+            f"columns found: {found or 'none'}"
+        )
     if column is None:
         column = meta.get(DEFAULT_COLUMN_KEY) or (vectors[0] if len(vectors) == 1 else None)
         if column is None:
             raise DeamDataError(
-                f"{path}: several vector columns {vectors} and no "
-                f"{DEFAULT_COLUMN_KEY!r} metadata; pass column="
+                f"{path}: {len(vectors)} vector columns ({', '.join(vectors)}) and no "
+                f"{DEFAULT_COLUMN_KEY!r} metadata; choose one with --feature-column NAME"
             )
+    if column not in schema.names:
+        raise DeamDataError(
+            f"{path}: no vector column {column!r}; vector columns: {', '.join(vectors)}; "
+            "choose one with --feature-column NAME"
+        )
     if column not in vectors:
         raise DeamDataError(
-            f"{path}: no vector column {column!r} (fixed-size float lists: {vectors})"
+            f"{path}: {column!r} is not a vector column (a fixed-size list of floats); "
+            f"columns found: {found}; vector columns: {', '.join(vectors)}; choose one with "
+            "--feature-column NAME"
         )
     table = pq.read_table(path, columns=["song_id", column])
     ids = table.column("song_id").to_numpy()
