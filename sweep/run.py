@@ -95,6 +95,10 @@ def _check_request(options: SweepOptions) -> None:
     if options.wandb and importlib.util.find_spec("wandb") is None:
         raise PlanError("--wandb needs wandb: pip install 'mer-uq[wandb]'")
     if options.resume is None:
+        for flag, path in (("--features", options.features), ("--deam", options.deam),
+                           ("--split-file", options.split_file), ("--config", options.config)):
+            if path is not None and not Path(path).exists():
+                raise PlanError(f"{flag} {path}: no such file or folder")
         resolve_methods(options.methods)
         resolve_seeds(options.seeds)
         check_out_dir(Path(options.out) if options.out is not None else new_run_dir())

@@ -36,7 +36,7 @@ def _run_cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert len(lines) == 1 and "error: " in lines[0], proc.stderr
     return lines[0]
 
 
@@ -48,7 +48,11 @@ def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
         (["--seeds", "0"], "--seeds must be a positive count"),
         (["--seeds", "1", "1"], "distinct"),
         (["--seeds", "-1", "3"], "seeds must be >= 0"),
-        (["--max-failures", "-5"], "--max-failures must be >= 0"),
+        (["--max-failures", "-5"], "argument --max-failures: must be >= 0"),
+        (["--bogus-flag"], "unrecognized arguments: --bogus-flag"),
+        (["--features", "none.parquet"], "--features none.parquet: no such file"),
+        (["--split-file", "none.csv"], "--split-file none.csv: no such file"),
+        (["--config", "none.json"], "--config none.json: no such file"),
         (["--cpus-per-trial", "64"], "exceeds this machine's"),
         (["--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
         (["--gpus-per-trial", "0.3"], "is not 1/k"),
