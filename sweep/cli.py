@@ -34,6 +34,7 @@ class SweepOptions:
     deam: Path | None = None
     split_file: Path | None = None
     keep_swap: bool = False
+    allow_missing_features: bool = False
     out: Path | None = None
     resume: Path | None = None
     address: str | None = None
@@ -107,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="DEAM folder (default: the bundled annotations)")
     data.add_argument("--split-file", type=Path, default=None,
                       help="train/valid/test split CSV (default: the bundled split)")
+    data.add_argument("--allow-missing-features", action="store_true",
+                      help="run on the songs --features covers; the others leave every split "
+                           "(counts printed and recorded in sweep.json). Default: refuse")
     data.add_argument("--keep-swap", action="store_true",
                       help="keep the raw (swapped) 2013 valence/arousal columns")
     out = p.add_argument_group("output")
@@ -171,6 +175,7 @@ def parse_options(argv: Sequence[str] | None = None) -> SweepOptions:
         deam=args.deam,
         split_file=args.split_file,
         keep_swap=args.keep_swap,
+        allow_missing_features=args.allow_missing_features,
         out=args.out,
         resume=args.resume,
         address=args.address,

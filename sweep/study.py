@@ -35,6 +35,7 @@ class Study:
     features: str | None
     feature_column: str | None
     include_2015: bool = False
+    allow_missing_features: bool = False
 
     def trials(self) -> list[TrialPlan]:
         return plan_trials(self.methods, self.seeds, self.seeds_per_trial)
@@ -48,6 +49,7 @@ class Study:
             "include_2015": self.include_2015,
             "features": self.features,
             "feature_column": self.feature_column,
+            "allow_missing_features": self.allow_missing_features,
             "methods": list(self.methods),
             "trainings": sorted({t.training for t in self.trials()}),
             "seeds": list(self.seeds),
@@ -74,6 +76,7 @@ class Study:
             features=record["features"],
             feature_column=record["feature_column"],
             include_2015=bool(record["include_2015"]),
+            allow_missing_features=bool(record.get("allow_missing_features", False)),
         )
 
 
@@ -127,4 +130,5 @@ def study_from_options(options: SweepOptions) -> Study:
         fix_swap=not options.keep_swap,
         features=_path_text(options.features),
         feature_column=options.feature_column,
+        allow_missing_features=options.allow_missing_features,
     )

@@ -164,3 +164,59 @@ def test_no_secret_in_run_folder_ray_session_or_console(tmp_path, with_wandb) ->
             assert not leaks, f"{name} written to {leaks}"
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _features_without(tmp_path: Path, drop: dict[str, int]) -> tuple[Path, dict[str, set[int]]]:
+    """The bundled features minus the first ``drop[split]`` songs of each split."""
+    import numpy as np
+
+    from mer_uq.data import load_deam, load_features, save_features
+
+    dataset, table = load_deam(), load_features()
+    dropped = {s: set(dataset.song_ids(s)[:n].tolist()) for s, n in drop.items()}
+    keep = ~np.isin(table.song_ids, sorted(set().union(*dropped.values())))
+    path = save_features(tmp_path / "partial.parquet", table.song_ids[keep],
+                         {table.column: table.matrix[keep]})
+    return path, dropped
+
+
+def test_partial_features_are_refused_naming_the_flag(tmp_path, capsys) -> None:
+    from sweep.run import main
+
+    path, _ = _features_without(tmp_path, {"test": 2})
+    assert main(["--methods", "nll", "--seeds", "1", "--features", str(path),
+                 "--out", str(tmp_path / "sweep")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "test split" in err[0] and "--allow-missing-features" in err[0]
+    assert not (tmp_path / "sweep" / "sweep.json").exists()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_allow_missing_features_drops_songs_everywhere(ray_session, tmp_path, capsys) -> None:
+    import pandas as pd
+
+    from analysis.inputs import load_sweep_dataset
+    from mer_uq.data import load_deam
+    from sweep.run import main
+    from sweep.trial_files import read_trial_record
+
+    path, dropped = _features_without(tmp_path, {"train": 3, "valid": 1, "test": 2})
+    out = tmp_path / "sweep"
+    assert main(["--methods", "nll", "--seeds", "1", "--features", str(path),
+                 "--allow-missing-features", "--out", str(out), "--no-report", *FAST]) == 0
+    assert "6 song(s) without features dropped (train 3, valid 1, test 2)" in \
+        capsys.readouterr().out
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["allow_missing_features"] is True
+    full = load_deam()
+    trial = out / "trials" / "nll__seeds0.parquet"
+    assert read_trial_record(trial)["songs"] == {
+        s: len(full.song_ids(s)) - len(dropped[s]) for s in ("train", "valid", "test")}
+    predicted = pd.read_parquet(trial)
+    gone = set().union(*dropped.values())
+    assert not gone & set(predicted["song_id"])
+    assert set(predicted.loc[predicted["split"] == "test", "song_id"]) == \
+        set(full.song_ids("test")) - dropped["test"]
+    reloaded = load_sweep_dataset(record)  # what the analysis scores against
+    assert not gone & set(reloaded.songs["song_id"]) and not gone & set(reloaded.ratings["song_id"])
