@@ -220,3 +220,32 @@ def test_allow_missing_features_drops_songs_everywhere(ray_session, tmp_path, ca
         set(full.song_ids("test")) - dropped["test"]
     reloaded = load_sweep_dataset(record)  # what the analysis scores against
     assert not gone & set(reloaded.songs["song_id"]) and not gone & set(reloaded.ratings["song_id"])
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ctrl_c_says_interrupted_and_how_to_resume(tmp_path) -> None:
+    import signal
+
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))
+    out = tmp_path / "sweep"
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweep.run", "--methods", "nll", "--seeds", "1", "--out",
+         str(out), "--epochs", "500", "--no-report"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the first progress line: a trial is running
+            if "running" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert f"interrupted; finished trials are kept in {out / 'trials'}" in stderr
+    assert f"--resume {out}" in stderr
+    assert "Traceback" not in stderr
