@@ -79,14 +79,16 @@ def schedulability(
     )
 
 
-def check_cluster(request: TrialResources, address: str | None) -> str | None:
+def check_cluster(request: TrialResources, address: str | None) -> None:
     """schedulability() against the connected Ray: its alive nodes and, where an
-    autoscaler published its node types, those (max_count > 0)."""
+    autoscaler published its node types, those (max_count > 0). Prints the note, if any."""
     import ray
 
     nodes = [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
     where = "this machine's Ray" if address is None else f"the cluster at {address}"
-    return schedulability(request, nodes, _autoscaler_node_types(), where)
+    note = schedulability(request, nodes, _autoscaler_node_types(), where)
+    if note:
+        print(f"[sweep] {note}", flush=True)
 
 
 def _autoscaler_node_types() -> list[dict[str, float]] | None:

@@ -60,9 +60,7 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
     if pending:
         connection = connect(options.address)
         try:
-            note = check_cluster(trial_resources(options), options.address)
-            if note:
-                print(f"[sweep] {note}", flush=True)
+            check_cluster(trial_resources(options), options.address)
             run_experiment(
                 make_trainable(dataset, features, trial_resources(options)),
                 {**base_config(study), PLAN: tune.grid_search([p.to_config() for p in pending])},

@@ -249,3 +249,17 @@ def test_ctrl_c_says_interrupted_and_how_to_resume(tmp_path) -> None:
     assert f"interrupted; finished trials are kept in {out / 'trials'}" in stderr
     assert f"--resume {out}" in stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.ray
+def test_gpu_request_without_a_gpu_fails_in_one_line(ray_session, tmp_path, capsys) -> None:
+    from sweep.run import main
+
+    if ray_session.cluster_resources().get("GPU", 0) >= 1:
+        pytest.skip("the session Ray has a GPU")
+    out = tmp_path / "sweep"
+    assert main(["--methods", "nll", "--seeds", "1", "--gpus-per-trial", "1", "--out", str(out),
+                 "--no-report"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "can run a trial of 1 CPU + 1 GPU" in err[0], err
+    assert not any((out / "trials").glob("*.parquet"))
