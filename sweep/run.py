@@ -101,6 +101,8 @@ def _check_request(options: SweepOptions) -> None:
                 raise PlanError(f"{flag} {path}: no such file or folder")
         resolve_methods(options.methods)
         resolve_seeds(options.seeds)
+        if options.search:
+            resolve_methods(options.search_method)
         check_out_dir(Path(options.out) if options.out is not None else new_run_dir())
 
 
