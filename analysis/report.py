@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -280,20 +281,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wandb", action="store_true", help="log tables and figures to W&B")
     parser.add_argument("--wandb-mode", default="offline", choices=WANDB_MODES)
     parser.add_argument("--wandb-project", default=DEFAULT_PROJECT)
-    parser.add_argument("--n-boot", type=int, default=AnalysisSettings.n_boot,
+    parser.add_argument("--n-boot", type=_count, default=AnalysisSettings.n_boot,
                         help="bootstrap resamples of the test songs (0: no intervals)")
-    parser.add_argument("--reliability-repeats", type=int,
+    parser.add_argument("--reliability-repeats", type=_count,
                         default=AnalysisSettings.reliability_repeats)
-    parser.add_argument("--reliability-boot", type=int, default=AnalysisSettings.reliability_boot)
+    parser.add_argument("--reliability-boot", type=_count,
+                        default=AnalysisSettings.reliability_boot)
     return parser.parse_args(argv)
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+class SweepDirError(ValueError):
+    """The folder given to the report is not a sweep, or its report cannot be written."""
+
+
+def check_sweep_dir(sweep_dir: Path) -> None:
+    """Refuse, in one line, a folder the report cannot read or write (before any work)."""
+    if not sweep_dir.is_dir():
+        raise SweepDirError(f"{sweep_dir}: no such folder (give the --out folder of a sweep)")
+    if not (sweep_dir / "sweep.json").is_file() and not any(sweep_dir.glob("trials/*.parquet")):
+        raise SweepDirError(f"{sweep_dir} is not a sweep folder: no sweep.json and no "
+                            "trials/*.parquet")
+    target = sweep_dir / REPORT_DIRNAME
+    if target.exists() and not target.is_dir():
+        raise SweepDirError(f"{target} is a file; the report needs that name for its folder")
+    try:  # a real write: root passes os.access checks on read-only mounts
+        tempfile.TemporaryFile(dir=target if target.is_dir() else sweep_dir).close()
+    except OSError as err:
+        raise SweepDirError(f"{target} cannot be written ({err.strerror})") from err
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = AnalysisSettings(n_boot=args.n_boot, reliability_repeats=args.reliability_repeats,
                                 reliability_boot=args.reliability_boot)
-    path = write_report(args.sweep_dir, use_wandb=args.wandb, wandb_mode=args.wandb_mode,
-                        wandb_project=args.wandb_project, settings=settings)
+    try:
+        check_sweep_dir(args.sweep_dir)
+        path = write_report(args.sweep_dir, use_wandb=args.wandb, wandb_mode=args.wandb_mode,
+                            wandb_project=args.wandb_project, settings=settings)
+    except (SweepDirError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(path)
     return 0
 

@@ -8,11 +8,11 @@ torchaudio, which does not install cleanly beside every torch build.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import soundfile as sf
-import soxr
 
 TARGET_SAMPLE_RATE = 24_000
 TARGET_SECONDS = 45.0
@@ -20,15 +20,40 @@ N_CHANNELS = 2
 AUDIO_SUFFIXES: tuple[str, ...] = (".mp3", ".wav", ".flac")
 
 
+AUDIO_EXTRA_MODULES: tuple[str, ...] = ("soundfile", "soxr")
+
+
 class AudioDecodeError(RuntimeError):
     """A file that cannot be decoded as audio (corrupt, empty, unsupported)."""
+
+
+class AudioExtraMissingError(ImportError):
+    """soundfile or soxr is not installed (the optional ``audio`` extra)."""
+
+
+def require_audio_extra() -> None:
+    """Fail in one line, before any work, when decoding would need a missing package.
+    The packages are imported only when audio is decoded, so everything else (``--help``,
+    the data, the sweep) works without them."""
+    missing = [m for m in AUDIO_EXTRA_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise AudioExtraMissingError(
+            f"decoding audio needs {', '.join(missing)}: pip install 'mer-uq[audio]'"
+        )
+
+
+def _audio_module(name: str) -> Any:
+    require_audio_extra()
+    return importlib.import_module(name)
 
 
 def decode(path: str | Path) -> tuple[np.ndarray, int]:
     """File -> ([channels, samples] float32, sample rate), samples as stored."""
     path = Path(path)
     try:
-        frames, sample_rate = sf.read(path, dtype="float32", always_2d=True)
+        frames, sample_rate = _audio_module("soundfile").read(
+            path, dtype="float32", always_2d=True
+        )
     except Exception as err:  # libsndfile raises several unrelated types
         raise AudioDecodeError(f"{path}: cannot decode audio ({err})") from err
     if frames.shape[0] == 0 or frames.shape[1] == 0:
@@ -57,7 +82,7 @@ def resample(
     """
     if source_rate == target_rate:
         return audio
-    resampled = soxr.resample(audio.T, source_rate, target_rate, quality="HQ")
+    resampled = _audio_module("soxr").resample(audio.T, source_rate, target_rate, quality="HQ")
     return np.ascontiguousarray(resampled.T, dtype=np.float32)
 
 

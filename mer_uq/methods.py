@@ -19,12 +19,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from torch import Tensor
+from mer_uq.schema import DIMENSIONS
 
-from mer_uq import losses
-from mer_uq.distribution import DiagGaussian
-from mer_uq.model import N_DIMS
+if TYPE_CHECKING:  # torch stays unimported until a loss runs: the CLIs validate names fast
+    from torch import Tensor
+
+    from mer_uq.distribution import DiagGaussian
+
+N_DIMS = len(DIMENSIONS)
 
 
 class Targets(StrEnum):
@@ -43,7 +47,7 @@ class Uncertainty(StrEnum):
     SIGMA_HAT = "the spread head's sigma_hat"
 
 
-Objective = Callable[[DiagGaussian, Tensor], Tensor]
+Objective = Callable[["DiagGaussian", "Tensor"], "Tensor"]
 
 
 def _mean(target: Tensor) -> Tensor:
@@ -55,34 +59,50 @@ def _sd(target: Tensor) -> Tensor:
 
 
 def _objective_mean(pred: DiagGaussian, target: Tensor) -> Tensor:
+    from mer_uq import losses
+
     return losses.mse_mean(pred.mu, _mean(target))
 
 
 def _objective_nll_paper(pred: DiagGaussian, target: Tensor) -> Tensor:
+    from mer_uq import losses
+
     return losses.nll_paper(pred.mu, pred.sigma, _mean(target))
 
 
 def _objective_mse_paper(pred: DiagGaussian, target: Tensor) -> Tensor:
+    from mer_uq import losses
+
     return losses.mse_paper(pred.mu, pred.sigma, _mean(target), _sd(target))
 
 
 def _objective_kld_paper(pred: DiagGaussian, target: Tensor) -> Tensor:
+    from mer_uq import losses
+
     return losses.kld_paper(pred.mu, pred.sigma, _mean(target), _sd(target))
 
 
 def _objective_nll_exact(pred: DiagGaussian, target: Tensor) -> Tensor:
+    from mer_uq import losses
+
     return losses.gaussian_nll(pred.mu, pred.sigma, _mean(target))
 
 
 def _objective_kld_exact(pred: DiagGaussian, target: Tensor) -> Tensor:
+    from mer_uq import losses
+
     return losses.kl_gaussian(pred.mu, pred.sigma, _mean(target), _sd(target))
 
 
 def _objective_beta_nll(pred: DiagGaussian, target: Tensor) -> Tensor:
+    from mer_uq import losses
+
     return losses.beta_nll(pred.mu, pred.sigma, _mean(target), losses.DEFAULT_BETA)
 
 
 def _objective_rater_nll(pred: DiagGaussian, target: Tensor) -> Tensor:
+    from mer_uq import losses
+
     # For RATINGS trainings the target holds the ratings' mean and population SD.
     return losses.rater_nll_moments(pred.mu, pred.sigma, _mean(target), _sd(target) ** 2)
 

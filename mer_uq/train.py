@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--method", required=True, help=f"one of: {', '.join(METHODS)}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--features", default=None, help="feature Parquet (default: bundled)")
-    parser.add_argument("--column", default=None, help="vector column of the feature file")
+    parser.add_argument("--feature-column", "--column", dest="column", default=None,
+                        help="vector column of the feature file")
     parser.add_argument("--deam-dir", default=None, help="DEAM folder (default: bundled)")
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     parser.add_argument("--steps-per-epoch", type=int, default=TrainConfig.steps_per_epoch)
@@ -53,9 +54,33 @@ def _table(method: str, scores: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def check_device(name: str) -> None:
+    """A device this machine has, else ValueError (torch would raise an AssertionError
+    deep inside training, after the data loaded)."""
+    import torch
+
+    if name == "auto":
+        return
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"--device {name!r} is not a torch device (auto, cpu, cuda, cuda:1, ...)"
+                         ) from err
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {name}: this machine has no CUDA GPU (torch "
+                             f"{torch.__version__}); use --device cpu or auto")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"--device {name}: this machine has {count} CUDA GPU(s)")
+    elif device.type != "cpu":
+        raise ValueError(f"--device {name}: only cpu and cuda devices are supported")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        check_device(args.device)
         method = method_spec(args.method)
         spec = TrialSpec(
             training=method.training,

@@ -10,6 +10,7 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from sweep.wandb_logging import WANDB_MODES
 
@@ -33,6 +34,7 @@ class SweepOptions:
     deam: Path | None = None
     split_file: Path | None = None
     keep_swap: bool = False
+    allow_missing_features: bool = False
     out: Path | None = None
     resume: Path | None = None
     address: str | None = None
@@ -61,8 +63,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is ONE line (argparse prints the whole usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m sweep.run",
         description=(
             "Train the uncertainty methods over many seeds on Ray Tune and print the paper's "
@@ -92,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="DEAM folder (default: the bundled annotations)")
     data.add_argument("--split-file", type=Path, default=None,
                       help="train/valid/test split CSV (default: the bundled split)")
+    data.add_argument("--allow-missing-features", action="store_true",
+                      help="run on the songs --features covers; the others leave every split "
+                           "(counts printed and recorded in sweep.json). Default: refuse")
     data.add_argument("--keep-swap", action="store_true",
                       help="keep the raw (swapped) 2013 valence/arousal columns")
     out = p.add_argument_group("output")
@@ -115,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="GPUs per trial; fractions 1/k (0.5, 0.25, 0.2, 0.1) share a GPU")
     ray_group.add_argument("--max-concurrent", type=_positive_int, default=None,
                            help="most trials at once (default: as many as resources allow)")
-    ray_group.add_argument("--max-failures", type=int, default=2,
+    ray_group.add_argument("--max-failures", type=_non_negative_int, default=2,
                            help="retries of a trial whose worker fails")
     train = p.add_argument_group("training (default: mer_uq's, i.e. the paper's settings)")
     train.add_argument("--epochs", type=_positive_int, default=None)
@@ -156,6 +175,7 @@ def parse_options(argv: Sequence[str] | None = None) -> SweepOptions:
         deam=args.deam,
         split_file=args.split_file,
         keep_swap=args.keep_swap,
+        allow_missing_features=args.allow_missing_features,
         out=args.out,
         resume=args.resume,
         address=args.address,

@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import mer_uq
-from mer_uq.audio import AUDIO_SUFFIXES, TARGET_SECONDS
+from mer_uq.audio import (
+    AUDIO_SUFFIXES,
+    TARGET_SECONDS,
+    AudioExtraMissingError,
+    require_audio_extra,
+)
 from mer_uq.musicfm import (
     DEFAULT_LAYER,
     PRECISIONS,
@@ -331,8 +336,9 @@ def parse_args(argv: Sequence[str] | None = None) -> EmbedOptions:
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     try:
+        require_audio_extra()
         summary = run_embedding(options)
-    except (EmbedError, RayConnectionError) as err:
+    except (EmbedError, RayConnectionError, AudioExtraMissingError) as err:
         print(f"sweep.embed: error: {err}", file=sys.stderr)
         return 2
     print(f"[embed] wrote {summary.features}: {summary.embedded} songs embedded, "

@@ -10,9 +10,9 @@ from typing import Any
 
 from sweep.cli import SweepOptions
 from sweep.progress import ProgressPrinter
+from sweep.resources import TrialResources
 from sweep.study import Study
 from sweep.trainable import CRASH_ONCE_MARKER, MC_PASSES, MODEL, TRAIN
-from sweep.tuning import TrialResources
 
 # Test hook (see sweep.trainable.CRASH_ONCE_MARKER): read by the driver, which then passes
 # it to trials in their config (a worker does not see env set after Ray started).

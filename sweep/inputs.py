@@ -10,7 +10,7 @@ from typing import Any
 
 from mer_uq.data import load_deam
 from mer_uq.data.errors import DeamDataError
-from mer_uq.data.features import FeatureTable, load_features
+from mer_uq.data.features import FeatureTable, load_features, restrict_to_features
 from mer_uq.schema import SPLITS
 from sweep.study import Study
 
@@ -20,7 +20,11 @@ class FeatureCoverageError(ValueError):
 
 
 def load_inputs(study: Study) -> tuple[Any, FeatureTable]:
-    """(DeamDataset, FeatureTable) for the study; every split's song has a feature row."""
+    """(DeamDataset, FeatureTable) for the study; every split's song has a feature row.
+
+    With ``allow_missing_features`` the songs without a row leave the dataset instead (the
+    driver prints how many per split; sweep.json records the flag and the analysis reloads
+    the dataset the same way)."""
     dataset = load_deam(
         study.deam_dir,
         include_2015=study.include_2015,
@@ -29,11 +33,22 @@ def load_inputs(study: Study) -> tuple[Any, FeatureTable]:
     )
     features = load_features(study.features, study.feature_column)
     source = study.features or "the bundled openSMILE features"
+    if study.allow_missing_features:
+        dataset, dropped = restrict_to_features(dataset, features)
+        counts = ", ".join(f"{split} {len(dropped[split])}" for split in SPLITS)
+        print(f"[sweep] --allow-missing-features: {sum(map(len, dropped.values()))} song(s) "
+              f"without features dropped ({counts}); running on "
+              + ", ".join(f"{split} {len(dataset.song_ids(split))}" for split in SPLITS),
+              flush=True)
+        for split in SPLITS:
+            if len(dataset.song_ids(split)) == 0:
+                raise FeatureCoverageError(f"features {source} cover no song of the {split} split")
     for split in SPLITS:
         try:
             features.rows(dataset.song_ids(split))
         except DeamDataError as err:
             raise FeatureCoverageError(
-                f"features {source} do not cover the {split} split: {err}"
+                f"features {source} do not cover the {split} split: {err} (to run on the "
+                "covered songs only, pass --allow-missing-features)"
             ) from err
     return dataset, features

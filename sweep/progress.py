@@ -7,13 +7,31 @@ moves during the (few, long) trials of the default study, not only when one fini
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
 EPOCH_KEY = "epoch"
+# Tune logs every failed attempt with its full traceback (~20 lines) through this logger;
+# the printer says it in one line and points at the trial's error file instead.
+TUNE_CONTROLLER_LOGGER = "ray.tune.execution.tune_controller"
+
+
+class _DropTrialTracebacks(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Trial task failed")
+
+
+def error_file(trial: Any) -> str:
+    """Where the trial's full traceback lies: its error.txt in the Tune storage (which
+    outlives Ray's session folder), else the trial's folder."""
+    name = getattr(getattr(trial, "run_metadata", None), "error_filename", None)
+    folder = getattr(trial, "path", None) or getattr(trial, "local_path", None) or "?"
+    return str(Path(folder, name)) if name else str(folder)
 
 
 def format_duration(seconds: float) -> str:
@@ -70,6 +88,11 @@ class ProgressPrinter(Callback):
             self.last_print = now
             print(self.line(), file=sys.stdout, flush=True)
 
+    def setup(self, **info: Any) -> None:
+        logger = logging.getLogger(TUNE_CONTROLLER_LOGGER)
+        if not any(isinstance(f, _DropTrialTracebacks) for f in logger.filters):
+            logger.addFilter(_DropTrialTracebacks())
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running[trial.trial_id] = 0.0
         self._print(force=True)
@@ -90,10 +113,11 @@ class ProgressPrinter(Callback):
         self.running.pop(trial.trial_id, None)
         self.failed += 1
         self._print(force=True)
-        if getattr(trial, "error_file", None):
-            print(f"[{self.label}] trial {trial} failed; see {trial.error_file}", file=sys.stdout)
+        print(f"[{self.label}] trial {trial} failed after its retries; full trace: "
+              f"{error_file(trial)}", file=sys.stdout, flush=True)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """A failed attempt that Tune will retry (FailureConfig): running again, not failed."""
         self.running[trial.trial_id] = 0.0
-        print(f"[{self.label}] trial {trial} lost its worker; retrying", file=sys.stdout)
+        print(f"[{self.label}] trial {trial} failed (its worker died or raised); retrying; "
+              f"full trace: {error_file(trial)}", file=sys.stdout, flush=True)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 # Environment defaults. A user who already exported one of these keeps their value.
@@ -119,3 +121,30 @@ def disconnect(connection: RayConnection) -> None:
 
     if connection.owns_instance and ray.is_initialized():
         ray.shutdown()
+
+
+# Environment variables Ray Tune (tune/execution/class_cache.py: the AWS keys) and Ray's
+# WandbLoggerCallback (WANDB_API_KEY) copy into the runtime_env of the actors they create.
+# Ray writes every runtime env it creates, values included, to the session's
+# logs/runtime_env_agent.log (runtime-env env vars are not secret in Ray 2.60), so these
+# must not be in the driver's environment while Tune creates actors.
+SECRET_ENV_VARS: tuple[str, ...] = (
+    "WANDB_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+)  # fmt: skip
+
+
+@contextmanager
+def secrets_withheld() -> Iterator[None]:
+    """Hide SECRET_ENV_VARS from this process while Tune runs, and restore them after.
+
+    Nothing is lost: a local Ray's workers inherit the environment the driver had at
+    ``ray.init`` (raylet -> workers), and a cluster node's workers get credentials from that
+    node's own environment or credential files (docs/sweep.md). What changes is only that
+    Ray never receives the values as runtime-env data, so it cannot log them.
+    """
+    saved = {k: os.environ.pop(k) for k in SECRET_ENV_VARS if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)

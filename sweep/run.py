@@ -1,74 +1,147 @@
 """``python -m sweep.run``: the study (methods x seeds) or an Optuna search, on Ray Tune.
 
 Order of work, and why:
-1. cheap checks (the address answers, the resources are schedulable), then resolve the
-   study, or reload it from sweep.json on --resume: bad input fails in a second with one
-   clear line, before anything is loaded, written or started;
+1. cheap checks (flags, methods, seeds, resources, --out, the resume record, the address
+   answers), importing neither Ray, torch nor the data: bad input fails in a second with
+   one clear line (exit 2), before anything is loaded, written or started;
 2. load dataset and features ONCE in the driver and check they fit (sweep.inputs);
 3. write DIR/sweep.json before any trial runs, so an interrupted sweep is resumable and
    the analysis knows what was asked even if nothing finished (sweep.seed_sweep);
-4. run only the trials whose file is not yet in DIR/trials;
+4. run only the trials without a verified file in DIR/trials (sweep.trial_files);
 5. print the tables (the analysis report, or a fallback) and where everything is.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from mer_uq.data.errors import DeamDataError
 from sweep.cli import SweepOptions, parse_options
-from sweep.experiment import trial_resources
 from sweep.folder import TRIALS_DIR, SweepFolderError, new_run_dir, read_sweep_json
-from sweep.grid import PlanError
-from sweep.inputs import FeatureCoverageError
-from sweep.ray_runtime import RayConnectionError, check_address
-from sweep.seed_sweep import run_seed_sweep
+from sweep.grid import PlanError, resolve_methods, resolve_seeds
+from sweep.resources import ResourceError, TrialResources
 from sweep.study import Study, StudyConfigError, study_from_options
-from sweep.tuning import ResourceError
 
-# Errors that mean "the request is wrong": one line, exit code 2, no traceback.
-USER_ERRORS = (
-    PlanError,
-    SweepFolderError,
-    StudyConfigError,
-    FeatureCoverageError,
-    DeamDataError,
-    RayConnectionError,
-    ResourceError,
-)
+# Exit code of a sweep stopped by Ctrl-C (128 + SIGINT, the shell's convention).
+EXIT_INTERRUPTED = 130
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors that mean "the request is wrong": one line, exit code 2, no traceback.
+    The ones defined next to Ray or the data are imported only once those are (a bad flag
+    must not wait for them)."""
+    errors: list[type[Exception]] = [
+        PlanError, SweepFolderError, StudyConfigError, ResourceError,
+    ]  # fmt: skip
+    if "sweep.inputs" in sys.modules:
+        from mer_uq.data.errors import DeamDataError
+        from sweep.inputs import FeatureCoverageError
+
+        errors += [DeamDataError, FeatureCoverageError]
+    if "sweep.ray_runtime" in sys.modules:
+        from sweep.ray_runtime import RayConnectionError
+
+        errors.append(RayConnectionError)
+    return tuple(errors)
+
+
+def check_out_dir(sweep_dir: Path) -> None:
+    """--out must be (or become) a writable folder; checked before any data is loaded."""
+    if sweep_dir.exists() and not sweep_dir.is_dir():
+        raise SweepFolderError(f"--out {sweep_dir} is a file, not a folder")
+    parent = sweep_dir
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise SweepFolderError(f"--out {sweep_dir} lies under {parent}, which is a file")
+    try:  # a real write, not os.access: root passes access checks on read-only mounts
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as err:
+        raise SweepFolderError(f"--out {sweep_dir}: {parent} is not writable "
+                               f"({err.strerror})") from err
+    if (sweep_dir / TRIALS_DIR).is_dir() and any((sweep_dir / TRIALS_DIR).iterdir()):
+        raise SweepFolderError(
+            f"--out {sweep_dir} already holds trial results; use --resume {sweep_dir} to "
+            "continue that sweep, or choose a new --out"
+        )
+
+
+def _study_from_record(sweep_dir: Path) -> Study:
+    """The study of --resume DIR, its methods and seeds checked like the CLI's."""
+    record = read_sweep_json(sweep_dir)
+    where = f"{Path(sweep_dir) / 'sweep.json'}"
+    try:
+        resolve_methods(",".join(record["methods"]))
+        seeds = [int(s) for s in record["seeds"]]  # explicit seeds, never a count
+        if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+            raise PlanError(f"seeds must be distinct and >= 0, got {record['seeds']}")
+        return Study.from_record(record)
+    except (PlanError, KeyError, TypeError, ValueError) as err:
+        raise SweepFolderError(f"{where} cannot be resumed: {err}") from err
+
+
+def _check_request(options: SweepOptions) -> None:
+    """Every check that needs neither Ray, torch nor the data (a fraction of a second)."""
+    if options.max_failures < 0:
+        raise PlanError(f"--max-failures must be >= 0, got {options.max_failures}")
+    resources = TrialResources(cpus=options.cpus_per_trial, gpus=options.gpus_per_trial)
+    resources.validate()
+    if options.address is None:
+        resources.check_local_cpus()
+    if options.wandb and importlib.util.find_spec("wandb") is None:
+        raise PlanError("--wandb needs wandb: pip install 'mer-uq[wandb]'")
+    if options.resume is None:
+        for flag, path in (("--features", options.features), ("--deam", options.deam),
+                           ("--split-file", options.split_file), ("--config", options.config)):
+            if path is not None and not Path(path).exists():
+                raise PlanError(f"{flag} {path}: no such file or folder")
+        resolve_methods(options.methods)
+        resolve_seeds(options.seeds)
+        if options.search:
+            resolve_methods(options.search_method)
+        check_out_dir(Path(options.out) if options.out is not None else new_run_dir())
 
 
 def _resolve(options: SweepOptions) -> tuple[Study, Path, bool]:
     """(study, sweep folder, resuming?)."""
     if options.resume is not None:
-        return Study.from_record(read_sweep_json(options.resume)), Path(options.resume), True
+        return _study_from_record(Path(options.resume)), Path(options.resume), True
     sweep_dir = Path(options.out) if options.out is not None else new_run_dir()
-    if (sweep_dir / TRIALS_DIR).exists() and any((sweep_dir / TRIALS_DIR).iterdir()):
-        raise SweepFolderError(
-            f"--out {sweep_dir} already holds trial results; use --resume {sweep_dir} to "
-            "continue that sweep, or choose a new --out"
-        )
     return study_from_options(options), sweep_dir, False
 
 
 def run(options: SweepOptions) -> int:
     """Run what the options ask for; the process exit code."""
-    check_address(options.address)
-    trial_resources(options).validate()
-    study, sweep_dir, resuming = _resolve(options)
-    if options.search == "optuna":
-        from sweep.search import run_search
+    _check_request(options)
+    from sweep.ray_runtime import check_address  # a TCP probe; imports no Ray
 
-        return run_search(options, study, sweep_dir)
-    return 1 if run_seed_sweep(options, study, sweep_dir, resuming) else 0
+    check_address(options.address)
+    study, sweep_dir, resuming = _resolve(options)
+    # Ctrl-C raises KeyboardInterrupt out of Tuner.fit instead of Tune's own handler ending
+    # the run as if trials had failed: the driver then says "interrupted" (exit 130).
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+    try:
+        if options.search == "optuna":
+            from sweep.search import run_search
+
+            return run_search(options, study, sweep_dir)
+        from sweep.seed_sweep import run_seed_sweep
+
+        return 1 if run_seed_sweep(options, study, sweep_dir, resuming) else 0
+    except KeyboardInterrupt:
+        print(f"[sweep] interrupted; finished trials are kept in {sweep_dir / TRIALS_DIR}; "
+              f"continue with: python -m sweep.run --resume {sweep_dir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(parse_options(argv))
-    except USER_ERRORS as err:
+    except _user_errors() as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

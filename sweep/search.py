@@ -29,6 +29,7 @@ from sweep.folder import (
 from sweep.grid import TrialPlan, plan_trials, resolve_methods
 from sweep.inputs import load_inputs
 from sweep.ray_runtime import connect, disconnect
+from sweep.resources import check_cluster
 from sweep.study import Study
 from sweep.trainable import PLAN
 from sweep.tuning import default_storage, make_trainable, run_experiment
@@ -101,6 +102,7 @@ def run_search(options: SweepOptions, study: Study, sweep_dir: Path) -> int:
           f"({len(plan.seeds)} seeds each), objective {OBJECTIVE}", flush=True)
     connection = connect(options.address)
     try:
+        check_cluster(trial_resources(options), options.address)
         results = run_experiment(
             make_trainable(dataset, features, trial_resources(options)),
             {**base_config(study), PLAN: plan.to_config(), **SEARCH_SPACE},

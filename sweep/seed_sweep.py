@@ -1,7 +1,8 @@
 """The seed sweep: every pending (training key x seed chunk) trial on Ray Tune.
 
-"Pending" is the resume rule: a trial whose file is already in DIR/trials is finished and
-is never rerun, so its results are never duplicated.
+"Pending" is the resume rule: a trial whose file in DIR/trials reads back whole and matches
+its plan is finished and never rerun (so results are never duplicated); any other file is
+rerun, and the console says which and why.
 """
 
 from __future__ import annotations
@@ -16,11 +17,31 @@ from sweep.collector import TrialPublisher
 from sweep.experiment import base_config, experiment_name, trial_callbacks, trial_resources
 from sweep.final_report import report_or_tables
 from sweep.folder import TRIALS_DIR, finished_stems, trial_file, write_sweep_json
+from sweep.grid import TrialPlan
 from sweep.inputs import load_inputs
 from sweep.ray_runtime import connect, disconnect
+from sweep.resources import check_cluster
 from sweep.study import Study
 from sweep.trainable import PLAN
+from sweep.trial_files import trial_file_problem
 from sweep.tuning import default_storage, make_trainable, run_experiment
+
+
+def _pending(plans: list[TrialPlan], study: Study, trials_dir: Path) -> list[TrialPlan]:
+    """The plans without a trustworthy file; each distrusted file is named on the console."""
+    present = finished_stems(trials_dir)
+    pending = []
+    for plan in plans:
+        if plan.file_stem in present:
+            expected = {"training": plan.training, "seeds": list(plan.seeds),
+                        "model": study.model, "train": study.train, "mc_passes": study.mc_passes}
+            problem = trial_file_problem(trial_file(trials_dir, plan.file_stem), expected)
+            if problem is None:
+                continue
+            print(f"[sweep] {trial_file(trials_dir, plan.file_stem)}: {problem}; rerunning "
+                  "that trial", flush=True)
+        pending.append(plan)
+    return pending
 
 
 def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resuming: bool) -> int:
@@ -30,8 +51,7 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
         write_sweep_json(sweep_dir, study.to_record())
     trials_dir = sweep_dir / TRIALS_DIR
     plans = study.trials()
-    done = finished_stems(trials_dir)
-    pending = [p for p in plans if p.file_stem not in done]
+    pending = _pending(plans, study, trials_dir)
     print(
         f"[sweep] {sweep_dir}: methods {', '.join(study.methods)}; {len(study.seeds)} seeds; "
         f"{len(plans)} trials ({len(plans) - len(pending)} already finished)",
@@ -40,6 +60,7 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
     if pending:
         connection = connect(options.address)
         try:
+            check_cluster(trial_resources(options), options.address)
             run_experiment(
                 make_trainable(dataset, features, trial_resources(options)),
                 {**base_config(study), PLAN: tune.grid_search([p.to_config() for p in pending])},

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mer_uq.trial import FCNConfig, TrainConfig, TrialSpec
 from sweep.cli import SweepOptions
 from sweep.folder import now_iso
 from sweep.grid import TrialPlan, plan_trials, resolve_methods, resolve_seeds
@@ -36,6 +35,7 @@ class Study:
     features: str | None
     feature_column: str | None
     include_2015: bool = False
+    allow_missing_features: bool = False
 
     def trials(self) -> list[TrialPlan]:
         return plan_trials(self.methods, self.seeds, self.seeds_per_trial)
@@ -49,6 +49,7 @@ class Study:
             "include_2015": self.include_2015,
             "features": self.features,
             "feature_column": self.feature_column,
+            "allow_missing_features": self.allow_missing_features,
             "methods": list(self.methods),
             "trainings": sorted({t.training for t in self.trials()}),
             "seeds": list(self.seeds),
@@ -75,6 +76,7 @@ class Study:
             features=record["features"],
             feature_column=record["feature_column"],
             include_2015=bool(record["include_2015"]),
+            allow_missing_features=bool(record.get("allow_missing_features", False)),
         )
 
 
@@ -107,7 +109,12 @@ def _path_text(path: Path | None) -> str | None:
 
 
 def study_from_options(options: SweepOptions) -> Study:
-    """Resolve methods, seeds and hyperparameters (explicit flags beat --config)."""
+    """Resolve methods, seeds and hyperparameters (explicit flags beat --config).
+
+    Imports mer_uq.trial (torch) here, not at module level: the cheap checks of the CLI
+    and ``--resume`` need none of it."""
+    from mer_uq.trial import FCNConfig, TrainConfig, TrialSpec
+
     model_overrides = read_best_config(options.config) if options.config else {}
     model_overrides.update(options.model_overrides)
     default_mc = next(f.default for f in dataclasses.fields(TrialSpec) if f.name == "mc_passes")
@@ -123,4 +130,5 @@ def study_from_options(options: SweepOptions) -> Study:
         fix_swap=not options.keep_swap,
         features=_path_text(options.features),
         feature_column=options.feature_column,
+        allow_missing_features=options.allow_missing_features,
     )

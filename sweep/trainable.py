@@ -20,6 +20,7 @@ from typing import Any
 
 from ray import tune
 
+from mer_uq.schema import SPLITS
 from mer_uq.trial import FCNConfig, TrainConfig, TrialSpec, run_trial
 from sweep.trial_files import PREDICTIONS_FILE, write_trial_parquet
 
@@ -98,6 +99,8 @@ def train_trial(config: dict[str, Any], dataset: Any, features: Any) -> None:
         "model": dataclasses.asdict(spec.model),
         "train": dataclasses.asdict(spec.train),
         "mc_passes": spec.mc_passes,
+        # Songs per split it trained and scored on (fewer with --allow-missing-features).
+        "songs": {split: len(dataset.song_ids(split)) for split in SPLITS},
         "metrics": _scalars(result.metrics),
         "node": _node_record(),
         "duration_s": round(time.perf_counter() - started, 3),

@@ -43,3 +43,24 @@ def publish_trial_file(source: Path, target: Path) -> Path:
     """Copy a finished trial's file into the sweep folder atomically (never half a file,
     and a second copy of the same trial replaces the first instead of duplicating it)."""
     return write_atomically(target, lambda tmp: shutil.copyfile(source, tmp))
+
+
+def trial_file_problem(path: Path, expected: dict[str, Any]) -> str | None:
+    """Why the trial file at ``path`` cannot count as finished, or None when it can.
+
+    A finished trial is a file that reads back whole (every column of every row group,
+    not only the footer) and whose record matches the plan: each key of ``expected``
+    (training, seeds, model, train, mc_passes) equal in the record. This is what
+    ``--resume`` trusts; a truncated copy or a file of another plan is rerun instead."""
+    try:
+        pq.read_table(path)
+        record = read_trial_record(path)
+    except (OSError, ValueError, pa.ArrowException) as err:
+        return f"unreadable ({str(err).splitlines()[0][:120]})"
+    differing = [k for k, v in expected.items() if _comparable(record.get(k)) != _comparable(v)]
+    return f"record differs from the plan in {', '.join(differing)}" if differing else None
+
+
+def _comparable(value: Any) -> Any:
+    """JSON round trip, so tuples and lists (or ints and floats in JSON) compare equal."""
+    return json.loads(json.dumps(value, default=str))

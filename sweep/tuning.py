@@ -7,39 +7,14 @@ The settings here are the ones measured to matter on small trials: ``reuse_actor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ray import tune
 
+from sweep.ray_runtime import secrets_withheld
+from sweep.resources import TrialResources
 from sweep.trainable import PLAN, train_trial
-
-
-class ResourceError(ValueError):
-    """Per-trial resources Ray cannot schedule."""
-
-
-@dataclass(frozen=True)
-class TrialResources:
-    cpus: float = 1.0
-    gpus: float = 0.0
-
-    def validate(self) -> None:
-        """Fractional GPUs other than 1/k can leave trials unschedulable (seen on Ray 2.60)."""
-        if self.cpus <= 0:
-            raise ResourceError(f"--cpus-per-trial must be > 0, got {self.cpus}")
-        if self.gpus < 0:
-            raise ResourceError(f"--gpus-per-trial must be >= 0, got {self.gpus}")
-        if 0 < self.gpus < 1 and abs(round(1 / self.gpus) * self.gpus - 1) > 1e-6:
-            raise ResourceError(
-                f"--gpus-per-trial {self.gpus} is not 1/k; use e.g. 0.5, 0.25, 0.2 or 0.1"
-            )
-        if self.gpus >= 1 and self.gpus != int(self.gpus):
-            raise ResourceError(f"--gpus-per-trial above 1 must be whole, got {self.gpus}")
-
-    def as_tune(self) -> dict[str, float]:
-        return {"cpu": self.cpus, "gpu": self.gpus}
 
 
 def make_trainable(dataset: Any, features: Any, resources: TrialResources) -> Any:
@@ -89,7 +64,8 @@ def run_experiment(
             verbose=0,
         ),
     )
-    return tuner.fit()
+    with secrets_withheld():
+        return tuner.fit()
 
 
 def default_storage(sweep_dir: Path, storage_path: str | None) -> str:

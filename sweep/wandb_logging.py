@@ -4,7 +4,10 @@ per epoch, final metrics).
 Offline by default: runs are written to DIR/wandb/offline-run-* and need neither a
 network nor an API key; ``wandb sync`` uploads them later (docs/sweep.md). Online mode reads
 the key from the WANDB_API_KEY environment variable or ``wandb login``; this module never
-receives the key and so can never write it anywhere.
+receives the key. Ray's callback would copy WANDB_API_KEY into its logging actor's runtime
+env, which Ray logs in plain text; the sweep withholds the key from the driver's environment
+while Tune runs (sweep.ray_runtime.secrets_withheld) and the actor, started on the driver's
+node, inherits it from the local Ray instead.
 """
 
 from __future__ import annotations
@@ -29,6 +32,18 @@ def wandb_callback(project: str, mode: str, group: str | None, directory: Path):
     # Ray decides whether it needs an API key from WANDB_MODE (offline/disabled: none).
     os.environ["WANDB_MODE"] = mode
     directory.mkdir(parents=True, exist_ok=True)
-    return WandbLoggerCallback(
+
+    class KeyWithheldWandbCallback(WandbLoggerCallback):
+        """Ray's setup insists on finding the key in os.environ, where it is withheld while
+        Tune runs; the actor that talks to W&B has it from its own environment."""
+
+        def setup(self, *args, **kwargs):
+            os.environ["WANDB_MODE"] = "offline"  # skips only Ray's key lookup
+            try:
+                super().setup(*args, **kwargs)
+            finally:
+                os.environ["WANDB_MODE"] = mode
+
+    return KeyWithheldWandbCallback(
         project=project, group=group, mode=mode, log_config=True, dir=str(directory.resolve())
     )

@@ -130,9 +130,25 @@ def test_missing_file_and_columns_named(tmp_path: Path):
         load_features(tmp_path / "noid.parquet")
     vec = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(2, np.float32)), 1)
     pq.write_table(pa.table({"song_id": [1, 2], "a": vec, "b": vec}), tmp_path / "two.parquet")
-    with pytest.raises(DeamDataError, match=r"several vector columns \['a', 'b'\]"):
+    with pytest.raises(DeamDataError, match=r"2 vector columns \(a, b\).*--feature-column"):
         load_features(tmp_path / "two.parquet")
     assert load_features(tmp_path / "two.parquet", column="b").matrix.shape == (2, 1)
+
+
+def test_string_and_ragged_columns_are_named_with_their_types(tmp_path: Path):
+    ragged = pa.array([[1.0, 2.0], [3.0]], pa.list_(pa.float32()))
+    pq.write_table(pa.table({"song_id": [1, 2], "emb": ragged, "tag": ["x", "y"]}),
+                   tmp_path / "ragged.parquet")
+    with pytest.raises(DeamDataError, match=r"no vector column .*columns found: emb \(list<"
+                                            r"element: float>\), tag \(string\)"):
+        load_features(tmp_path / "ragged.parquet")
+    vec = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(2, np.float32)), 1)
+    pq.write_table(pa.table({"song_id": [1, 2], "a": vec, "tag": ["x", "y"]}),
+                   tmp_path / "mixed.parquet")
+    with pytest.raises(DeamDataError, match=r"'tag' is not a vector column.*tag \(string\)"
+                                            r".*vector columns: a; choose one with "
+                                            r"--feature-column"):
+        load_features(tmp_path / "mixed.parquet", column="tag")
 
 
 def test_feature_names_metadata_roundtrip(tmp_path: Path):

@@ -22,9 +22,9 @@ from sweep.grid import (
     resolve_seeds,
     seeds_label,
 )
+from sweep.resources import ResourceError, TrialResources
 from sweep.run import main
 from sweep.study import study_from_options
-from sweep.tuning import ResourceError, TrialResources
 
 
 def test_all_is_the_paper_five_and_all_plus_adds_the_extras() -> None:

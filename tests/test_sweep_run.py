@@ -78,7 +78,10 @@ def test_worker_killed_mid_trial_is_retried(ray_session, tmp_path, monkeypatch, 
             "--no-report", *FAST]
     assert main(argv) == 0
     assert marker.exists(), "the fault was never injected"
-    assert "retrying" in capsys.readouterr().out
+    stdout = capsys.readouterr().out
+    assert "retrying; full trace: " in stdout
+    trace = Path(stdout.split("retrying; full trace: ")[1].split()[0])
+    assert trace.is_file() and "Failure # 1" in trace.read_text()
     files = trial_files(out)
     assert set(files) == {"nll__seeds0", "nll__seeds1"}
     for path in files.values():  # exactly one copy of each seed's predictions

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,10 @@ import pyarrow.parquet as pq
 from mer_uq.data.atomic import write_atomically
 from mer_uq.data.errors import DeamDataError, format_ids
 from mer_uq.data.layout import BUNDLED_FEATURES_FILE
+from mer_uq.schema import SPLITS
+
+if TYPE_CHECKING:
+    from mer_uq.data.dataset import DeamDataset
 
 DEFAULT_COLUMN_KEY = "mer_uq.default_column"
 FEATURE_NAMES_KEY = "mer_uq.feature_names"
@@ -109,16 +114,29 @@ def load_features(path: Path | str | None = None, column: str | None = None) -> 
     vectors = _vector_columns(schema)
     if "song_id" not in schema.names:
         raise DeamDataError(f"{path}: no 'song_id' column (columns: {schema.names})")
+    found = ", ".join(f"{f.name} ({f.type})" for f in schema if f.name != "song_id")
+    if not vectors:
+        raise DeamDataError(
+            f"{path}: no vector column (a fixed-size list of floats, one row per song); "
+            f"columns found: {found or 'none'}"
+        )
     if column is None:
         column = meta.get(DEFAULT_COLUMN_KEY) or (vectors[0] if len(vectors) == 1 else None)
         if column is None:
             raise DeamDataError(
-                f"{path}: several vector columns {vectors} and no "
-                f"{DEFAULT_COLUMN_KEY!r} metadata; pass column="
+                f"{path}: {len(vectors)} vector columns ({', '.join(vectors)}) and no "
+                f"{DEFAULT_COLUMN_KEY!r} metadata; choose one with --feature-column NAME"
             )
+    if column not in schema.names:
+        raise DeamDataError(
+            f"{path}: no vector column {column!r}; vector columns: {', '.join(vectors)}; "
+            "choose one with --feature-column NAME"
+        )
     if column not in vectors:
         raise DeamDataError(
-            f"{path}: no vector column {column!r} (fixed-size float lists: {vectors})"
+            f"{path}: {column!r} is not a vector column (a fixed-size list of floats); "
+            f"columns found: {found}; vector columns: {', '.join(vectors)}; choose one with "
+            "--feature-column NAME"
         )
     table = pq.read_table(path, columns=["song_id", column])
     ids = table.column("song_id").to_numpy()
@@ -189,3 +207,21 @@ def standardise(table: FeatureTable, train_song_ids: np.ndarray) -> FeatureTable
         matrix=matrix,
         metadata={**table.metadata, "mer_uq.standardised": "train-split z-score"},
     )
+
+
+def restrict_to_features(
+    dataset: DeamDataset, features: FeatureTable
+) -> tuple[DeamDataset, dict[str, list[int]]]:
+    """The dataset without the songs ``features`` has no row for, and those songs' ids per
+    split. For features that failed to decode for a few songs (``--allow-missing-features``):
+    the songs leave every split, their ratings too, so every score and ceiling is computed
+    on the same covered songs."""
+    covered = np.isin(dataset.songs["song_id"].to_numpy(np.int64), features.song_ids)
+    dropped = {
+        split: sorted(int(i) for i in dataset.songs.loc[
+            ~covered & (dataset.songs["split"] == split).to_numpy(), "song_id"])
+        for split in SPLITS
+    }
+    kept = dataset.songs.loc[covered].reset_index(drop=True)
+    ratings = dataset.ratings.loc[dataset.ratings["song_id"].isin(kept["song_id"])]
+    return replace(dataset, songs=kept, ratings=ratings.reset_index(drop=True)), dropped
