@@ -98,6 +98,7 @@ def train_trial(config: dict[str, Any], dataset: Any, features: Any) -> None:
         "model": dataclasses.asdict(spec.model),
         "train": dataclasses.asdict(spec.train),
         "mc_passes": spec.mc_passes,
+        "mc_sd_ddof": spec.mc_sd_ddof,
         "metrics": _scalars(result.metrics),
         "node": _node_record(),
         "duration_s": round(time.perf_counter() - started, 3),
