@@ -176,7 +176,7 @@ def build_document(data: ReportData, figures: dict[str, Path], report_dir: Path)
             Table(paper_layout(data.cells, data.ceilings, table, with_interval=True),
                   "95% bootstrap interval over test songs of the same cells (ceiling: its "
                   "bootstrap interval)"),
-            Table(paper_comparison(data.cells, data.paper.cells, table),
+            Table(paper_comparison(data.cells, table),
                   f"Ours vs published ('?' = published value not known here). "
                   f"{data.paper.caveat}"),
         ]
@@ -222,8 +222,8 @@ def _output_tables(data: ReportData) -> dict[str, pd.DataFrame]:
         "table3": paper_layout(data.cells, data.ceilings, "table3"),
         "table2_bootstrap_ci": paper_layout(data.cells, data.ceilings, "table2", True),
         "table3_bootstrap_ci": paper_layout(data.cells, data.ceilings, "table3", True),
-        "table2_vs_paper": paper_comparison(data.cells, data.paper.cells, "table2"),
-        "table3_vs_paper": paper_comparison(data.cells, data.paper.cells, "table3"),
+        "table2_vs_paper": paper_comparison(data.cells, "table2"),
+        "table3_vs_paper": paper_comparison(data.cells, "table3"),
         "cells": data.cells,
         "per_seed": data.tables.per_seed,
         "ceilings": data.ceilings,
@@ -285,13 +285,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reliability-repeats", type=int,
                         default=AnalysisSettings.reliability_repeats)
     parser.add_argument("--reliability-boot", type=int, default=AnalysisSettings.reliability_boot)
+    parser.add_argument("--population-sd", action="store_true",
+                        help="SD across the random seeds with ddof 0 (default: the paper's "
+                             "eq. 5, n - 1)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = AnalysisSettings(n_boot=args.n_boot, reliability_repeats=args.reliability_repeats,
-                                reliability_boot=args.reliability_boot)
+                                reliability_boot=args.reliability_boot,
+                                seeds_sd_ddof=0 if args.population_sd else 1)
     path = write_report(args.sweep_dir, use_wandb=args.wandb, wandb_mode=args.wandb_mode,
                         wandb_project=args.wandb_project, settings=settings)
     print(path)

@@ -107,6 +107,13 @@ def test_spearman_by_ranks_equals_mer_uq_spearman() -> None:
     r2_draws = bootstrap_cell(row, "mean", "valence", y, "r2", indices)
     expected_r2 = [np.mean([r2_score(y[ix], p[ix]) for p in preds["valence"]]) for ix in indices]
     np.testing.assert_allclose(r2_draws, expected_r2, rtol=1e-12)
+    r_draws = bootstrap_cell(row, "mean", "valence", y, "pearson", indices)
+    expected_r = [np.mean([pearson_r(y[ix], p[ix]) for p in preds["valence"]]) for ix in indices]
+    np.testing.assert_allclose(r_draws, expected_r, rtol=1e-12)
+    # a constant member makes the correlation undefined, as mer_uq's pearson_r says
+    flat = {d: np.vstack([preds[d][0], np.ones(40)]) for d in schema.DIMENSIONS}
+    flat_row = PredictionRow("c", "c", "paper", "c", False, (0, 1), flat, flat)
+    assert np.isnan(bootstrap_cell(flat_row, "mean", "valence", y, "pearson", indices)).all()
 
 
 def test_percentile_interval_and_nan_handling() -> None:
