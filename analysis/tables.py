@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from analysis.baselines import BASELINE_CONSTANT_SD, BASELINE_SD_FROM_MEAN
 from analysis.bootstrap import percentile_interval
@@ -87,24 +86,43 @@ def _batched_r2(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     return np.where(ss_tot == 0.0, np.nan, r2)
 
 
+def resampled_ranks(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Average ranks (scipy's rankdata, method 'average') of every resample of ``values``:
+    [n_boot, n_items], without sorting each resample.
+
+    A resample only repeats the original values, so the rank of a value in resample b is
+    (how many drawn values are smaller) + (how often it was drawn + 1) / 2: a count per
+    distinct value and a cumulative sum. Ranks are half-integers, so the result is exact.
+    """
+    distinct, code = np.unique(values, return_inverse=True)
+    n_boot = indices.shape[0]
+    drawn = code[indices]                                   # [n_boot, n_items]
+    offsets = np.arange(n_boot)[:, None] * distinct.size
+    counts = np.bincount((drawn + offsets).ravel(),
+                         minlength=n_boot * distinct.size).reshape(n_boot, distinct.size)
+    average = np.cumsum(counts, axis=1) - counts + (counts + 1) / 2.0
+    return np.take_along_axis(average, drawn, axis=1)
+
+
 def bootstrap_cell(row: PredictionRow, target: str, dim: str, y_true: np.ndarray,
                    metric: str, indices: np.ndarray) -> np.ndarray:
     """The cell's statistic (mean over members) on every resample: [n_boot].
 
     All members and resamples at once, as [n_members, n_boot, n_songs] arrays: one call
     per resample and member was 99 % of the report's time. Spearman's rho is Pearson's r
-    of the average ranks (mer_uq's definition, checked in the tests), ranked along the
-    song axis. The values equal mer_uq.metrics per resample up to float rounding.
+    of the average ranks (mer_uq's definition, checked in the tests); the ranks of every
+    resample come from counts (``resampled_ranks``), not a sort per resample.
+    The values equal mer_uq.metrics per resample up to float rounding.
     """
-    truth = y_true[indices]                       # [n_boot, n_songs]
-    resampled = predicted(row, target, dim)[:, indices]  # [n_members, n_boot, n_songs]
     if metric == "spearman":
-        draws = _batched_correlation(rankdata(truth, axis=-1)[None],
-                                     rankdata(resampled, axis=-1))
-    elif metric == "pearson":
-        draws = _batched_correlation(truth[None], resampled)
-    elif metric == "r2":
-        draws = _batched_r2(truth[None], resampled)
+        members = predicted(row, target, dim)
+        ranks = np.stack([resampled_ranks(pred, indices) for pred in members])
+        draws = _batched_correlation(resampled_ranks(y_true, indices)[None], ranks)
+    elif metric in ("pearson", "r2"):
+        truth = y_true[indices][None]                        # [1, n_boot, n_songs]
+        resampled = predicted(row, target, dim)[:, indices]  # [n_members, n_boot, n_songs]
+        batched = _batched_correlation if metric == "pearson" else _batched_r2
+        draws = batched(truth, resampled)
     else:
         raise ValueError(f"no batched form of metric {metric!r}")
     return draws.mean(axis=0)
