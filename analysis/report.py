@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.atomic import write_atomic, write_text_atomic
-from analysis.figures import write_figures
+from analysis.figures import PAPER_FIGURE_SEED, figure_seed, write_figures
 from analysis.layout import fmt, paper_comparison, paper_layout
 from analysis.load import trial_overview
 from analysis.pipeline import AnalysisSettings, ReportData, compute_report_data
@@ -49,12 +49,22 @@ FIGURE_CAPTIONS = {
                               "vs arousal, by split, with marginal densities.",
     "fig3_sd_distribution": "Fig. 3 analogue: per-song inter-rater SD (normalised), by split.",
     "fig4_mean_predicted_vs_empirical": "Fig. 4 analogue: predicted vs empirical mean on the "
-                                        "test songs; one seed (grey) and the ensemble (red).",
+                                        "test songs; one seed (grey, {seed}) and the ensemble "
+                                        "(red).",
     "fig5_sd_predicted_vs_empirical": "Fig. 5 analogue: predicted vs empirical SD on the test "
-                                      "songs; one seed (grey) and the ensemble (red).",
+                                      "songs; one seed (grey, {seed}) and the ensemble (red).",
     "calibration_curves": "Calibration: share of held-out individual ratings inside each "
                           "central interval of the predicted Gaussian, vs its nominal level.",
 }
+
+
+def _caption(name: str, data: ReportData) -> str:
+    """A figure's caption; Fig. 4/5 say which seed their single-model panels show."""
+    seed = figure_seed(data.rows)
+    which = ("n/a" if seed is None else f"seed {seed}, as in the paper"
+             if seed == PAPER_FIGURE_SEED else
+             f"seed {seed}: the lowest, the sweep has no seed {PAPER_FIGURE_SEED} (the paper's)")
+    return FIGURE_CAPTIONS.get(name, name).replace("{seed}", which)
 
 
 def _json_default(value: Any) -> Any:
@@ -207,7 +217,7 @@ def build_document(data: ReportData, figures: dict[str, Path], report_dir: Path)
     sd_figure = figures.get("fig5_sd_predicted_vs_empirical")
     if sd_figure is not None:
         blocks.append(Image(sd_figure.relative_to(report_dir).as_posix(),
-                            FIGURE_CAPTIONS["fig5_sd_predicted_vs_empirical"]))
+                            _caption("fig5_sd_predicted_vs_empirical", data)))
     blocks += [Heading("Findings"), Bullets(tuple(findings)),
                Heading("Details (written automatically from the numbers below)"),
                Bullets(tuple(reading))]
@@ -274,7 +284,7 @@ def build_document(data: ReportData, figures: dict[str, Path], report_dir: Path)
     blocks.append(Heading("Figures"))
     for name, path in figures.items():
         blocks.append(Image(path.relative_to(report_dir).as_posix(),
-                            FIGURE_CAPTIONS.get(name, name)))
+                            _caption(name, data)))
     return blocks
 
 

@@ -68,13 +68,14 @@ def member_scores(row: PredictionRow, target: str, dim: str, y_true: np.ndarray,
 
 def _batched_correlation(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """mer_uq.metrics' Pearson r along the last axis of broadcastable arrays (NaN where
-    either side is constant), the same formula term for term."""
+    either side is exactly constant), the same formula term for term."""
     xc = x - x.mean(axis=-1, keepdims=True)
     yc = y - y.mean(axis=-1, keepdims=True)
     denom = np.sqrt(np.sum(xc * xc, axis=-1) * np.sum(yc * yc, axis=-1))
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.clip(np.sum(xc * yc, axis=-1) / denom, -1.0, 1.0)
-    return np.where(denom == 0.0, np.nan, r)
+    constant = np.all(x == x[..., :1], axis=-1) | np.all(y == y[..., :1], axis=-1)
+    return np.where(constant | (denom == 0.0), np.nan, r)
 
 
 def _batched_r2(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
