@@ -18,6 +18,7 @@ import pandas as pd
 
 from analysis.bootstrap import paired_bootstrap
 from analysis.layout import column_name, fmt, fmt_interval
+from analysis.load import SWEEP_CONFIG_NAME
 from analysis.pipeline import AnalysisSettings, ReportData, compute_report_data
 
 CELL_KEY = ["table", "row_key", "dimension", "metric"]
@@ -59,7 +60,13 @@ def compare_folders(folders: list[Path], settings: AnalysisSettings | None = Non
     """Python entry: analyse every folder with the same settings and compare them."""
     settings = settings or AnalysisSettings()
     return compare_data([compute_report_data(f, settings) for f in folders],
-                        [f.name for f in folders])
+                        folder_names(folders))
+
+
+def folder_names(folders: list[Path]) -> list[str]:
+    """Each folder's name, or its whole path where two folders share a name."""
+    short = [f.name for f in folders]
+    return short if len(set(short)) == len(short) else [str(f) for f in folders]
 
 
 def to_markdown(frame: pd.DataFrame, first: str) -> str:
@@ -84,6 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.folders) < 2:
         print("analysis.compare: give at least two sweep folders", file=sys.stderr)
         return 2
+    for folder in args.folders:
+        if not (folder / SWEEP_CONFIG_NAME).is_file():
+            print(f"analysis.compare: {folder}: not a sweep folder (no {SWEEP_CONFIG_NAME})",
+                  file=sys.stderr)
+            return 2
+    names = [str(f) for f in args.folders]
+    if len(set(names)) < len(names):
+        print("analysis.compare: a folder is given twice", file=sys.stderr)
+        return 2
     try:
         frame = compare_folders(args.folders, AnalysisSettings(n_boot=args.n_boot))
     except FolderMismatch as exc:
@@ -91,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.csv is not None:
         frame.to_csv(args.csv, index=False)
-    sys.stdout.write(to_markdown(frame, args.folders[0].name))
+    sys.stdout.write(to_markdown(frame, folder_names(args.folders)[0]))
     return 0
 
 

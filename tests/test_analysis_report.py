@@ -389,3 +389,26 @@ def test_a_single_seed_sweep_still_reports(sweep_dir: Path, tmp_path: Path) -> N
     assert any("one seed only" in p.reason for p in data.problems)
     md = write_report_files(data).read_text()
     assert "NLL" in md and "Random seeds, single models" in md
+
+
+def test_compare_pairs_cells_and_refuses_other_test_songs(data: ReportData, sweep_dir: Path,
+                                                          tmp_path: Path) -> None:
+    """A folder against itself: every shared cell differs by exactly 0 with a [0, 0]
+    paired interval; a folder with other test songs is refused; the CLI says so in one
+    line."""
+    import dataclasses
+
+    from analysis.compare import FolderMismatch, compare_data, main
+
+    frame = compare_data([data, data], ["a", "b"])
+    assert len(frame) > 0
+    assert (frame["difference"].dropna() == 0).all()
+    assert frame["difference"].notna().any()
+    with_ci = frame.dropna(subset=["ci_low"])
+    assert len(with_ci) > 0
+    assert (with_ci["ci_low"] == 0).all() and (with_ci["ci_high"] == 0).all()
+    other = dataclasses.replace(data, song_ids=data.song_ids[1:])
+    with pytest.raises(FolderMismatch, match="test songs differ"):
+        compare_data([data, other], ["a", "b"])
+    assert main([str(sweep_dir)]) == 2
+    assert main([str(sweep_dir), str(tmp_path / "missing")]) == 2
