@@ -77,7 +77,9 @@ def test_progress_line_counts_and_eta(capsys) -> None:
     printer.on_trial_complete(0, [], trials[1])
     printer.on_trial_start(0, [], trials[2])
     printer.on_trial_error(0, [], trials[2])
-    line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert "trials 1/4 done, 1 running, 1 failed" in line
+    lines = capsys.readouterr().out.strip().splitlines()
+    progress = [line for line in lines if "done," in line]
+    assert "trials 1/4 done, 1 running, 1 failed" in progress[-1]
+    assert "failed after its retries; full trace:" in lines[-1]
     # work done: 1 + 1 failed + 0.5 = 2.5 of 4 in ~100 s -> ~60 s left
     assert 55 <= printer.eta_seconds() <= 65
