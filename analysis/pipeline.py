@@ -18,6 +18,7 @@ from analysis.baselines import compute_baselines
 from analysis.bootstrap import DEFAULT_N_BOOT, resample_indices
 from analysis.ceilings import ceiling_cells, reliability_frame, reliability_of_songs
 from analysis.comparisons import compare_rows
+from analysis.data_axes import reference_cell
 from analysis.inputs import load_sweep_dataset, load_sweep_features
 from analysis.load import SweepResults, TrialProblem, load_sweep
 from analysis.paper import PaperTables, load_paper_tables
@@ -102,7 +103,8 @@ def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = Non
                         n_boot=settings.reliability_boot, seed=settings.seed)
     song_ids = dataset.song_ids(EVAL_SPLIT)
     baseline_predictions, baseline_details, problems = _baselines(sweep, dataset)
-    rows = build_rows(sweep.predictions, song_ids, EVAL_SPLIT, baseline_predictions)
+    rows = build_rows(reference_cell(sweep.predictions), song_ids, EVAL_SPLIT,
+                      baseline_predictions)  # one data-axes cell only (analysis.data_axes)
     problems = list(sweep.problems) + problems
     problems += [TrialProblem(r.label, note) for r in rows for note in r.notes]
     targets = empirical_targets(dataset.songs, song_ids)
