@@ -32,7 +32,14 @@ def data_source_record(options: SweepOptions) -> dict[str, Any]:
         if clashing:
             raise PlanError(f"--synthetic brings its own songs, split and features; drop "
                             f"{', '.join(clashing)}")
-        record["synthetic"] = {"n_raters": options.synthetic_raters}
+        import inspect
+
+        from mer_uq.synthetic import make_synthetic
+
+        defaults = {name: param.default for name, param in
+                    inspect.signature(make_synthetic).parameters.items()}
+        # every setting recorded, so a later change of a default cannot change the data
+        record["synthetic"] = {**defaults, "n_raters": options.synthetic_raters}
         return record
     if options.ratings is None:
         if options.songs is not None or any(v is not None for v in scale_flags):
@@ -59,6 +66,9 @@ def data_source_record(options: SweepOptions) -> dict[str, Any]:
 
 def data_axes_record(options: SweepOptions) -> dict[str, Any]:
     """raters, train_fractions (None: the axis is not used), subsample_seed."""
+    if options.search and (options.raters is not None or options.train_fraction is not None):
+        raise PlanError("--raters and --train-fraction are axes of the seed sweep; run "
+                        "--search without them (it tunes on all the data)")
     return {"raters": resolve_raters(options.raters),
             "train_fractions": resolve_fractions(options.train_fraction),
             "subsample_seed": int(options.subsample_seed)}

@@ -235,3 +235,19 @@ def test_plan_and_flags() -> None:
                              "--subsample-seed", "4"])
     assert (options.raters, options.train_fraction, options.subsample_seed) == (
         "2,5", "0.5,1", 4)
+
+
+def test_data_flags_to_record() -> None:
+    from sweep.cli import parse_options
+    from sweep.data_options import data_axes_record, data_source_record
+    from sweep.grid import PlanError
+
+    synthetic = data_source_record(parse_options(["--synthetic", "--synthetic-raters", "20"]))
+    assert synthetic["synthetic"] == {"n_songs": 1744, "n_features": 130, "n_raters": 20,
+                                      "sd_strength": 1.0, "seed": 0}
+    from mer_uq.sources import load_dataset
+
+    assert (load_dataset(synthetic).songs["n_raters"] == 20).all()
+    assert data_axes_record(parse_options(["--raters", "2,all"]))["raters"] == (2, None)
+    with pytest.raises(PlanError, match="axes of the seed sweep"):
+        data_axes_record(parse_options(["--search", "optuna", "--train-fraction", "0.5"]))
