@@ -104,10 +104,25 @@ def panel_pairs(rows: list[PredictionRow], target: str
     return pairs
 
 
+# The paper's Figures 4 and 5 show one model realisation of each single-model method: seed 41.
+PAPER_FIGURE_SEED = 41
+
+
+def figure_seed(rows: list[PredictionRow]) -> int | None:
+    """The seed the single-model panels show: the paper's seed 41 when every per-seed row
+    has it, else the lowest seed they share (None when no per-seed row exists)."""
+    seed_sets = [set(r.seeds) for r in rows if not r.single and r.seeds]
+    if not seed_sets:
+        return None
+    common = set.intersection(*seed_sets) or seed_sets[0]
+    return PAPER_FIGURE_SEED if PAPER_FIGURE_SEED in common else min(common)
+
+
 def prediction_figure(rows: list[PredictionRow], targets: dict[tuple[str, str], np.ndarray],
                       target: str) -> Figure:
     """Predicted vs empirical mean (Fig. 4) or SD (Fig. 5), one row of panels per method."""
     pairs = panel_pairs(rows, target)
+    shown_seed = figure_seed(rows)
     n = max(len(pairs), 1)
     fig, axes = plt.subplots(n, len(schema.DIMENSIONS), figsize=(7.0, 2.6 * n), squeeze=False)
     name = "mean" if target == TARGET_MEAN else "SD"
@@ -116,8 +131,10 @@ def prediction_figure(rows: list[PredictionRow], targets: dict[tuple[str, str], 
             ax = axes[i, j]
             y_true = targets[(target, dim)]
             if single is not None:
-                ax.scatter(y_true, predicted(single, target, dim)[0], s=5, alpha=0.45,
-                           color="tab:gray", label=f"seed {single.seeds[0]}")
+                member = (single.seeds.index(shown_seed) if shown_seed in single.seeds
+                          else 0)
+                ax.scatter(y_true, predicted(single, target, dim)[member], s=5, alpha=0.45,
+                           color="tab:gray", label=f"seed {single.seeds[member]}")
             if ensemble is not None:
                 ax.scatter(y_true, predicted(ensemble, target, dim)[0], s=5, alpha=0.6,
                            color="tab:red", label=f"ensemble ({len(ensemble.seeds)})")

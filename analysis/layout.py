@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.rows import GROUP_ORDER, PAPER, PAPER_METHODS, SEEDS_ENSEMBLE_KEY, method_label
+from analysis.rows import GROUP_ORDER, PAPER, method_label
 from analysis.tables import METRIC_LABELS, METRICS
 from mer_uq import schema
 
@@ -67,10 +67,24 @@ def _wide(cells: pd.DataFrame, cell_text: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(lines, columns=["Method", *order])
 
 
+PAPER_LINE = "↳ paper"
+
+
+def _paper_mark(line: pd.Series) -> str:
+    """The published cell as printed, marked by whether ours agrees: ✓ = the paper's value
+    lies in our bootstrap interval (or, for "<< 0", ours is below zero too)."""
+    text = line["paper_text"]
+    if not isinstance(text, str):
+        return ""
+    agrees = line["agrees"]
+    return text if agrees is None or pd.isna(agrees) else f"{text} {'✓' if agrees else '✗'}"
+
+
 def paper_layout(cells: pd.DataFrame, ceilings: pd.DataFrame | None, table: str,
-                 with_interval: bool = False) -> pd.DataFrame:
+                 with_interval: bool = False, with_paper: bool = False) -> pd.DataFrame:
     """One of the paper's tables: 'mean ± SD' cells (optionally the bootstrap interval
-    instead), group rules, and the reliability ceiling as the last line."""
+    instead), group rules, and the reliability ceiling as the last line. ``with_paper``
+    adds, under each of the paper's rows, the published cells."""
     part = cells[cells["table"] == table].reset_index(drop=True)
     if with_interval:
         text = pd.Series([fmt_interval(lo, hi) or "n/a" for lo, hi in
@@ -80,6 +94,17 @@ def paper_layout(cells: pd.DataFrame, ceilings: pd.DataFrame | None, table: str,
                           zip(part["value"], part["sd_over_seeds"], part["single"],
                               strict=True)])
     wide = _wide(part, text)
+    if with_paper and "paper_text" in part.columns:
+        published = part[part["paper_text"].map(lambda t: isinstance(t, str))]
+        lines = []
+        for _, line in wide.iterrows():
+            lines.append(line.to_dict())
+            mine = published[published["row_label"] == line["Method"]]
+            if len(mine):
+                lines.append({"Method": PAPER_LINE, **{
+                    column_name(c["dimension"], c["metric"]): _paper_mark(c)
+                    for _, c in mine.iterrows()}})
+        wide = pd.DataFrame(lines, columns=wide.columns).fillna("")
     if ceilings is not None and len(part):
         target = part["target"].iloc[0]
         ceil = ceilings[ceilings["target"] == target].set_index(["dimension", "metric"])
@@ -94,25 +119,29 @@ def paper_layout(cells: pd.DataFrame, ceilings: pd.DataFrame | None, table: str,
     return wide
 
 
-def paper_comparison(cells: pd.DataFrame, paper_cells: pd.DataFrame, table: str
-                     ) -> pd.DataFrame:
-    """The paper's rows only: our value next to the published one ('?' = not known)."""
-    ours = cells[(cells["table"] == table) & (cells["group"] == PAPER)].set_index(
-        ["row_key", "dimension", "metric"])
-    published = paper_cells[paper_cells["table"] == table].set_index(
-        ["method", "dimension", "metric"])
+def paper_comparison(cells: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Every published cell of one table, long: ours, our interval, the paper's value, the
+    difference, and whether the paper's value lies in our interval ("<< 0" cells: whether
+    ours is below zero)."""
+    part = cells[(cells["table"] == table)
+                 & cells["paper_text"].map(lambda t: isinstance(t, str))]
     lines = []
-    for method in PAPER_METHODS:
-        key = SEEDS_ENSEMBLE_KEY if method == "seeds" else method
-        line = {"Method": method_label(method)}
-        for dim in schema.DIMENSIONS:
-            for metric in METRICS:
-                col = column_name(dim, metric)
-                ours_value = (ours.at[(key, dim, metric), "value"]
-                              if (key, dim, metric) in ours.index else np.nan)
-                paper_value = (published.at[(method, dim, metric), "paper_value"]
-                               if (method, dim, metric) in published.index else np.nan)
-                line[f"{col} ours"] = fmt(ours_value)
-                line[f"{col} paper"] = "?" if not np.isfinite(paper_value) else fmt(paper_value, 2)
-        lines.append(line)
+    for _, c in part.iterrows():
+        far_below = c["paper_text"] == "<< 0"
+        lines.append({
+            "Method": c["row_label"], "paper method": method_label(c["paper_method"]),
+            "cell": column_name(c["dimension"], c["metric"]),
+            "ours": fmt_cell(c["value"], c["sd_over_seeds"], bool(c["single"])),
+            "our 95% interval": fmt_interval(c["ci_low"], c["ci_high"]),
+            "paper": c["paper_text"],
+            "difference": "" if far_below else fmt(c["difference"]),
+            "paper in our interval": "" if far_below else _yes_no(c["paper_in_ci"]),
+            "ours < 0": _yes_no(c["ours_below_zero"]) if far_below else "",
+        })
     return pd.DataFrame(lines)
+
+
+def _yes_no(value: object) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "n/a"
+    return "yes" if bool(value) else "no"

@@ -1,8 +1,14 @@
-"""The paper's published Table 2 and Table 3, as package data with their citation.
+"""The paper's published Table 2 and Table 3, as package data with their citation, and
+the cell-by-cell comparison with ours.
 
-Stored in analysis/resources/paper_tables.json. A cell is filled only where a source
-quoting the paper was actually read; an unknown cell is null here and NaN in the frame,
-and the report prints it as unknown rather than guessing.
+Stored in analysis/resources/paper_tables.json (every published cell; numbers are facts
+copied from Watcharasupat et al., arXiv:2501.11570). A cell is a value with the paper's SD
+over seeds (None where it prints none), or "<<0" where the paper prints only that the R²
+is far below zero: that cell is compared by its sign ("ours < 0: yes/no").
+
+Which of our rows a paper cell is compared with follows the paper's layout: Table 2's
+"Random Seeds" carries ± values, so it is the single-seed models; Table 3's is the
+ensemble (analysis.rows.paper_row_key).
 """
 
 from __future__ import annotations
@@ -10,24 +16,31 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 PAPER_TABLES_RESOURCE = "paper_tables.json"
+FAR_BELOW_ZERO = "<<0"
 
 
 @dataclass(frozen=True)
 class PaperTables:
-    """Published cells (long: table, method, dimension, metric, paper_value) + provenance."""
+    """Published cells, long: table, method, dimension, metric, paper_value (NaN for a
+    "<<0" cell), paper_sd (NaN where none is printed), paper_text (as printed)."""
 
     cells: pd.DataFrame
     citation: str
     url: str
     provenance: str
     caveat: str
-    ranges: dict[str, dict[str, Any]] = field(default_factory=dict)  # table -> metric -> range
+    notes: list[str] = field(default_factory=list)
+
+
+def _paper_text(value: object, sd: object) -> str:
+    if value == FAR_BELOW_ZERO:
+        return "<< 0"
+    return f"{value:.2f}" if sd is None else f"{value:.2f} ± {sd:.2f}"
 
 
 def load_paper_tables() -> PaperTables:
@@ -36,14 +49,32 @@ def load_paper_tables() -> PaperTables:
         encoding="utf-8")
     raw = json.loads(text)
     lines = []
-    ranges = {}
     for table in ("table2", "table3"):
-        ranges[table] = raw[table].get("ranges", {})
         for method, dims in raw[table]["cells"].items():
             for dim, metrics in dims.items():
-                for metric, value in metrics.items():
-                    lines.append({"table": table, "method": method, "dimension": dim,
-                                  "metric": metric,
-                                  "paper_value": np.nan if value is None else float(value)})
+                for metric, cell in metrics.items():
+                    far_below = cell == FAR_BELOW_ZERO
+                    value = None if far_below else cell["value"]
+                    sd = None if far_below else cell["sd"]
+                    lines.append({
+                        "table": table, "method": method, "dimension": dim, "metric": metric,
+                        "paper_value": np.nan if value is None else float(value),
+                        "paper_sd": np.nan if sd is None else float(sd),
+                        "paper_text": _paper_text(FAR_BELOW_ZERO if far_below else value, sd),
+                    })
     return PaperTables(pd.DataFrame(lines), raw["citation"], raw["url"], raw["provenance"],
-                       raw["caveat"], ranges)
+                       raw["caveat"], list(raw.get("notes", [])))
+
+
+def compare_cell(ours: float, ci_low: float, ci_high: float, paper_value: float,
+                 paper_text: str) -> dict[str, object]:
+    """One published cell against ours: the difference and whether the paper's value lies
+    in our bootstrap interval; a "<< 0" cell answers only "is ours below zero?"."""
+    if paper_text == "<< 0":
+        below = bool(np.isfinite(ours) and ours < 0)
+        return {"difference": np.nan, "paper_in_ci": None, "ours_below_zero": below,
+                "agrees": below}
+    inside = (bool(ci_low <= paper_value <= ci_high)
+              if np.isfinite(ci_low) and np.isfinite(ci_high) else None)
+    return {"difference": ours - paper_value, "paper_in_ci": inside, "ours_below_zero": None,
+            "agrees": inside}

@@ -21,8 +21,8 @@ from analysis.comparisons import compare_rows
 from analysis.data_axes import reference_cell
 from analysis.inputs import load_sweep_dataset, load_sweep_features
 from analysis.load import SweepResults, TrialProblem, load_sweep
-from analysis.paper import PaperTables, load_paper_tables
-from analysis.rows import PredictionRow, build_rows, loss_form
+from analysis.paper import PaperTables, compare_cell, load_paper_tables
+from analysis.rows import PAPER, PredictionRow, build_rows, loss_form, paper_row_key
 from analysis.scores import calibration_table, rating_scores, variance_parts
 from analysis.tables import TableResult, compute_tables, empirical_targets
 from mer_uq.data.dataset import DeamDataset
@@ -41,6 +41,8 @@ class AnalysisSettings:
     reliability_repeats: int = 200
     reliability_boot: int = 1000
     seed: int = BOOTSTRAP_SEED
+    # SD across the random seeds' means: 1 = the paper's eq. 5 (n - 1), 0 = population SD.
+    seeds_sd_ddof: int = 1
 
 
 @dataclass
@@ -83,13 +85,24 @@ def _baselines(sweep: SweepResults, dataset: DeamDataset
 
 def _with_ceiling_and_paper(cells: pd.DataFrame, ceilings: pd.DataFrame, paper: PaperTables
                             ) -> pd.DataFrame:
+    """Cells + their ceiling + the published cell they are compared with (the paper's
+    layout decides which row that is: analysis.rows.paper_row_key) and the verdict."""
     merged = cells.merge(ceilings.drop(columns=["n_songs"]), on=["target", "dimension", "metric"],
                          how="left")
-    published = paper.cells.rename(columns={"method": "paper_method"})
-    merged["paper_method"] = np.where(merged["group"] == "paper", merged["row_key"], None)
-    merged = merged.merge(published, on=["table", "paper_method", "dimension", "metric"],
-                          how="left")
-    return merged.drop(columns=["paper_method"])
+    published = paper.cells.assign(row_key=[paper_row_key(m, t) for m, t in
+                                            zip(paper.cells["method"], paper.cells["table"],
+                                                strict=True)])
+    merged = merged.merge(published.rename(columns={"method": "paper_method"}),
+                          on=["table", "row_key", "dimension", "metric"], how="left")
+    merged.loc[merged["group"] != PAPER, ["paper_method", "paper_value", "paper_sd",
+                                          "paper_text"]] = np.nan
+    verdicts = [compare_cell(v, lo, hi, pv, pt) if isinstance(pt, str) else
+                {"difference": np.nan, "paper_in_ci": None, "ours_below_zero": None,
+                 "agrees": None}
+                for v, lo, hi, pv, pt in zip(merged["value"], merged["ci_low"],
+                                             merged["ci_high"], merged["paper_value"],
+                                             merged["paper_text"], strict=True)]
+    return pd.concat([merged, pd.DataFrame(verdicts, index=merged.index)], axis=1)
 
 
 def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = None
@@ -104,7 +117,7 @@ def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = Non
     song_ids = dataset.song_ids(EVAL_SPLIT)
     baseline_predictions, baseline_details, problems = _baselines(sweep, dataset)
     rows = build_rows(reference_cell(sweep.predictions), song_ids, EVAL_SPLIT,
-                      baseline_predictions)  # one data-axes cell only (analysis.data_axes)
+                      baseline_predictions, settings.seeds_sd_ddof)  # one data-axes cell
     problems = list(sweep.problems) + problems
     problems += [TrialProblem(r.label, note) for r in rows for note in r.notes]
     targets = empirical_targets(dataset.songs, song_ids)

@@ -15,8 +15,7 @@ from analysis.baselines import BASELINE_CONSTANT_SD, BASELINE_RIDGE, BASELINE_SD
 from analysis.layout import fmt, fmt_interval
 from analysis.load import TrialProblem
 from analysis.paper import PaperTables
-from analysis.rows import BASELINE, PAPER, SEEDS_ENSEMBLE_KEY
-from analysis.tables import METRIC_LABELS
+from analysis.rows import BASELINE
 from mer_uq import schema
 
 BETTER, WORSE, TIED, UNTESTED = "better", "worse", "not distinguishable", "untested"
@@ -212,43 +211,28 @@ def read_variance_parts(parts: pd.DataFrame) -> list[str]:
 
 
 def read_paper_comparison(cells: pd.DataFrame, paper: PaperTables) -> list[str]:
-    """Our values minus the published ones, for the cells the paper is known for."""
-    known = paper.cells.dropna(subset=["paper_value"])
-    diffs = []
-    for line in known.itertuples(index=False):
-        key = SEEDS_ENSEMBLE_KEY if line.method == "seeds" else line.method
-        ours = _cell(cells[cells["group"] == PAPER], line.table, key, line.dimension, line.metric)
-        if ours is not None and np.isfinite(ours["value"]):
-            diffs.append(float(ours["value"]) - line.paper_value)
-    n_unknown = int(paper.cells["paper_value"].isna().sum())
-    if not diffs:
-        return [f"No published cell could be matched with this run ({n_unknown} published "
-                "cells are unknown here)."]
-    return [f"Against the {len(diffs)} published cells known here, our value minus the "
-            f"paper's ranges from {fmt(min(diffs))} to {fmt(max(diffs))} "
-            f"({n_unknown} published cells are unknown and not compared). {paper.caveat}"]
-
-
-def read_paper_ranges(cells: pd.DataFrame, paper: PaperTables) -> list[str]:
-    """Where only a range of the published values is known (e.g. Table 3 Pearson between
-    -0.17 and 0.07), compare the range of our paper rows with it."""
+    """Per table: how many published cells our run agrees with, and the range of the
+    differences (every published cell is compared: analysis.paper.compare_cell)."""
     out = []
-    for table, ranges in paper.ranges.items():
-        for metric, known in ranges.items():
-            low, high = known.get("low"), known.get("high")
-            ours = cells[(cells["table"] == table) & (cells["group"] == PAPER)
-                         & (cells["metric"] == metric)]["value"].dropna()
-            if ours.empty or (low is None and high is None):
-                continue
-            published = (f"between {fmt(low, 2)} and {fmt(high, 2)}" if low is not None
-                         else f"below {fmt(high, 2)}")
-            inside = ours.between(-np.inf if low is None else low,
-                                  np.inf if high is None else high)
-            name = f"Table {table.removeprefix('table')}, {METRIC_LABELS.get(metric, metric)}"
-            out.append(f"{name}: the published values lie {published} (the cells themselves "
-                       "are not known here); "
-                       f"our paper rows range from {fmt(ours.min())} to {fmt(ours.max())} "
-                       f"({int(inside.sum())} of {len(ours)} cells inside that range).")
+    for table in ("table2", "table3"):
+        part = cells[(cells["table"] == table)
+                     & cells["paper_text"].map(lambda t: isinstance(t, str))]
+        n_published = int((paper.cells["table"] == table).sum())
+        if part.empty:
+            out.append(f"Table {table.removeprefix('table')}: none of the paper's "
+                       f"{n_published} cells has a matching row in this run.")
+            continue
+        numeric = part[part["paper_text"] != "<< 0"]
+        signs = part[part["paper_text"] == "<< 0"]
+        text = (f"Table {table.removeprefix('table')}: the paper's value lies inside our 95 % "
+                f"interval in {int(numeric['paper_in_ci'].eq(True).sum())} of "
+                f"{len(numeric)} numeric cells (ours minus paper from "
+                f"{fmt(numeric['difference'].min())} to {fmt(numeric['difference'].max())})")
+        if len(signs):
+            text += (f"; ours is below zero in {int(signs['ours_below_zero'].eq(True).sum())} "
+                     f"of the {len(signs)} cells the paper prints as << 0")
+        out.append(text + (f"; {n_published - len(part)} published cells have no row here."
+                           if n_published > len(part) else "."))
     return out
 
 
@@ -265,5 +249,4 @@ def write_reading(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.D
     """The whole reading, one paragraph per item."""
     return [*read_problems(problems), *read_mean_table(cells, comparisons, ceilings),
             *read_sd_table(cells, comparisons, ceilings), *read_scores(scores),
-            *read_variance_parts(parts), *read_paper_comparison(cells, paper),
-            *read_paper_ranges(cells, paper)]
+            *read_variance_parts(parts), *read_paper_comparison(cells, paper)]

@@ -121,7 +121,8 @@ def to_html(blocks: list[Block], title: str) -> str:
                         f'alt="{html.escape(block.caption)}"><figcaption>'
                         f"{html.escape(block.caption)}</figcaption></figure>")
         elif isinstance(block, Code):
-            body.append(f"<pre>{html.escape(block.text)}</pre>")
+            body.append(f"<details><summary>show</summary><pre>{html.escape(block.text)}"
+                        "</pre></details>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")

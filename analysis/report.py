@@ -22,11 +22,11 @@ import pandas as pd
 
 from analysis.atomic import write_atomic, write_text_atomic
 from analysis.data_axes import write_section as write_data_axes_section
-from analysis.figures import write_figures
+from analysis.figures import PAPER_FIGURE_SEED, figure_seed, write_figures
 from analysis.layout import fmt, paper_comparison, paper_layout
 from analysis.load import trial_overview
 from analysis.pipeline import AnalysisSettings, ReportData, compute_report_data
-from analysis.reading import write_reading
+from analysis.reading import read_paper_comparison, write_reading
 from analysis.render import (
     Block,
     Bullets,
@@ -51,12 +51,22 @@ FIGURE_CAPTIONS = {
                               "vs arousal, by split, with marginal densities.",
     "fig3_sd_distribution": "Fig. 3 analogue: per-song inter-rater SD (normalised), by split.",
     "fig4_mean_predicted_vs_empirical": "Fig. 4 analogue: predicted vs empirical mean on the "
-                                        "test songs; one seed (grey) and the ensemble (red).",
+                                        "test songs; one seed (grey, {seed}) and the ensemble "
+                                        "(red).",
     "fig5_sd_predicted_vs_empirical": "Fig. 5 analogue: predicted vs empirical SD on the test "
-                                      "songs; one seed (grey) and the ensemble (red).",
+                                      "songs; one seed (grey, {seed}) and the ensemble (red).",
     "calibration_curves": "Calibration: share of held-out individual ratings inside each "
                           "central interval of the predicted Gaussian, vs its nominal level.",
 }
+
+
+def _caption(name: str, data: ReportData) -> str:
+    """A figure's caption; Fig. 4/5 say which seed their single-model panels show."""
+    seed = figure_seed(data.rows)
+    which = ("n/a" if seed is None else f"seed {seed}, as in the paper"
+             if seed == PAPER_FIGURE_SEED else
+             f"seed {seed}: the lowest, the sweep has no seed {PAPER_FIGURE_SEED} (the paper's)")
+    return FIGURE_CAPTIONS.get(name, name).replace("{seed}", which)
 
 
 def _json_default(value: Any) -> Any:
@@ -138,19 +148,81 @@ def _audit_blocks(summary: dict[str, Any]) -> list[Block]:
     return blocks
 
 
+MAX_FINDINGS = 8
+
+
+def _seed_range(seeds: list[int]) -> str:
+    """[0, 1, ..., 14] -> '0-14 (15)'; a gappy list is printed whole."""
+    seeds = sorted(int(s) for s in seeds)
+    if seeds and seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
+        return f"{seeds[0]}-{seeds[-1]} ({len(seeds)})"
+    return ", ".join(str(s) for s in seeds)
+
+
+def _config_table(config: dict[str, Any] | None) -> pd.DataFrame:
+    """sweep.json as one compact key/value table (nested dicts as k=v lists)."""
+    lines = []
+    for key, value in (config or {}).items():
+        if key == "seeds" and isinstance(value, list):
+            text = _seed_range(value)
+        elif isinstance(value, dict):
+            text = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, list):
+            text = ", ".join(str(v) for v in value) if len(value) <= 8 else f"{len(value)} items"
+        else:
+            text = "bundled default" if value is None else str(value)
+        lines.append({"setting": key, "value": text})
+    return pd.DataFrame(lines, columns=["setting", "value"])
+
+
+def _what_ran(data: ReportData) -> str:
+    """The opening paragraph: data, features, split, methods, seeds, losses, estimators."""
+    config = data.sweep.config or {}
+    predictions = data.sweep.predictions
+    mc_ddof = (sorted(predictions["hp_mc_sd_ddof"].dropna().unique().astype(int))
+               if "hp_mc_sd_ddof" in predictions.columns else [])
+    mc_text = ({1: "n - 1 (eq. 7)", 0: "population (n)"}.get(mc_ddof[0], str(mc_ddof))
+               if len(mc_ddof) == 1 else "population (n; trials predate the choice)")
+    seeds_text = "n - 1 (eq. 5)" if data.settings.seeds_sd_ddof == 1 else "population (n)"
+    seeds = sorted(int(s) for s in predictions["seed"].unique()) if len(predictions) else []
+    swap = ("label swap corrected" if config.get("fix_swap", True)
+            else "labels as shipped, swap kept")
+    return (f"DEAM {'2013-2015' if config.get('include_2015') else '2013+2014'} "
+            f"({swap}), "
+            f"features {config.get('features') or 'bundled openSMILE'}"
+            f"{' / ' + str(config['feature_column']) if config.get('feature_column') else ''}, "
+            f"split {config.get('split_file') or 'bundled default'}; {data.song_ids.size} test "
+            f"songs. Methods: {', '.join(sorted(data.loss_forms))} "
+            f"(loss forms under 'Run configuration'); seeds {_seed_range(seeds)}; "
+            f"{config.get('mc_passes', '?')} MC-dropout passes. SD estimators: across seeds "
+            f"{seeds_text}, over MC passes {mc_text}. Intervals: {data.settings.n_boot} "
+            f"bootstrap resamples of the test songs, shared by every row. Generated "
+            f"{datetime.now(UTC).isoformat(timespec='seconds')} from "
+            f"{len(data.sweep.loaded_files)} trial file(s) in {data.sweep.sweep_dir}.")
+
+
 def build_document(data: ReportData, figures: dict[str, Path], report_dir: Path) -> list[Block]:
     """The report as blocks, in reading order."""
     sweep = data.sweep
+    reading = write_reading(data.cells, data.comparisons, data.ceilings, data.scores,
+                            data.variance_parts, data.paper, data.problems)
+    findings = [*read_paper_comparison(data.cells, data.paper), *reading][:MAX_FINDINGS]
     blocks: list[Block] = [
         Heading(f"mer-uq report: {sweep.sweep_dir.name}", 1),
-        Paragraph(f"Generated {datetime.now(UTC).isoformat(timespec='seconds')} from "
-                  f"{len(sweep.loaded_files)} trial file(s) in {sweep.sweep_dir}. Test "
-                  f"songs: {data.song_ids.size}. Bootstrap: {data.settings.n_boot} resamples "
-                  "of the test songs, shared by every row."),
-        Heading("Reading (written automatically from the numbers below)"),
-        Bullets(tuple(write_reading(data.cells, data.comparisons, data.ceilings, data.scores,
-                                    data.variance_parts, data.paper, data.problems))),
+        Paragraph(_what_ran(data)),
     ]
+    for table in ("table2", "table3"):
+        blocks.append(Table(paper_layout(data.cells, data.ceilings, table, with_paper=True),
+                            f"{TABLE_TITLES[table]}. mean ± SD over seeds (one value: an "
+                            "ensemble or a baseline); '↳ paper' = the published cell, ✓ = "
+                            "inside our 95 % bootstrap interval (<< 0: ours < 0 too)"))
+    sd_figure = figures.get("fig5_sd_predicted_vs_empirical")
+    if sd_figure is not None:
+        blocks.append(Image(sd_figure.relative_to(report_dir).as_posix(),
+                            _caption("fig5_sd_predicted_vs_empirical", data)))
+    blocks += [Heading("Findings"), Bullets(tuple(findings)),
+               Heading("Details (written automatically from the numbers below)"),
+               Bullets(tuple(reading))]
     overview = trial_overview(sweep)
     blocks += [Heading("Trials read"),
                Table(overview.assign(val_loss=overview["val_loss"].map(fmt),
@@ -162,6 +234,7 @@ def build_document(data: ReportData, figures: dict[str, Path], report_dir: Path)
                    Table(pd.DataFrame([{"source": p.source, "problem": p.reason}
                                        for p in data.problems]))]
     blocks += [Heading("Run configuration (sweep.json)"),
+               Table(_config_table(sweep.config)),
                Code(json.dumps(sweep.config, indent=2, default=_json_default)
                     if sweep.config else "(no readable sweep.json)"),
                Table(pd.DataFrame([{"method": m, "loss form that ran": f}
@@ -178,7 +251,7 @@ def build_document(data: ReportData, figures: dict[str, Path], report_dir: Path)
             Table(paper_layout(data.cells, data.ceilings, table, with_interval=True),
                   "95% bootstrap interval over test songs of the same cells (ceiling: its "
                   "bootstrap interval)"),
-            Table(paper_comparison(data.cells, data.paper.cells, table),
+            Table(paper_comparison(data.cells, table),
                   f"Ours vs published ('?' = published value not known here). "
                   f"{data.paper.caveat}"),
         ]
@@ -213,7 +286,7 @@ def build_document(data: ReportData, figures: dict[str, Path], report_dir: Path)
     blocks.append(Heading("Figures"))
     for name, path in figures.items():
         blocks.append(Image(path.relative_to(report_dir).as_posix(),
-                            FIGURE_CAPTIONS.get(name, name)))
+                            _caption(name, data)))
     return blocks
 
 
@@ -224,8 +297,8 @@ def _output_tables(data: ReportData) -> dict[str, pd.DataFrame]:
         "table3": paper_layout(data.cells, data.ceilings, "table3"),
         "table2_bootstrap_ci": paper_layout(data.cells, data.ceilings, "table2", True),
         "table3_bootstrap_ci": paper_layout(data.cells, data.ceilings, "table3", True),
-        "table2_vs_paper": paper_comparison(data.cells, data.paper.cells, "table2"),
-        "table3_vs_paper": paper_comparison(data.cells, data.paper.cells, "table3"),
+        "table2_vs_paper": paper_comparison(data.cells, "table2"),
+        "table3_vs_paper": paper_comparison(data.cells, "table3"),
         "cells": data.cells,
         "per_seed": data.tables.per_seed,
         "ceilings": data.ceilings,
@@ -289,6 +362,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default=AnalysisSettings.reliability_repeats)
     parser.add_argument("--reliability-boot", type=_count,
                         default=AnalysisSettings.reliability_boot)
+    parser.add_argument("--population-sd", action="store_true",
+                        help="SD across the random seeds with ddof 0 (default: the paper's "
+                             "eq. 5, n - 1)")
     return parser.parse_args(argv)
 
 
@@ -322,7 +398,8 @@ def check_sweep_dir(sweep_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = AnalysisSettings(n_boot=args.n_boot, reliability_repeats=args.reliability_repeats,
-                                reliability_boot=args.reliability_boot)
+                                reliability_boot=args.reliability_boot,
+                                seeds_sd_ddof=0 if args.population_sd else 1)
     try:
         check_sweep_dir(args.sweep_dir)
         path = write_report(args.sweep_dir, use_wandb=args.wandb, wandb_mode=args.wandb_mode,

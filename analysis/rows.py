@@ -53,6 +53,50 @@ METHOD_LABELS: dict[str, str] = {
     "baseline_sd_from_mean": "SD from predicted mean (quadratic)",
 }
 
+def paper_row_key(method: str, table: str) -> str:
+    """Our row that a paper method's cell is compared with. The paper's Table 2 "Random
+    Seeds" prints ± values, so it is the single-seed models (mean ± SD over seeds); its
+    Table 3 "Random Seeds" is the ensemble (the SD across the seeds' means)."""
+    if method == "seeds":
+        return SEEDS_SINGLE_KEY if table == "table2" else SEEDS_ENSEMBLE_KEY
+    return method
+
+
+# Rows whose group depends on the table: Table 2 of the paper has the single-seed models
+# as "Random Seeds" and no MC dropout row, so there the ensemble and MC dropout go beyond.
+_TABLE_GROUPS: dict[tuple[str, str], str] = {
+    ("table2", SEEDS_SINGLE_KEY): PAPER,
+    ("table2", SEEDS_ENSEMBLE_KEY): EXTRA,
+    ("table2", "mc_dropout"): EXTRA,
+}
+
+
+def table_group(row: PredictionRow, table: str) -> str:
+    """The group a row is printed in, in one table (the paper's layout)."""
+    return _TABLE_GROUPS.get((table, row.key), row.group)
+
+
+def table_order(rows: list[PredictionRow], table: str) -> list[PredictionRow]:
+    """Rows in one table's print order: by group, the paper's rows in the paper's order."""
+    rank = {g: i for i, g in enumerate(GROUP_ORDER)}
+
+    def key(item: tuple[int, PredictionRow]) -> tuple[int, int]:
+        index, row = item
+        group = table_group(row, table)
+        if group == PAPER and row.method in PAPER_METHODS:
+            return rank[group], PAPER_METHODS.index(row.method)
+        return rank[group], index
+
+    return [row for _, row in sorted(enumerate(rows), key=key)]
+
+
+def table_label(row: PredictionRow, table: str) -> str:
+    """The row's name in one table: the paper's name where it is the paper's row."""
+    if table == "table2" and row.key == SEEDS_SINGLE_KEY:
+        return method_label("seeds")
+    return row.label
+
+
 def loss_form(method: str) -> str:
     """Which loss a method name stands for (printed paper form or exact form: DESIGN.md
     notes that eq. 2 and 3 as printed differ from the textbook forms)."""
@@ -146,10 +190,11 @@ def _ensemble_arrays(ensemble: pd.DataFrame, song_ids: np.ndarray, columns: dict
 
 
 def seeds_ensemble_row(predictions: pd.DataFrame, split: str, song_ids: np.ndarray,
-                       seeds: tuple[int, ...]) -> PredictionRow:
+                       seeds: tuple[int, ...], sd_ddof: int = 1) -> PredictionRow:
     """The paper's random-seeds method: one prediction from n mean-only models
-    (mer_uq.prediction.combine_seeds: mean and population SD of the seeds' means)."""
-    ensemble = combine_seeds(_members_frame(predictions, "seeds", split, seeds), "seeds")
+    (mer_uq.prediction.combine_seeds: mean and SD of the seeds' means; ddof 1 = eq. 5)."""
+    ensemble = combine_seeds(_members_frame(predictions, "seeds", split, seeds), "seeds",
+                             ddof=sd_ddof)
     label = f"{method_label('seeds')} (ensemble of {len(seeds)})"
     return PredictionRow(SEEDS_ENSEMBLE_KEY, label, PAPER, "seeds", single=True, seeds=seeds,
                          mu=_ensemble_arrays(ensemble, song_ids, schema.PRED_MU),
@@ -172,7 +217,8 @@ def deep_ensemble_row(predictions: pd.DataFrame, method: str, split: str,
 
 
 def build_rows(predictions: pd.DataFrame, song_ids: np.ndarray, split: str = "test",
-               baseline_predictions: pd.DataFrame | None = None) -> list[PredictionRow]:
+               baseline_predictions: pd.DataFrame | None = None, seeds_sd_ddof: int = 1
+               ) -> list[PredictionRow]:
     """Every table row the predictions support, in print order (paper, extra, ensembles,
     baselines). Unknown method names are kept as extra rows rather than dropped, so a new
     method shows up in the report before anyone edits this module."""
@@ -192,7 +238,8 @@ def build_rows(predictions: pd.DataFrame, song_ids: np.ndarray, split: str = "te
                                    f"{method_label('seeds')}, single models")
             single.notes += note
             if len(seeds) >= 2:
-                rows.append(seeds_ensemble_row(predictions, split, song_ids, seeds))
+                rows.append(seeds_ensemble_row(predictions, split, song_ids, seeds,
+                                                  seeds_sd_ddof))
             else:
                 single.notes.append("one seed only: no random-seeds ensemble")
             rows.append(single)

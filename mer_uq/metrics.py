@@ -85,6 +85,10 @@ def r2_score(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 
 
 def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+    # Constant is tested exactly: x - mean(x) of a constant can leave ~1e-17 residues whose
+    # "correlation" is noise, not 0.
+    if np.all(x == x[0]) or np.all(y == y[0]):
+        return float("nan")
     xc = x - x.mean()
     yc = y - y.mean()
     denom = float(np.sqrt(np.sum(xc * xc) * np.sum(yc * yc)))

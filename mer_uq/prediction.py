@@ -11,9 +11,10 @@ combiners the analysis applies to them:
   (epistemic). The SDs are never averaged: averaging sigma would drop the epistemic part
   and understate the spread.
 
-Both use the population variance over members (ddof = 0): that is the variance of the
-equally weighted mixture, so `combine_seeds` is exactly `mixture` with sigma = 0. Ensemble
-rows carry seed = ENSEMBLE_SEED (-1) and keep their method name.
+`mixture` uses the population variance over members (ddof = 0): that is the variance of
+the equally weighted mixture. `combine_seeds` and `mc_dropout` default to the paper's
+sample SD (eq. 5 and eq. 7, ddof = 1); with ddof = 0 `combine_seeds` is exactly `mixture`
+with sigma = 0. Ensemble rows carry seed = ENSEMBLE_SEED (-1) and keep their method name.
 """
 
 from __future__ import annotations
@@ -61,15 +62,21 @@ def predict(model: StackedFCN, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | 
 
 
 @torch.no_grad()
-def mc_dropout(model: StackedFCN, x: np.ndarray, passes: int) -> tuple[np.ndarray, np.ndarray]:
+def mc_dropout(
+    model: StackedFCN, x: np.ndarray, passes: int, ddof: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """MC dropout (Gal & Ghahramani, 2016): mean and SD of mu over `passes` stochastic
     forward passes with dropout on, per member: [K, N, D] each.
+
+    ``ddof=1`` is the paper's eq. 7 (sample SD, n - 1); ``ddof=0`` the population SD.
 
     Each member's masks come from its own `mc_dropout` stream, so a seed's MC prediction
     is the same alone or stacked, and independent of how long it trained.
     """
     if passes < 2:
         raise ValueError(f"MC dropout needs at least 2 passes, got {passes}")
+    if ddof not in (0, 1):
+        raise ValueError(f"MC dropout SD ddof must be 0 or 1, got {ddof}")
     if not model.dropout.active:
         raise ValueError("MC dropout needs a model with dropout > 0")
     inputs = _inputs(model, x)
@@ -91,7 +98,7 @@ def mc_dropout(model: StackedFCN, x: np.ndarray, passes: int) -> tuple[np.ndarra
             mean[k] += mu.sum(axis=0)
             sq[k] += (mu * mu).sum(axis=0)
     mean /= passes
-    var = np.maximum(sq / passes - mean * mean, 0.0)
+    var = np.maximum(sq / passes - mean * mean, 0.0) * (passes / (passes - ddof))
     return mean, np.sqrt(var)
 
 
@@ -192,16 +199,21 @@ def _grouped(rows: pd.DataFrame, keys: list[str]) -> pd.core.groupby.DataFrameGr
     return grouped
 
 
-def combine_seeds(predictions: pd.DataFrame, method: str | None = "seeds") -> pd.DataFrame:
-    """The random-seeds ensemble: per song, the mean and population SD of the single-seed
-    means (their own sigma, if any, is ignored). One row per song with seed ENSEMBLE_SEED
-    and a `n_members` column."""
+def combine_seeds(
+    predictions: pd.DataFrame, method: str | None = "seeds", ddof: int = 1
+) -> pd.DataFrame:
+    """The random-seeds ensemble: per song, the mean and SD of the single-seed means (their
+    own sigma, if any, is ignored). One row per song with seed ENSEMBLE_SEED and a
+    `n_members` column. ``ddof=1`` (default) is the paper's eq. 5 (sample SD over seeds);
+    ``ddof=0`` the population SD, i.e. exactly `mixture` with sigma = 0."""
+    if ddof not in (0, 1):
+        raise ValueError(f"seeds SD ddof must be 0 or 1, got {ddof}")
     rows = _select(predictions, method)
     keys = _group_keys(rows)
     grouped = _grouped(rows, keys)
     mu_cols = [PRED_MU[d] for d in DIMENSIONS]
     out = grouped[mu_cols].mean()
-    spread = grouped[mu_cols].std(ddof=0)
+    spread = grouped[mu_cols].std(ddof=ddof)
     for dim in DIMENSIONS:
         out[PRED_SIGMA[dim]] = spread[PRED_MU[dim]]
     out[N_MEMBERS] = grouped.size()

@@ -63,6 +63,9 @@ class TrialSpec:
     train: TrainConfig = field(default_factory=TrainConfig)
     mc_passes: int = 100
     methods: tuple[str, ...] | None = None
+    # SD over MC passes: 1 = the paper's eq. 7 (n - 1), 0 = population SD. Recorded in
+    # every prediction row (hp_mc_sd_ddof), so the analysis can say which ran.
+    mc_sd_ddof: int = 1
     # Data axes (k raters per song, training fraction; mer_uq.data.subsample); None: all data.
     data: DataAxes | None = None
 
@@ -84,7 +87,8 @@ class TrialSpec:
 
     def hyperparameters(self) -> dict[str, Any]:
         """The hp_* columns every prediction row carries (where it ran is not one)."""
-        values = {**asdict(self.model), **asdict(self.train), "mc_passes": self.mc_passes}
+        values = {**asdict(self.model), **asdict(self.train), "mc_passes": self.mc_passes,
+                  "mc_sd_ddof": self.mc_sd_ddof}
         for name in self.train.runtime_fields:
             values.pop(name)
         return {f"{HP_PREFIX}{k}": v for k, v in values.items()}
@@ -243,7 +247,7 @@ def _predictions(
     frames = []
     for name in spec.reported_methods:
         if method_spec(name).uncertainty is Uncertainty.MC_DROPOUT:
-            mc_mu, mc_sd = mc_dropout(trained.model, x_eval, spec.mc_passes)
+            mc_mu, mc_sd = mc_dropout(trained.model, x_eval, spec.mc_passes, spec.mc_sd_ddof)
             frames.append(prediction_frame(eval_ids, eval_splits, name, spec.seeds, mc_mu, mc_sd))
         else:
             frames.append(prediction_frame(eval_ids, eval_splits, name, spec.seeds, mu, sigma))

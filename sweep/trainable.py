@@ -103,6 +103,7 @@ def train_trial(config: dict[str, Any], dataset: Any, features: Any) -> None:
         "mc_passes": spec.mc_passes,
         # Songs per split it trained and scored on (fewer with --allow-missing-features).
         "songs": {split: len(dataset.song_ids(split)) for split in SPLITS},
+        "mc_sd_ddof": spec.mc_sd_ddof,
         "metrics": _scalars(result.metrics),
         "node": _node_record(),
         "duration_s": round(time.perf_counter() - started, 3),

@@ -158,8 +158,8 @@ def test_ensemble_rows_come_from_the_member_predictions(sweep_dir: Path, data: R
         assert np.isnan(_test_matrix(trials, "seeds", schema.PRED_SIGMA[dim], data.song_ids)).all()
         for metric, value in _scores(y_mean, mus.mean(axis=0)).items():
             assert _cell(data, "table2", "seeds", dim, metric)["value"] == pytest.approx(value)
-        # Table 3 "random seeds": the SD across the seeds' means (population SD over seeds)
-        for metric, value in _scores(y_sd, mus.std(axis=0)).items():
+        # Table 3 "random seeds": the SD across the seeds' means (eq. 5: n - 1 by default)
+        for metric, value in _scores(y_sd, mus.std(axis=0, ddof=1)).items():
             assert _cell(data, "table3", "seeds", dim, metric)["value"] == pytest.approx(value)
         for method in TWO_OUTPUT:
             mu = _test_matrix(trials, method, schema.PRED_MU[dim], data.song_ids)
@@ -209,10 +209,43 @@ def test_rating_scores_recompute(data: ReportData) -> None:
         assert scores[("ensemble_nll", dim, "coverage_95")] == pytest.approx(inside.mean())
 
 
+def test_html_is_valid_and_links_only_existing_files(report_md: Path) -> None:
+    html5lib = pytest.importorskip("html5lib")
+    report_dir = report_md.parent
+    parser = html5lib.HTMLParser(strict=True)
+    document = parser.parse((report_dir / "report.html").read_text(encoding="utf-8"))
+    assert not parser.errors
+    namespace = "{http://www.w3.org/1999/xhtml}"
+    targets = [e.get("src") for e in document.iter(f"{namespace}img")]
+    targets += [e.get("href") for e in document.iter(f"{namespace}a")]
+    assert targets
+    for target in targets:
+        if target.startswith(("http://", "https://", "#")):
+            continue
+        assert (report_dir / target).is_file(), target
+
+
+def test_paper_comparison_has_every_published_cell(data: ReportData) -> None:
+    compared = data.cells[data.cells["paper_text"].map(lambda t: isinstance(t, str))]
+    assert len(compared) == len(data.paper.cells) == 54
+    # Table 2's "Random seeds" is compared as the single models, Table 3's as the ensemble
+    seeds = compared[compared["paper_method"] == "seeds"].groupby("table")["row_key"].unique()
+    assert list(seeds["table2"]) == ["seeds_single"] and list(seeds["table3"]) == ["seeds"]
+    assert not (compared["table"].eq("table2") & compared["row_key"].eq("mc_dropout")).any()
+    numeric = compared[compared["paper_text"] != "<< 0"]
+    inside = (numeric["ci_low"] <= numeric["paper_value"]) & \
+        (numeric["paper_value"] <= numeric["ci_high"])
+    assert list(numeric["paper_in_ci"]) == list(inside)
+    np.testing.assert_allclose(numeric["difference"], numeric["value"] - numeric["paper_value"])
+    signs = compared[compared["paper_text"] == "<< 0"]
+    assert list(signs["ours_below_zero"]) == list(signs["value"] < 0)
+
+
 def test_report_files_and_figures(report_md: Path) -> None:
     report_dir = report_md.parent
     text = report_md.read_text()
-    for heading in ("Table 2", "Table 3", "Reliability ceiling", "Reading", "Data audit",
+    for heading in ("Table 2", "Table 3", "Reliability ceiling", "Findings", "Details",
+                    "Data audit",
                     "Paired comparisons", "Uncertainty scores"):
         assert heading in text
     html = (report_dir / "report.html").read_text()
@@ -226,7 +259,10 @@ def test_report_files_and_figures(report_md: Path) -> None:
         for suffix in (".md", ".csv", ".json"):
             assert (report_dir / "tables" / f"{stem}{suffix}").stat().st_size > 0
         frame = pd.read_csv(report_dir / "tables" / f"{stem}.csv")
-        assert frame["Method"].iloc[0].startswith("Random seeds (ensemble of 2)")
+        # the paper's layout: Table 2's "Random seeds" is the single models, Table 3's the
+        # ensemble
+        first = "Random seeds" if stem == "table2" else "Random seeds (ensemble of 2)"
+        assert frame["Method"].iloc[0] == first
         assert frame["Method"].iloc[-1].startswith("Reliability ceiling")
     assert list(json.loads((report_dir / "tables" / "cells.json").read_text())[0]) [:3] == \
         ["table", "target", "row_key"]
@@ -353,3 +389,26 @@ def test_a_single_seed_sweep_still_reports(sweep_dir: Path, tmp_path: Path) -> N
     assert any("one seed only" in p.reason for p in data.problems)
     md = write_report_files(data).read_text()
     assert "NLL" in md and "Random seeds, single models" in md
+
+
+def test_compare_pairs_cells_and_refuses_other_test_songs(data: ReportData, sweep_dir: Path,
+                                                          tmp_path: Path) -> None:
+    """A folder against itself: every shared cell differs by exactly 0 with a [0, 0]
+    paired interval; a folder with other test songs is refused; the CLI says so in one
+    line."""
+    import dataclasses
+
+    from analysis.compare import FolderMismatch, compare_data, main
+
+    frame = compare_data([data, data], ["a", "b"])
+    assert len(frame) > 0
+    assert (frame["difference"].dropna() == 0).all()
+    assert frame["difference"].notna().any()
+    with_ci = frame.dropna(subset=["ci_low"])
+    assert len(with_ci) > 0
+    assert (with_ci["ci_low"] == 0).all() and (with_ci["ci_high"] == 0).all()
+    other = dataclasses.replace(data, song_ids=data.song_ids[1:])
+    with pytest.raises(FolderMismatch, match="test songs differ"):
+        compare_data([data, other], ["a", "b"])
+    assert main([str(sweep_dir)]) == 2
+    assert main([str(sweep_dir), str(tmp_path / "missing")]) == 2

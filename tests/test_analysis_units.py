@@ -26,8 +26,8 @@ from analysis.bootstrap import (
 )
 from analysis.layout import fmt_cell
 from analysis.load import load_sweep
-from analysis.paper import load_paper_tables
-from analysis.reading import BETTER, TIED, WORSE, read_paper_ranges, verdict
+from analysis.paper import compare_cell, load_paper_tables
+from analysis.reading import BETTER, TIED, WORSE, verdict
 from analysis.render import Heading, Image, Paragraph, Table, to_html, to_markdown
 from analysis.ridge import fit_ridge, ridge_path
 from analysis.rows import PredictionRow
@@ -107,6 +107,13 @@ def test_spearman_by_ranks_equals_mer_uq_spearman() -> None:
     r2_draws = bootstrap_cell(row, "mean", "valence", y, "r2", indices)
     expected_r2 = [np.mean([r2_score(y[ix], p[ix]) for p in preds["valence"]]) for ix in indices]
     np.testing.assert_allclose(r2_draws, expected_r2, rtol=1e-12)
+    r_draws = bootstrap_cell(row, "mean", "valence", y, "pearson", indices)
+    expected_r = [np.mean([pearson_r(y[ix], p[ix]) for p in preds["valence"]]) for ix in indices]
+    np.testing.assert_allclose(r_draws, expected_r, rtol=1e-12)
+    # a constant member makes the correlation undefined, as mer_uq's pearson_r says
+    flat = {d: np.vstack([preds[d][0], np.ones(40)]) for d in schema.DIMENSIONS}
+    flat_row = PredictionRow("c", "c", "paper", "c", False, (0, 1), flat, flat)
+    assert np.isnan(bootstrap_cell(flat_row, "mean", "valence", y, "pearson", indices)).all()
 
 
 def test_percentile_interval_and_nan_handling() -> None:
@@ -147,15 +154,34 @@ def test_verdict_reads_the_paired_interval_in_either_order() -> None:
     assert verdict(comp, "table3", "mse", "baseline_ridge", "valence", "pearson") == TIED
 
 
-def test_paper_tables_hold_only_sourced_numbers() -> None:
+def test_paper_tables_hold_every_published_cell() -> None:
     paper = load_paper_tables()
     assert "2501.11570" in paper.url and "Watcharasupat" in paper.citation
-    t2 = paper.cells[paper.cells["table"] == "table2"].set_index(["method", "dimension",
-                                                                  "metric"])["paper_value"]
-    assert t2[("seeds", "valence", "r2")] == 0.59 and t2[("kld", "valence", "r2")] == 0.55
-    # what the design document does not quote stays unknown
-    assert np.isnan(t2[("mc_dropout", "valence", "r2")])
-    assert paper.cells[paper.cells["table"] == "table3"]["paper_value"].isna().all()
+    cells = paper.cells.set_index(["table", "method", "dimension", "metric"])
+    # Table 2: four methods (no MC dropout row), Table 3: five; 6 cells each
+    assert len(cells.loc["table2"]) == 24 and len(cells.loc["table3"]) == 30
+    assert "mc_dropout" not in cells.loc["table2"].index.get_level_values("method")
+    # every cell is a number, or the paper's "<< 0" (only Table 3's R² cells)
+    far_below = cells["paper_text"] == "<< 0"
+    assert cells.loc[~far_below, "paper_value"].notna().all()
+    assert set(cells[far_below].index.get_level_values("metric")) == {"r2"}
+    assert far_below.sum() == 10 and cells.loc[far_below, "paper_value"].isna().all()
+    # spot checks against the paper's printed tables
+    assert tuple(cells.loc[("table2", "seeds", "valence", "r2"), ["paper_value", "paper_sd"]]
+                 ) == (0.59, 0.04)
+    assert cells.at[("table2", "kld", "arousal", "pearson"), "paper_value"] == 0.81
+    assert cells.at[("table3", "mse", "valence", "pearson"), "paper_text"] == "-0.16 ± 0.05"
+    assert cells.at[("table3", "seeds", "arousal", "spearman"), "paper_text"] == "0.08"
+
+
+def test_paper_cells_compare_by_interval_or_by_sign() -> None:
+    inside = compare_cell(0.60, 0.55, 0.65, 0.59, "0.59 ± 0.04")
+    assert inside["paper_in_ci"] is True and inside["difference"] == pytest.approx(0.01)
+    outside = compare_cell(0.31, 0.25, 0.37, 0.59, "0.59 ± 0.04")
+    assert outside["paper_in_ci"] is False and outside["agrees"] is False
+    assert compare_cell(-14.8, -16.0, -13.0, np.nan, "<< 0")["ours_below_zero"] is True
+    above = compare_cell(0.01, -0.02, 0.04, np.nan, "<< 0")
+    assert above["ours_below_zero"] is False and above["paper_in_ci"] is None
 
 
 def test_render_markdown_and_html_agree() -> None:
@@ -196,10 +222,3 @@ def test_load_sweep_names_corrupt_and_missing_trials(tmp_path) -> None:
     assert set(sweep.predictions["method"]) == {"nll"}
 
 
-def test_paper_ranges_are_compared_cell_by_cell() -> None:
-    cells = pd.DataFrame({"table": "table3", "group": "paper", "metric": "pearson",
-                          "value": [-0.2, 0.0, 0.05, 0.3, np.nan]})
-    lines = read_paper_ranges(cells, load_paper_tables())
-    assert lines == ["Table 3, r: the published values lie between -0.17 and 0.07 (the cells "
-                     "themselves are not known here); our paper rows range from -0.200 to "
-                     "0.300 (2 of 4 cells inside that range)."]

@@ -43,15 +43,20 @@ def test_prediction_frame_layout() -> None:
 
 def test_combine_seeds_is_mean_and_sd_of_means() -> None:
     frame = _frame("seeds", sigma=False)
-    out = combine_seeds(frame)
+    out = combine_seeds(frame)  # default: the paper's eq. 5, SD with n - 1
+    population = combine_seeds(frame, ddof=0)
     assert (out["seed"] == ENSEMBLE_SEED).all() and (out["n_members"] == 4).all()
     assert len(out) == 6 and (out["hp_dropout"] == 0.5).all()
     for song, rows in frame.groupby("song_id"):
         row = out[out["song_id"] == song].iloc[0]
+        row0 = population[population["song_id"] == song].iloc[0]
         for dim in ("valence", "arousal"):
             values = rows[f"{dim}_mu"].to_numpy()
             assert row[f"{dim}_mu"] == pytest.approx(values.mean())
-            assert row[f"{dim}_sigma"] == pytest.approx(values.std(ddof=0))
+            assert row[f"{dim}_sigma"] == pytest.approx(values.std(ddof=1))
+            assert row0[f"{dim}_sigma"] == pytest.approx(values.std(ddof=0))
+    with pytest.raises(ValueError, match="ddof"):
+        combine_seeds(frame, ddof=2)
 
 
 def test_mixture_adds_epistemic_variance_never_averages_sigma() -> None:
@@ -125,7 +130,10 @@ def test_mc_dropout_matches_an_explicit_loop_of_passes() -> None:
         m = [torch.from_numpy(masks[p, i]) for i in range(2)]
         passes.append(model.forward(torch.from_numpy(x), m).mu[0].detach().numpy())
     np.testing.assert_allclose(mean[0], np.mean(passes, axis=0), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(sd[0], np.std(passes, axis=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(sd[0], np.std(passes, axis=0, ddof=1), rtol=1e-4, atol=1e-6)
+    fresh = StackedFCN(4, FCNConfig(hidden_width=8), False, seeds=(3,))  # same masks again
+    _, sd_population = mc_dropout(fresh, x, passes=5, ddof=0)
+    np.testing.assert_allclose(sd_population[0], np.std(passes, axis=0), rtol=1e-4, atol=1e-6)
 
 
 def test_mc_dropout_bad_input() -> None:

@@ -25,15 +25,54 @@ def normalise(raw: np.ndarray | pd.Series | float) -> np.ndarray | pd.Series | f
     return (raw - NEUTRAL) / SCALE
 
 
+# Decimals kept when ratings are not on the integer scale (e.g. synthetic data): enough for
+# any real difference, few enough that float noise cannot break a tie.
+TIE_DECIMALS = 12
+_INTEGER_TOLERANCE = 1e-9
+
+
+def _exact_statistics(raw: np.ndarray, codes: np.ndarray, n: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised mean and population SD per song from integer ratings, with integer sums.
+
+    Two songs whose true (rational) statistic is equal get the bit-identical float: each
+    value is one correctly rounded division (and square root) of exact integers, so ties
+    stay ties and Spearman's rho ranks them as the tie they are. Summing floats instead
+    leaves ~1e-16 noise that breaks ties arbitrarily.
+    """
+    total = np.bincount(codes, weights=raw, minlength=n.size).round().astype(np.int64)
+    squares = np.bincount(codes, weights=raw * raw, minlength=n.size).round().astype(np.int64)
+    # normalised: (r - 5) / 5 is affine, so mean_h = (S/n - 5) / 5 and sd_h = sd_raw / 5,
+    # with sd_raw^2 = (n S2 - S^2) / n^2 exactly (population SD, ddof 0).
+    mean = (total / n - NEUTRAL) / SCALE
+    sd = np.sqrt((n * squares - total * total) / (n * n)) / SCALE
+    return mean, sd
+
+
 def song_targets(ratings: pd.DataFrame) -> pd.DataFrame:
-    """Mean and population SD of each dimension, and n_raters, per song (sorted by id)."""
-    grouped = ratings.groupby("song_id", sort=True)
-    out = pd.DataFrame(index=grouped.size().index)
+    """Mean and population SD of each dimension, and n_raters, per song (sorted by id).
+
+    Ratings on DEAM's integer 1..9 scale (as normalised by ``normalise``) are aggregated
+    exactly from the integers; other ratings are aggregated in floats and rounded to
+    TIE_DECIMALS so that equal statistics compare equal.
+    """
+    song_ids, codes = np.unique(ratings["song_id"].to_numpy(dtype=np.int64),
+                                return_inverse=True)
+    n = np.bincount(codes, minlength=song_ids.size).astype(np.int64)
+    out = pd.DataFrame({"song_id": song_ids})
     for dim in DIMENSIONS:
-        out[TARGET_MEAN[dim]] = grouped[dim].mean()
-        out[TARGET_SD[dim]] = grouped[dim].std(ddof=SD_DDOF)
-    out["n_raters"] = grouped.size().astype(np.int64)
-    return out.reset_index()
+        raw = ratings[dim].to_numpy(dtype=np.float64) * SCALE + NEUTRAL
+        integral = np.round(raw)
+        if np.all(np.abs(raw - integral) <= _INTEGER_TOLERANCE):
+            mean, sd = _exact_statistics(integral, codes, n)
+        else:
+            grouped = ratings.groupby("song_id", sort=True)[dim]
+            mean = grouped.mean().to_numpy().round(TIE_DECIMALS)
+            sd = grouped.std(ddof=SD_DDOF).to_numpy().round(TIE_DECIMALS)
+        out[TARGET_MEAN[dim]] = mean
+        out[TARGET_SD[dim]] = sd
+    out["n_raters"] = n
+    return out
 
 
 @dataclass(frozen=True)
