@@ -10,20 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from mer_uq.data.dataset import DeamDataset, load_deam
-from mer_uq.data.features import FeatureTable, load_features, restrict_to_features
+from mer_uq.data.dataset import DeamDataset
+from mer_uq.data.features import FeatureTable, restrict_to_features
+from mer_uq.sources import load_dataset, load_feature_table
 
 
 def load_sweep_dataset(config: dict[str, Any]) -> DeamDataset:
     """The DeamDataset of a sweep; keys missing from the config take load_deam's defaults.
     A sweep run with --allow-missing-features trained on the songs its features cover:
     the same songs are dropped here, or the report would score songs never predicted."""
-    dataset = load_deam(
-        deam_dir=config.get("deam_dir"),
-        include_2015=bool(config.get("include_2015", False)),
-        fix_swap=bool(config.get("fix_swap", True)),
-        split_file=config.get("split_file"),
-    )
+    dataset = load_dataset(config)  # DEAM folder, generic table or synthetic (mer_uq.sources)
     if config.get("allow_missing_features"):
         dataset, _ = restrict_to_features(dataset, load_sweep_features(config))
     return dataset
@@ -31,4 +27,4 @@ def load_sweep_dataset(config: dict[str, Any]) -> DeamDataset:
 
 def load_sweep_features(config: dict[str, Any]) -> FeatureTable:
     """The feature table of a sweep (None -> the bundled openSMILE song means)."""
-    return load_features(path=config.get("features"), column=config.get("feature_column"))
+    return load_feature_table(config)

@@ -150,6 +150,7 @@ def load_sweep(sweep_dir: Path) -> SweepResults:
             + "; ".join(f"{p.source}: {p.reason}" for p in problems))
     predictions = pd.concat(frames, ignore_index=True)
     key = list(schema.PREDICTION_KEY_COLUMNS)
+    key += [c for c in schema.DATA_AXIS_COLUMNS if c in predictions.columns]  # data-axes cells
     duplicated = predictions.duplicated(key, keep="first")
     if duplicated.any():
         dup = predictions.loc[duplicated, ["method", "seed"]].drop_duplicates()

@@ -18,6 +18,7 @@ from analysis.baselines import compute_baselines
 from analysis.bootstrap import DEFAULT_N_BOOT, resample_indices
 from analysis.ceilings import ceiling_cells, reliability_frame, reliability_of_songs
 from analysis.comparisons import compare_rows
+from analysis.data_axes import reference_cell
 from analysis.inputs import load_sweep_dataset, load_sweep_features
 from analysis.load import SweepResults, TrialProblem, load_sweep
 from analysis.paper import PaperTables, compare_cell, load_paper_tables
@@ -115,8 +116,8 @@ def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = Non
                         n_boot=settings.reliability_boot, seed=settings.seed)
     song_ids = dataset.song_ids(EVAL_SPLIT)
     baseline_predictions, baseline_details, problems = _baselines(sweep, dataset)
-    rows = build_rows(sweep.predictions, song_ids, EVAL_SPLIT, baseline_predictions,
-                      settings.seeds_sd_ddof)
+    rows = build_rows(reference_cell(sweep.predictions), song_ids, EVAL_SPLIT,
+                      baseline_predictions, settings.seeds_sd_ddof)  # one data-axes cell
     problems = list(sweep.problems) + problems
     problems += [TrialProblem(r.label, note) for r in rows for note in r.notes]
     targets = empirical_targets(dataset.songs, song_ids)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.atomic import write_atomic, write_text_atomic
+from analysis.data_axes import write_section as write_data_axes_section
 from analysis.figures import PAPER_FIGURE_SEED, figure_seed, write_figures
 from analysis.layout import fmt, paper_comparison, paper_layout
 from analysis.load import trial_overview
@@ -338,6 +339,7 @@ def write_report_files(data: ReportData, *, use_wandb: bool = False,
     figures = write_figures(report_dir / FIGURES_DIRNAME, data.dataset.songs, data.rows,
                             data.targets, data.calibration)
     blocks = build_document(data, figures, report_dir)
+    blocks += write_data_axes_section(data, report_dir)  # [] unless --raters/--train-fraction
     report_md = write_text_atomic(report_dir / "report.md", to_markdown(blocks))
     write_text_atomic(report_dir / "report.html",
                       to_html(blocks, f"mer-uq report: {sweep_dir.name}"))

@@ -24,3 +24,11 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 )
 # Hyperparameters travel with the predictions as columns with this prefix (hp_dropout, ...).
 HP_PREFIX = "hp_"
+
+# Data axes (mer_uq.data.subsample): columns a trial of a data-axes sweep adds to its
+# predictions. Raters per song (NaN: all), share of the training split kept, and the seed
+# of both draws. Absent from the trials of a sweep without data axes.
+AXIS_RATERS = "n_raters_k"
+AXIS_TRAIN_FRACTION = "train_fraction"
+AXIS_SUBSAMPLE_SEED = "subsample_seed"
+DATA_AXIS_COLUMNS: tuple[str, ...] = (AXIS_RATERS, AXIS_TRAIN_FRACTION, AXIS_SUBSAMPLE_SEED)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from mer_uq import metrics
 from mer_uq.data import DeamDataset, FeatureTable, standardise
+from mer_uq.data.subsample import DataAxes, apply_axes
 from mer_uq.methods import (
     Targets,
     Uncertainty,
@@ -65,6 +66,8 @@ class TrialSpec:
     # SD over MC passes: 1 = the paper's eq. 7 (n - 1), 0 = population SD. Recorded in
     # every prediction row (hp_mc_sd_ddof), so the analysis can say which ran.
     mc_sd_ddof: int = 1
+    # Data axes (k raters per song, training fraction; mer_uq.data.subsample); None: all data.
+    data: DataAxes | None = None
 
     def __post_init__(self) -> None:
         training_spec(self.training)
@@ -206,6 +209,9 @@ def _run_trial(
     features: FeatureTable,
     on_epoch: EpochCallback | None,
 ) -> TrialResult:
+    cell = apply_axes(dataset, spec.data) if spec.data is not None else None
+    if cell is not None:
+        dataset = cell.trained_on
     training = training_spec(spec.training)
     ids = {split: dataset.song_ids(split) for split in ("train", *EVAL_SPLITS)}
     for split, song_ids in ids.items():
@@ -221,9 +227,13 @@ def _run_trial(
     )
     trained = train_stack(spec.training, spec.seeds, data, spec.model, spec.train, on_epoch)
     predictions = _predictions(spec, trained, standard, ids)
-    return TrialResult(
-        spec, predictions, _metrics(spec, trained, predictions, dataset), trained.history
-    )
+    metrics = _metrics(spec, trained, predictions, dataset)
+    if cell is not None:  # also scored against the k-rater targets; cell values as columns
+        k_scores = score_split(predictions, cell.k_scored, "test")
+        metrics |= {f"test_k/{key.removeprefix('test/')}": v for key, v in k_scores.items()}
+        metrics |= cell.facts
+        predictions = predictions.assign(**cell.axes.columns())
+    return TrialResult(spec, predictions, metrics, trained.history)
 
 
 def _predictions(

@@ -54,6 +54,18 @@ class SweepOptions:
     wandb_project: str = "mer-uq"
     wandb_mode: str = "offline"
     report: bool = True
+    # Other datasets and the data axes (docs/sweep.md, "Data axes")
+    ratings: Path | None = None
+    scale: Path | None = None
+    scale_min: float | None = None
+    scale_max: float | None = None
+    scale_neutral: float | None = None
+    songs: Path | None = None
+    synthetic: bool = False
+    synthetic_raters: int = 10
+    raters: str | None = None
+    train_fraction: str | None = None
+    subsample_seed: int = 0
 
 
 def _positive_int(text: str) -> int:
@@ -113,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "(counts printed and recorded in sweep.json). Default: refuse")
     data.add_argument("--keep-swap", action="store_true",
                       help="keep the raw (swapped) 2013 valence/arousal columns")
+    _add_data_axes_flags(p)
     out = p.add_argument_group("output")
     out.add_argument("--out", type=Path, default=None,
                      help="sweep folder (default: a new runs/<UTC timestamp>)")
@@ -164,6 +177,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_data_axes_flags(p: argparse.ArgumentParser) -> None:
+    """A generic per-rater dataset or synthetic data instead of DEAM, and the data axes."""
+    other = p.add_argument_group("other datasets (instead of --deam)")
+    other.add_argument("--ratings", type=Path, default=None,
+                       help="generic per-rater table, CSV or Parquet: song_id, rater, valence, "
+                            "arousal (docs/data.md); needs --features")
+    other.add_argument("--scale", type=Path, default=None,
+                       help="JSON {min, max, neutral} of the rating scale (default: scale.json "
+                            "beside --ratings)")
+    other.add_argument("--scale-min", type=float, default=None)
+    other.add_argument("--scale-max", type=float, default=None)
+    other.add_argument("--scale-neutral", type=float, default=None,
+                       help="default: midway between --scale-min and --scale-max")
+    other.add_argument("--songs", type=Path, default=None,
+                       help="song table for --ratings: song_id, genre[, year] (genre "
+                            "stratifies the split)")
+    other.add_argument("--synthetic", action="store_true",
+                       help="mer_uq.synthetic data with a KNOWN per-song SD (positive control)")
+    other.add_argument("--synthetic-raters", type=_positive_int, default=10,
+                       help="raters per synthetic song")
+    axes = p.add_argument_group("data axes (grid dimensions next to training key and seeds)")
+    axes.add_argument("--raters", default=None,
+                      help="raters per song for training/validation targets, e.g. 2,3,5,10 "
+                           "(all = every rater); test songs are scored against all raters "
+                           "and against the same k")
+    axes.add_argument("--train-fraction", default=None,
+                      help="genre-stratified shares of the training split, e.g. 0.25,0.5,1")
+    axes.add_argument("--subsample-seed", type=_non_negative_int, default=0,
+                      help="seed of the rater and training-song draws (part of the trial id)")
+
+
 def parse_options(argv: Sequence[str] | None = None) -> SweepOptions:
     args = build_parser().parse_args(argv)
     return SweepOptions(
@@ -195,4 +239,15 @@ def parse_options(argv: Sequence[str] | None = None) -> SweepOptions:
         wandb_project=args.wandb_project,
         wandb_mode=args.wandb_mode,
         report=args.report,
+        ratings=args.ratings,
+        scale=args.scale,
+        scale_min=args.scale_min,
+        scale_max=args.scale_max,
+        scale_neutral=args.scale_neutral,
+        songs=args.songs,
+        synthetic=args.synthetic,
+        synthetic_raters=args.synthetic_raters,
+        raters=args.raters,
+        train_fraction=args.train_fraction,
+        subsample_seed=args.subsample_seed,
     )

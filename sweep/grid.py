@@ -119,3 +119,91 @@ def plan_trials(
         for training, reported in groups.items()
         for chunk in chunk_seeds(seeds, seeds_per_trial)
     ]
+
+
+# ---------------------------------------------------------------- data axes (issue 13)
+# Raters per song and the training fraction are grid dimensions next to training key and
+# seed chunk: every plan above is expanded into one trial per (k, fraction) cell. A sweep
+# without them keeps today's plans, ids and files exactly.
+
+ALL_RATERS = "all"
+
+
+def resolve_raters(text: str | None) -> tuple[int | None, ...] | None:
+    """``--raters 2,3,5,10`` (``all`` = every rater, written None) -> distinct values in
+    the order given; None when the flag is absent."""
+    if text is None:
+        return None
+    values: list[int | None] = []
+    for item in (t.strip() for t in text.split(",")):
+        if item == ALL_RATERS:
+            values.append(None)
+            continue
+        try:
+            k = int(item)
+        except ValueError:
+            raise PlanError(f"--raters {text}: {item!r} is not a count or 'all'") from None
+        if k < 2:
+            raise PlanError(f"--raters {text}: {k} is below 2 (one rating has no SD)")
+        values.append(k)
+    if not values or len(set(values)) != len(values):
+        raise PlanError(f"--raters {text}: give distinct counts, e.g. 2,5,10 or 2,5,all")
+    return tuple(values)
+
+
+def resolve_fractions(text: str | None) -> tuple[float, ...] | None:
+    """``--train-fraction 0.25,0.5,1`` -> distinct shares in (0, 1]; None when absent."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(t) for t in text.split(","))
+    except ValueError:
+        raise PlanError(f"--train-fraction {text}: not a comma list of numbers") from None
+    bad = [v for v in values if not 0.0 < v <= 1.0]
+    if bad or len(set(values)) != len(values):
+        raise PlanError(f"--train-fraction {text}: give distinct shares in (0, 1], e.g. "
+                        "0.25,0.5,1")
+    return values
+
+
+def axes_label(raters: int | None, fraction: float, subsample_seed: int) -> str:
+    """File-name-safe label of one data cell: 'k5_frac0.5_sub0' ('kall' = every rater)."""
+    return f"k{ALL_RATERS if raters is None else raters}_frac{fraction:g}_sub{subsample_seed}"
+
+
+@dataclass(frozen=True)
+class AxesTrialPlan(TrialPlan):
+    """A trial of a data-axes sweep: the plan's training key and seeds on one data cell."""
+
+    raters: int | None = None
+    train_fraction: float = 1.0
+    subsample_seed: int = 0
+
+    @property
+    def trial_id(self) -> str:
+        cell = axes_label(self.raters, self.train_fraction, self.subsample_seed)
+        return f"{seeds_label(self.seeds)}_{cell}"
+
+    def data_record(self) -> dict[str, Any]:
+        """The cell as mer_uq.data.subsample.DataAxes.to_dict spells it."""
+        return {"raters": self.raters, "train_fraction": self.train_fraction,
+                "subsample_seed": self.subsample_seed}
+
+    def to_config(self) -> dict[str, Any]:
+        return {**super().to_config(), "data": self.data_record()}
+
+
+def with_data_axes(plans: Sequence[TrialPlan], raters: Sequence[int | None] | None,
+                   fractions: Sequence[float] | None, subsample_seed: int = 0
+                   ) -> list[TrialPlan]:
+    """Each plan once per (k, fraction) cell; the plans unchanged when neither axis is
+    given. A missing axis has one value: all raters, or the whole training split."""
+    if raters is None and fractions is None:
+        return list(plans)
+    return [
+        AxesTrialPlan(training=p.training, seeds=p.seeds, methods=p.methods, raters=k,
+                      train_fraction=float(f), subsample_seed=subsample_seed)
+        for p in plans
+        for k in (raters if raters is not None else (None,))
+        for f in (fractions if fractions is not None else (1.0,))
+    ]

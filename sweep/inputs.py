@@ -6,12 +6,13 @@ the split would otherwise fail every trial, on every retry, on every node.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from mer_uq.data import load_deam
 from mer_uq.data.errors import DeamDataError
-from mer_uq.data.features import FeatureTable, load_features, restrict_to_features
+from mer_uq.data.features import FeatureTable, restrict_to_features
 from mer_uq.schema import SPLITS
+from mer_uq.sources import load_dataset, load_feature_table
 from sweep.study import Study
 
 
@@ -25,13 +26,9 @@ def load_inputs(study: Study) -> tuple[Any, FeatureTable]:
     With ``allow_missing_features`` the songs without a row leave the dataset instead (the
     driver prints how many per split; sweep.json records the flag and the analysis reloads
     the dataset the same way)."""
-    dataset = load_deam(
-        study.deam_dir,
-        include_2015=study.include_2015,
-        fix_swap=study.fix_swap,
-        split_file=study.split_file,
-    )
-    features = load_features(study.features, study.feature_column)
+    record = dataclasses.asdict(study)  # DEAM folder, generic table or synthetic data
+    dataset = load_dataset(record)
+    features = load_feature_table(record)
     source = study.features or "the bundled openSMILE features"
     if study.allow_missing_features:
         dataset, dropped = restrict_to_features(dataset, features)

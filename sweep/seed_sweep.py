@@ -34,7 +34,8 @@ def _pending(plans: list[TrialPlan], study: Study, trials_dir: Path) -> list[Tri
     for plan in plans:
         if plan.file_stem in present:
             expected = {"training": plan.training, "seeds": list(plan.seeds),
-                        "model": study.model, "train": study.train, "mc_passes": study.mc_passes}
+                        "model": study.model, "train": study.train, "mc_passes": study.mc_passes,
+                        "data": plan.to_config().get("data")}  # a data-axes cell, or None
             problem = trial_file_problem(trial_file(trials_dir, plan.file_stem), expected)
             if problem is None:
                 continue

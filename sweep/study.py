@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from sweep.cli import SweepOptions
+from sweep.data_options import data_axes_record, data_source_record
 from sweep.folder import now_iso
-from sweep.grid import TrialPlan, plan_trials, resolve_methods, resolve_seeds
+from sweep.grid import TrialPlan, plan_trials, resolve_methods, resolve_seeds, with_data_axes
 
 
 class StudyConfigError(ValueError):
@@ -36,9 +37,18 @@ class Study:
     feature_column: str | None
     include_2015: bool = False
     allow_missing_features: bool = False
+    # Other datasets and the data axes (sweep.data_options; None: DEAM, no axes)
+    ratings: str | None = None
+    scale: dict[str, float] | None = None
+    songs: str | None = None
+    synthetic: dict[str, Any] | None = None
+    raters: tuple[int | None, ...] | None = None
+    train_fractions: tuple[float, ...] | None = None
+    subsample_seed: int = 0
 
     def trials(self) -> list[TrialPlan]:
-        return plan_trials(self.methods, self.seeds, self.seeds_per_trial)
+        plans = plan_trials(self.methods, self.seeds, self.seeds_per_trial)
+        return with_data_axes(plans, self.raters, self.train_fractions, self.subsample_seed)
 
     def to_record(self) -> dict[str, Any]:
         """sweep.json's content (docs/architecture.md lists the required keys)."""
@@ -59,6 +69,13 @@ class Study:
             "mc_passes": self.mc_passes,
             "trials": [t.file_stem for t in self.trials()],
             "created": now_iso(),
+            "ratings": self.ratings,
+            "scale": self.scale,
+            "songs": self.songs,
+            "synthetic": self.synthetic,
+            "raters": None if self.raters is None else list(self.raters),
+            "train_fractions": None if self.train_fractions is None else list(self.train_fractions),
+            "subsample_seed": self.subsample_seed,
         }
 
     @classmethod
@@ -77,6 +94,14 @@ class Study:
             feature_column=record["feature_column"],
             include_2015=bool(record["include_2015"]),
             allow_missing_features=bool(record.get("allow_missing_features", False)),
+            ratings=record.get("ratings"),
+            scale=record.get("scale"),
+            songs=record.get("songs"),
+            synthetic=record.get("synthetic"),
+            raters=None if record.get("raters") is None else tuple(record["raters"]),
+            train_fractions=(None if record.get("train_fractions") is None
+                             else tuple(float(f) for f in record["train_fractions"])),
+            subsample_seed=int(record.get("subsample_seed", 0)),
         )
 
 
@@ -131,4 +156,6 @@ def study_from_options(options: SweepOptions) -> Study:
         features=_path_text(options.features),
         feature_column=options.feature_column,
         allow_missing_features=options.allow_missing_features,
+        **data_source_record(options),
+        **data_axes_record(options),
     )

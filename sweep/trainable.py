@@ -20,6 +20,7 @@ from typing import Any
 
 from ray import tune
 
+from mer_uq.data.subsample import DataAxes
 from mer_uq.schema import SPLITS
 from mer_uq.trial import FCNConfig, TrainConfig, TrialSpec, run_trial
 from sweep.trial_files import PREDICTIONS_FILE, write_trial_parquet
@@ -51,6 +52,7 @@ def build_spec(config: dict[str, Any]) -> TrialSpec:
         train=TrainConfig(**config[TRAIN]),
         mc_passes=int(config[MC_PASSES]),
         methods=tuple(plan["methods"]),
+        data=DataAxes.from_dict(plan["data"]) if plan.get("data") else None,
     )
 
 
@@ -105,6 +107,7 @@ def train_trial(config: dict[str, Any], dataset: Any, features: Any) -> None:
         "metrics": _scalars(result.metrics),
         "node": _node_record(),
         "duration_s": round(time.perf_counter() - started, 3),
+        **({"data": config[PLAN]["data"]} if config[PLAN].get("data") else {}),
     }
     with tempfile.TemporaryDirectory(prefix="mer_uq_trial_") as tmp:
         write_trial_parquet(Path(tmp) / PREDICTIONS_FILE, result.predictions, record)

@@ -100,6 +100,10 @@ class AveragedFileCheck:
 
     @property
     def best_ddof(self) -> int:
+        """The ddof that reproduces the averaged file best; ours when there is no such file
+        (a generic or synthetic dataset)."""
+        if not self.sd:
+            return SD_DDOF
         return max(self.sd.values(), key=lambda c: c.n_equal).ddof
 
     def to_dict(self) -> dict[str, object]:

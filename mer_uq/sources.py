@@ -1,0 +1,70 @@
+"""Which data a study runs on: a DEAM folder, a generic per-rater table, or synthetic data
+with a known SD, chosen by the keys a sweep records in sweep.json.
+
+The sweep's driver and the analysis both rebuild the dataset from that record; doing it in
+one function is what guarantees the report scores the very songs, targets and split the
+trials trained on. Keys (all optional; missing = the bundled DEAM copy):
+
+    deam_dir, include_2015, fix_swap, split_file   a DEAM folder (mer_uq.data.load_deam)
+    ratings, scale {min, max, neutral}, songs       a generic table (mer_uq.data.generic)
+    synthetic {n_songs, n_features, n_raters, sd_strength, seed}   mer_uq.synthetic
+    features, feature_column                        the feature Parquet (not for synthetic)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from mer_uq.data.dataset import DeamDataset, load_deam
+from mer_uq.data.features import FeatureTable, load_features
+from mer_uq.data.generic import RatingScale, load_generic
+
+SYNTHETIC_KEYS: tuple[str, ...] = ("n_songs", "n_features", "n_raters", "sd_strength", "seed")
+
+
+@lru_cache(maxsize=4)
+def _synthetic(settings: tuple[tuple[str, Any], ...]) -> tuple[DeamDataset, FeatureTable]:
+    from mer_uq.synthetic import make_synthetic
+
+    return make_synthetic(**dict(settings))
+
+
+def synthetic_settings(record: Mapping[str, Any]) -> tuple[tuple[str, Any], ...] | None:
+    """The make_synthetic keyword arguments a record asks for, or None (real data)."""
+    settings = record.get("synthetic")
+    if not settings:
+        return None
+    unknown = sorted(set(settings) - set(SYNTHETIC_KEYS))
+    if unknown:
+        raise ValueError(f"synthetic settings {unknown} unknown; known: {list(SYNTHETIC_KEYS)}")
+    return tuple(sorted(settings.items()))
+
+
+def load_dataset(record: Mapping[str, Any]) -> DeamDataset:
+    """The study's DeamDataset (see the module docstring for the keys)."""
+    synthetic = synthetic_settings(record)
+    if synthetic is not None:
+        return _synthetic(synthetic)[0]
+    if record.get("ratings"):
+        return load_generic(
+            record["ratings"],
+            RatingScale.from_dict(record.get("scale") or {}, "sweep record 'scale'"),
+            record.get("songs"),
+            record.get("split_file"),
+        )
+    return load_deam(
+        record.get("deam_dir"),
+        include_2015=bool(record.get("include_2015", False)),
+        fix_swap=bool(record.get("fix_swap", True)),
+        split_file=record.get("split_file"),
+    )
+
+
+def load_feature_table(record: Mapping[str, Any]) -> FeatureTable:
+    """The study's feature table (synthetic data brings its own)."""
+    synthetic = synthetic_settings(record)
+    if synthetic is not None:
+        return _synthetic(synthetic)[1]
+    return load_features(record.get("features"), record.get("feature_column"))
