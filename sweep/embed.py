@@ -240,14 +240,15 @@ def _embed_with_ray(
         progress = ProgressLine(total=len(todo))
         embedded = failed = since_flush = 0
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            for song_id, path, error, vector in zip(batch["song_id"], batch["path"],
-                                                    batch["error"], batch["vectors"], strict=True):
+            for song_id, path, error, vector, node_ip in zip(
+                    batch["song_id"], batch["path"], batch["error"], batch["vectors"],
+                    batch["node_ip"], strict=True):
                 if error:
                     errors.append({"song_id": str(int(song_id)), "path": str(path),
                                    "error": str(error)})
                     failed += 1
                 else:
-                    rows.add(int(song_id), vector)
+                    rows.add(int(song_id), vector, node_ip=str(node_ip))
                     embedded += 1
                     since_flush += 1
             progress.update(embedded + failed, failed)

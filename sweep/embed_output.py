@@ -21,6 +21,9 @@ from mer_uq.data.features import SOURCE_KEY, load_features, save_features
 from mer_uq.musicfm import layer_column
 
 PROVENANCE_KEY = "mer_uq.musicfm"
+# Table metadata: JSON {song_id: IP of the Ray node that embedded it}. Kept apart from the
+# provenance because it may differ between runs that are safe to merge.
+NODES_KEY = "mer_uq.embed_nodes"
 SOURCE = "musicfm"
 # Provenance fields that must agree between the stored table and this run to merge.
 MUST_MATCH = ("config", "checkpoint_sha256", "mel_stats", "layers", "audio", "precision")
@@ -32,13 +35,17 @@ class EmbedOutputError(ValueError):
 
 @dataclass
 class FeatureRows:
-    """Pooled vectors by song: song_id -> [layers, dim]."""
+    """Pooled vectors by song: song_id -> [layers, dim], and the node that embedded each
+    (song_id -> node IP; absent for songs of tables written before it was recorded)."""
 
     layers: tuple[int, ...]
     vectors: dict[int, np.ndarray] = field(default_factory=dict)
+    nodes: dict[int, str] = field(default_factory=dict)
 
-    def add(self, song_id: int, vector: np.ndarray) -> None:
+    def add(self, song_id: int, vector: np.ndarray, node_ip: str | None = None) -> None:
         self.vectors[int(song_id)] = np.asarray(vector, dtype=np.float32)
+        if node_ip is not None:
+            self.nodes[int(song_id)] = node_ip
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -75,9 +82,16 @@ def read_existing(features: Path, provenance: dict[str, Any]) -> FeatureRows:
         load_features(features, column=layer_column(layer)).matrix for layer in layers[1:]
     ]
     stacked = np.stack(columns, axis=1)
+    nodes = json.loads(first.metadata.get(NODES_KEY, "{}"))
     for song_id, vector in zip(first.song_ids, stacked, strict=True):
-        rows.add(int(song_id), vector)
+        rows.add(int(song_id), vector, node_ip=nodes.get(str(int(song_id))))
     return rows
+
+
+def embedding_nodes(features: Path) -> dict[int, str]:
+    """song_id -> IP of the Ray node that embedded it, from FEATURES' metadata."""
+    table = load_features(features)
+    return {int(k): v for k, v in json.loads(table.metadata.get(NODES_KEY, "{}")).items()}
 
 
 def write_features(
@@ -92,7 +106,8 @@ def write_features(
         song_ids,
         vectors,
         default_column=layer_column(default_layer),
-        metadata={PROVENANCE_KEY: json.dumps(provenance, sort_keys=True), SOURCE_KEY: SOURCE},
+        metadata={PROVENANCE_KEY: json.dumps(provenance, sort_keys=True), SOURCE_KEY: SOURCE,
+                  NODES_KEY: json.dumps({str(s): rows.nodes[s] for s in sorted(rows.nodes)})},
     )
 
 

@@ -37,8 +37,9 @@ class ModelSpec:
 class MusicFMEmbedder:
     """Actor: loads MusicFM once, then turns batches of decoded songs into pooled vectors.
 
-    Output per batch: ``song_id``, ``path``, ``error`` and ``vectors`` [songs, layers, dim]
-    (NaN for the rows that failed to decode).
+    Output per batch: ``song_id``, ``path``, ``error``, ``vectors`` [songs, layers, dim]
+    (NaN for the rows that failed to decode) and ``node_ip``, the node that embedded them
+    (on a cluster, the record of where each song ran).
     """
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -47,6 +48,7 @@ class MusicFMEmbedder:
         self.model = load_musicfm(spec.checkpoint, spec.stats, spec.config, device=device)
         self.layers = list(spec.layers)
         self.precision = spec.precision
+        self.node_ip = ray.util.get_node_ip_address()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         errors = np.asarray(batch["error"]).astype(str)
@@ -62,6 +64,7 @@ class MusicFMEmbedder:
             "path": np.asarray(batch["path"]).astype(str),
             "error": errors,
             "vectors": vectors,
+            "node_ip": np.full(len(errors), self.node_ip),
         }
 
 

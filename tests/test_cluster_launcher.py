@@ -1,0 +1,367 @@
+"""`ray up` for real: cluster-onprem.yaml launched over SSH on loopback (head 127.0.0.2,
+worker 127.0.0.3), used the way a lab uses it, and torn down with `ray down`.
+
+What the test adds to the shipped YAML (substitutions only, see ``render``): the hosts,
+user and key; this checkout and venv instead of ~/mer-uq (nothing to install on loopback,
+so setup only checks the venv); a private sshd port through an ``ssh`` wrapper first on
+PATH (Ray's ``auth`` has no port); disjoint ports for two nodes on one host; its own
+RAY_TMPDIR and token; and 1 CPU on the head instead of 0, so that the one-worker loopback
+cluster has two nodes that can embed (the shipped 0 is checked by test_cluster_yaml.py).
+
+Every process it starts carries MER_UQ_LAUNCHER_TEST in its environment (sshd's SetEnv
+passes it to everything started over SSH); at the end those PIDs are stopped and the test
+asserts none is left. Never ``ray stop``: other Ray instances share this machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+MARK = "MER_UQ_LAUNCHER_TEST"
+
+
+def _require_tools() -> None:
+    missing = [t for t in (SSHD, "ssh", "ssh-keygen", "rsync") if not shutil.which(t)]
+    if missing:
+        reason = f"{missing} not installed (Debian: apt-get install openssh-server rsync)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; .ci/run installs them")
+        pytest.skip(reason)
+
+
+def free_port(host: str = HEAD_IP) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def worker_port_block(size: int) -> int:
+    """First port of ``size`` free ports below the kernel's ephemeral range (where
+    free_port draws from), so that a node's worker ports never meet its other ports."""
+    rng = np.random.default_rng()
+    while True:
+        low = int(rng.integers(20_000, 30_000 - size))
+        try:
+            for port in range(low, low + size):
+                with socket.socket() as s:
+                    s.bind((HEAD_IP, port))
+            return low
+        except OSError:
+            continue
+
+
+def marked_pids(mark: str) -> list[int]:
+    """PIDs of live processes whose environment holds MARK=mark."""
+    needle = f"{MARK}={mark}".encode()
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if needle in environ.read_bytes().split(b"\0"):
+                state = (environ.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    pids.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return sorted(pids)
+
+
+def stop_pids(pids_of, grace_s: float = 8.0) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids_of():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace_s
+        while pids_of() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def start_sshd(folder: Path, mark: str) -> tuple[subprocess.Popen, int]:
+    """sshd on both loopback IPs with its own host key, user key and config."""
+    for name in ("host_key", "user_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                        str(folder / name)], check=True)
+    shutil.copy(folder / "user_key.pub", folder / "authorized_keys")
+    port = free_port(HEAD_IP)
+    config = folder / "sshd_config"
+    config.write_text("\n".join([
+        f"Port {port}", f"ListenAddress {HEAD_IP}", f"ListenAddress {WORKER_IP}",
+        f"HostKey {folder / 'host_key'}", f"PidFile {folder / 'sshd.pid'}",
+        f"AuthorizedKeysFile {folder / 'authorized_keys'}", "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password",
+        "UsePAM no", "StrictModes no", f"SetEnv {MARK}={mark}", "",
+    ]))
+    Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation dir sshd insists on
+    log = open(folder / "sshd.log", "wb")  # noqa: SIM115 - sshd keeps it
+    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection((WORKER_IP, port), 1):
+            break
+        assert process.poll() is None, (folder / "sshd.log").read_text()
+        assert time.monotonic() < deadline, "sshd not listening"
+        time.sleep(0.1)
+    wrapper = folder / "bin" / "ssh"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nexec /usr/bin/ssh -p {port} "$@"\n')
+    wrapper.chmod(0o755)
+    return process, port
+
+
+def render(folder: Path, token: str, mark: str) -> tuple[Path, int]:
+    """The shipped cluster-onprem.yaml with this machine's substitutions (module doc)."""
+    config = yaml.safe_load((REPO / "cluster-onprem.yaml").read_text())
+    config["cluster_name"] = f"mer-uq-test-{mark[-6:]}"
+    config["provider"].update(head_ip=HEAD_IP, worker_ips=[WORKER_IP])
+    config["auth"] = {"ssh_user": getpass.getuser(),
+                      "ssh_private_key": str(folder / "user_key")}
+    config["file_mounts"] = {}  # the checkout is already "on" both loopback hosts
+    config["setup_commands"] = [f"{VENV_BIN / 'python'} -c 'import mer_uq, sweep'"]
+    gcs = free_port()
+    env = (f"PATH={folder / 'bin'}:$PATH RAY_TMPDIR={folder} RAY_AUTH_TOKEN={token} "
+           "AUTOSCALER_HEARTBEAT_TIMEOUT_S=10 ")
+
+    def node_ports(ip: str) -> str:
+        low = worker_port_block(61)
+        dashboard = f" --dashboard-port={free_port()}" if ip == HEAD_IP else ""
+        return (f" --node-ip-address={ip} --node-manager-port={free_port()}{dashboard}"
+                f" --dashboard-agent-listen-port={free_port()}"
+                f" --dashboard-agent-grpc-port={free_port()}"
+                f" --runtime-env-agent-port={free_port()} --metrics-export-port={free_port()}"
+                f" --min-worker-port={low} --max-worker-port={low + 60}")
+
+    def rewrite(command: str, ip: str) -> str:
+        assert "ray start" in command and "~/mer-uq" in command
+        return (command.replace("~/mer-uq/.venv", str(VENV_BIN.parent))
+                .replace("ray start", env + "ray start")
+                .replace(":6379", f":{gcs}").replace("--port=6379", f"--port={gcs}")
+                .replace("--object-manager-port=8076", f"--object-manager-port={free_port()}")
+                .replace("--num-cpus=0", "--num-cpus=1")
+                + node_ports(ip))
+
+    config["head_start_ray_commands"] = [rewrite(c, HEAD_IP)
+                                         for c in config["head_start_ray_commands"]]
+    config["worker_start_ray_commands"] = [rewrite(c, WORKER_IP)
+                                           for c in config["worker_start_ray_commands"]]
+    rendered = folder / "cluster.yaml"
+    rendered.write_text(yaml.safe_dump(config, sort_keys=False))
+    return rendered, gcs
+
+
+ALIVE_NODES = """
+import json, sys, ray
+ray.init(address=sys.argv[1], log_to_driver=False, logging_level="ERROR")
+print(json.dumps([{"ip": n["NodeManagerAddress"], "id": n["NodeID"]}
+                  for n in ray.nodes() if n["Alive"]]))
+"""
+
+
+def alive_nodes(address: str, env: dict[str, str]) -> list[dict[str, str]]:
+    """The cluster's live nodes, seen by a fresh driver (as a user's would see them)."""
+    done = subprocess.run([sys.executable, "-c", ALIVE_NODES, address], env=env,
+                          capture_output=True, text=True, timeout=60)
+    return json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else []
+
+
+def wait_for_nodes(address: str, env: dict[str, str], ips: set[str], timeout_s: float,
+                   exclude_ids: set[str] = frozenset()) -> list[dict[str, str]]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        nodes = alive_nodes(address, env)
+        if {n["ip"] for n in nodes if n["id"] not in exclude_ids} >= ips:
+            return nodes
+        assert time.monotonic() < deadline, f"nodes {ips} not alive after {timeout_s} s: {nodes}"
+        time.sleep(2)
+
+
+def finished_on(out: Path) -> set[str]:
+    """Node IPs of the trials finished so far (trial files are written atomically)."""
+    from sweep.trial_files import read_trial_record
+
+    return {read_trial_record(p)["node"]["node_ip"] for p in (out / "trials").glob("*.parquet")}
+
+
+def trial_running_under(raylet: int) -> bool:
+    """A Tune trial actor (a child of that raylet, titled ray::ImplicitFunc...) is alive."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == raylet and (
+                    b"ImplicitFunc" in (stat.parent / "cmdline").read_bytes()):
+                return True
+    return False
+
+
+def worker_raylet(mark: str) -> int:
+    for pid in marked_pids(mark):
+        with contextlib.suppress(OSError):
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if cmd[0].endswith(b"/raylet") and f"--node_ip_address={WORKER_IP}".encode() in cmd:
+                return pid
+    raise AssertionError("no raylet of the worker node")
+
+
+@pytest.fixture
+def launched_cluster() -> Iterator[dict]:
+    _require_tools()
+    mark = secrets.token_hex(8)
+    # Short path: Ray's socket paths must stay under 108 bytes.
+    folder = Path(tempfile.mkdtemp(prefix="mq14-", dir="/tmp"))
+    home_files = [Path.home() / n for n in ("ray_bootstrap_config.yaml", "ray_bootstrap_key.pem")]
+    home_before = {p: p.read_bytes() for p in home_files if p.exists()}
+    token = secrets.token_hex(16)
+    env = {**os.environ, MARK: mark, "RAY_TMPDIR": str(folder), "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0",
+           "PATH": f"{folder / 'bin'}:{os.environ['PATH']}"}
+    sshd, _ = start_sshd(folder, mark)
+    rendered, gcs = render(folder, token, mark)
+    login_ray = subprocess.run(
+        ["ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-i", str(folder / "user_key"), f"{getpass.getuser()}@{HEAD_IP}",
+         "bash --login -c -i 'true && source ~/.bashrc && command -v ray'"],
+        env=env, capture_output=True, text=True, timeout=30)
+    if login_ray.stdout.strip():
+        stop_pids(lambda: [sshd.pid] if sshd.poll() is None else [])
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"`ray` ({login_ray.stdout.strip()}) is on this account's login PATH: "
+                    "`ray down` would stop every Ray instance on this machine")
+    ray_bin = str(VENV_BIN / "ray")
+    try:
+        started = time.monotonic()
+        up = subprocess.run([ray_bin, "up", "-y", "--no-config-cache", str(rendered)],
+                            env=env, capture_output=True, text=True, timeout=180)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        address = f"{HEAD_IP}:{gcs}"
+        nodes = wait_for_nodes(address, env, {HEAD_IP, WORKER_IP}, timeout_s=150)
+        print(f"[launcher] 2 nodes active {time.monotonic() - started:.0f} s after ray up")
+        yield {"address": address, "env": env, "folder": folder, "mark": mark, "nodes": nodes}
+        # `ray down` runs `ray stop` on the head through a login shell: on this shared host
+        # that would stop every Ray here, so the login PATH has no `ray` (checked below) and
+        # the test stops its nodes by PID first; `ray down` then releases both hosts (the
+        # local provider's state) without waiting on a head that keeps relaunching workers.
+        stop_pids(lambda: [p for p in marked_pids(mark) if p != sshd.pid])
+        started = time.monotonic()
+        down = subprocess.run([ray_bin, "down", "-y", str(rendered)], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-3000:]
+        print(f"[launcher] ray down took {time.monotonic() - started:.0f} s")
+    finally:
+        stop_pids(lambda: [p for p in marked_pids(mark) if p != sshd.pid])
+        stop_pids(lambda: [sshd.pid] if sshd.poll() is None else [])
+        sshd.wait(timeout=10)
+        for path in home_files:  # ray up copies these into the SSH user's home
+            if path in home_before:
+                path.write_bytes(home_before[path])
+            else:
+                path.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+    assert marked_pids(mark) == [], "processes left behind"
+
+
+def _tiny_musicfm(folder: Path) -> dict[str, Path]:
+    import soundfile as sf
+    import torch
+
+    from mer_uq.musicfm import MelStats, MusicFMConfig
+    from mer_uq.musicfm.checkpoint import save_checkpoint
+    from mer_uq.musicfm.model import MusicFM
+
+    config = MusicFMConfig(encoder_dim=32, encoder_depth=2, num_attention_heads=4,
+                           intermediate_size=64, conv_dim=4)
+    torch.manual_seed(0)
+    save_checkpoint(MusicFM(config, MelStats(mean=6.77, std=18.4)).eval(), folder / "tiny.pt")
+    (folder / "tiny.json").write_text(json.dumps(config.to_dict()))
+    (folder / "stats.json").write_text(json.dumps({"melspec_2048_mean": 6.77,
+                                                   "melspec_2048_std": 18.4}))
+    audio = folder / "audio"
+    audio.mkdir()
+    rate = 24_000
+    t = np.arange(rate * 2) / rate
+    for song in range(1, 7):
+        wave = 0.3 * np.sin(2 * np.pi * (110 * song) * t)
+        sf.write(audio / f"{song}.wav", np.stack([wave, wave[::-1]], 1).astype(np.float32), rate)
+    return {"checkpoint": folder / "tiny.pt", "config": folder / "tiny.json",
+            "stats": folder / "stats.json", "audio": audio}
+
+
+def test_ray_up_sweep_worker_loss_embedding_ray_down(launched_cluster) -> None:
+    from mer_uq.audio import load_audio
+    from mer_uq.data.features import load_features
+    from mer_uq.musicfm import MusicFMConfig, embed_song, load_musicfm
+    from sweep.embed_output import embedding_nodes
+    from sweep.trial_files import read_trial_record
+
+    c = launched_cluster
+    folder, env, address = c["folder"], c["env"], c["address"]
+
+    # Ray Data across both nodes: 3 actors of 0.5 CPU on a 1-CPU head + 2-CPU worker.
+    model = _tiny_musicfm(folder)
+    features = folder / "features.parquet"
+    done = subprocess.run(
+        [sys.executable, "-m", "sweep.embed", "--address", address, "--audio",
+         str(model["audio"]), "--checkpoint", str(model["checkpoint"]), "--stats",
+         str(model["stats"]), "--model-config", str(model["config"]), "--out", str(features),
+         "--workers", "3", "--cpus-per-worker", "0.5", "--threads-per-worker", "1"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    by_node = embedding_nodes(features)
+    assert sorted(by_node) == list(range(1, 7))
+    assert set(by_node.values()) == {HEAD_IP, WORKER_IP}, by_node
+    reference = load_musicfm(model["checkpoint"], model["stats"],
+                             MusicFMConfig.from_json(model["config"]))
+    for song in range(1, 7):
+        direct = embed_song(reference, load_audio(model["audio"] / f"{song}.wav"))
+        for layer in range(3):
+            written = load_features(features, column=f"layer_{layer:02d}").rows([song])[0]
+            np.testing.assert_allclose(written, direct[layer], rtol=1e-5, atol=1e-6)
+
+    # A real sweep through the CLI; the worker's raylet is killed once one trial finished there
+    # in and another runs there: that trial must come back (Tune retries it on the head,
+    # which has a CPU here) and nothing may be lost or run twice. (The local provider's
+    # autoscaler does not bring a crashed worker back: it relaunches it in a loop that never
+    # runs the start commands, so this comes last.)
+    out = folder / "sweep"
+    argv = [sys.executable, "-m", "sweep.run", "--address", address, "--storage-path",
+            str(folder / "storage"), "--out", str(out), "--methods", "nll", "--seeds", "6",
+            "--seeds-per-trial", "1", "--epochs", "300", "--steps-per-epoch", "8",
+            "--early-stopping-patience", "1000"]
+    with open(folder / "sweep.log", "w") as log:
+        sweep = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 150
+        raylet = worker_raylet(c["mark"])
+        while not (WORKER_IP in finished_on(out) and trial_running_under(raylet)):
+            assert sweep.poll() is None, (folder / "sweep.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no trial finished, then ran, on the worker"
+            time.sleep(0.3)
+        os.kill(raylet, signal.SIGKILL)
+        assert sweep.wait(timeout=240) == 0, (folder / "sweep.log").read_text()[-3000:]
+    output = (folder / "sweep.log").read_text()
+    assert "lost its worker; retrying" in output, output[-3000:]
+    records = [read_trial_record(p) for p in sorted((out / "trials").glob("*.parquet"))]
+    assert sorted((r["methods"], r["seeds"]) for r in records) == [
+        (["nll"], [s]) for s in range(6)], records  # every trial once: none lost or twice
+    assert WORKER_IP in {r["node"]["node_ip"] for r in records}
+    assert (out / "report" / "report.md").is_file()
+    assert (out / "report" / "tables" / "cells.csv").is_file()
