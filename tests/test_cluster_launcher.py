@@ -58,16 +58,20 @@ def free_port(host: str = HEAD_IP) -> int:
         return s.getsockname()[1]
 
 
-def worker_port_block(size: int) -> int:
+def worker_port_block(size: int, taken: list[int]) -> int:
     """First port of ``size`` free ports below the kernel's ephemeral range (where
-    free_port draws from), so that a node's worker ports never meet its other ports."""
+    free_port draws from), so that a node's worker ports never meet its other ports nor
+    (``taken``: blocks already given out) the other node's."""
     rng = np.random.default_rng()
     while True:
         low = int(rng.integers(20_000, 30_000 - size))
+        if any(abs(low - other) < size for other in taken):
+            continue
         try:
             for port in range(low, low + size):
                 with socket.socket() as s:
                     s.bind((HEAD_IP, port))
+            taken.append(low)
             return low
         except OSError:
             continue
@@ -113,7 +117,8 @@ def start_sshd(folder: Path, mark: str) -> tuple[subprocess.Popen, int]:
         "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password",
         "UsePAM no", "StrictModes no", f"SetEnv {MARK}={mark}", "",
     ]))
-    Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation dir sshd insists on
+    with contextlib.suppress(PermissionError):  # privilege-separation dir sshd wants as root
+        Path("/run/sshd").mkdir(exist_ok=True)
     log = open(folder / "sshd.log", "wb")  # noqa: SIM115 - sshd keeps it
     process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
@@ -144,8 +149,10 @@ def render(folder: Path, token: str, mark: str) -> tuple[Path, int]:
     env = (f"PATH={folder / 'bin'}:$PATH RAY_TMPDIR={folder} RAY_AUTH_TOKEN={token} "
            "AUTOSCALER_HEARTBEAT_TIMEOUT_S=10 ")
 
+    worker_blocks: list[int] = []
+
     def node_ports(ip: str) -> str:
-        low = worker_port_block(61)
+        low = worker_port_block(61, worker_blocks)
         dashboard = f" --dashboard-port={free_port()}" if ip == HEAD_IP else ""
         return (f" --node-ip-address={ip} --node-manager-port={free_port()}{dashboard}"
                 f" --dashboard-agent-listen-port={free_port()}"
@@ -329,6 +336,7 @@ def test_ray_up_sweep_worker_loss_embedding_ray_down(launched_cluster) -> None:
     by_node = embedding_nodes(features)
     assert sorted(by_node) == list(range(1, 7))
     assert set(by_node.values()) == {HEAD_IP, WORKER_IP}, by_node
+    print(f"[launcher] embedded songs by node: {by_node}")
     reference = load_musicfm(model["checkpoint"], model["stats"],
                              MusicFMConfig.from_json(model["config"]))
     for song in range(1, 7):
@@ -348,6 +356,7 @@ def test_ray_up_sweep_worker_loss_embedding_ray_down(launched_cluster) -> None:
             "--seeds-per-trial", "1", "--epochs", "300", "--steps-per-epoch", "8",
             "--early-stopping-patience", "1000"]
     with open(folder / "sweep.log", "w") as log:
+        sweep_started = time.monotonic()
         sweep = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 150
         raylet = worker_raylet(c["mark"])
@@ -358,6 +367,7 @@ def test_ray_up_sweep_worker_loss_embedding_ray_down(launched_cluster) -> None:
         os.kill(raylet, signal.SIGKILL)
         assert sweep.wait(timeout=240) == 0, (folder / "sweep.log").read_text()[-3000:]
     output = (folder / "sweep.log").read_text()
+    print(f"[launcher] sweep with the worker killed: {time.monotonic() - sweep_started:.0f} s")
     assert "lost its worker; retrying" in output, output[-3000:]
     records = [read_trial_record(p) for p in sorted((out / "trials").glob("*.parquet"))]
     assert sorted((r["methods"], r["seeds"]) for r in records) == [
