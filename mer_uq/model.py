@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,17 @@ class FlatParameters:
     def names(self) -> list[str]:
         return list(self.tensors)
 
+    def views(self, buffer: Tensor) -> dict[str, Tensor]:
+        """The named [K, ...] views of another buffer laid out like `data` (a copy of the
+        weights, e.g. the best ones so far)."""
+        if buffer.shape != self.data.shape:
+            raise ValueError(f"buffer has {buffer.numel()} values, need {self.data.numel()}")
+        views, offset = {}, 0
+        for name, tensor in self.tensors.items():
+            views[name] = buffer[offset : offset + tensor.numel()].view(tensor.shape)
+            offset += tensor.numel()
+        return views
+
     @property
     def values(self) -> list[Tensor]:
         return list(self.tensors.values())
@@ -164,12 +176,23 @@ class StackedFCN:
             raise ValueError(f"in_features must be >= 1, got {in_features}")
         if len(seeds) == 0 or len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds must be non-empty and distinct, got {list(seeds)}")
+        self._setup(in_features, config, two_outputs, seeds, device)
+        self.streams = [seed_streams(s) for s in self.seeds]
+        self._initialise()
+
+    def _setup(
+        self,
+        in_features: int,
+        config: FCNConfig,
+        two_outputs: bool,
+        seeds: Sequence[int],
+        device: torch.device | str,
+    ) -> None:
         self.in_features = in_features
         self.config = config
         self.two_outputs = two_outputs
         self.seeds = tuple(int(s) for s in seeds)
         self.device = torch.device(device)
-        self.streams = [seed_streams(s) for s in self.seeds]
         self.dropout = DropoutCode(config.dropout)
         k = len(self.seeds)
         widths = [in_features, *([config.hidden_width] * config.depth), self.out_features]
@@ -179,7 +202,26 @@ class StackedFCN:
             shapes[f"weight{i}"] = (k, fan_in, fan_out)
             shapes[f"bias{i}"] = (k, 1, fan_out)
         self.params = FlatParameters(shapes, self.device)
-        self._initialise()
+
+    def subset(self, members: Sequence[int]) -> StackedFCN:
+        """A stack of some members (positions in this stack): copies of their weights,
+        and the SAME stream objects, so each member goes on drawing where it was.
+
+        Training moves to the members still active when others stop early: a stopped
+        member then costs nothing. Results do not change, because a member computes the
+        same alone or stacked (the batched kernels work member by member).
+        """
+        if not members or len(set(members)) != len(members):
+            raise ValueError(f"members must be non-empty and distinct, got {list(members)}")
+        part = object.__new__(StackedFCN)
+        seeds = [self.seeds[i] for i in members]
+        part._setup(self.in_features, self.config, self.two_outputs, seeds, self.device)
+        part.streams = [self.streams[i] for i in members]
+        index = torch.as_tensor(list(members), device=self.device)
+        with torch.no_grad():
+            for name, tensor in part.params.tensors.items():
+                tensor.copy_(self.params.tensors[name].index_select(0, index))
+        return part
 
     @property
     def n_members(self) -> int:

@@ -169,6 +169,14 @@ class StackedAdam:
     so members are grouped by their current lr (usually one group; a member with lr 0 has
     stopped and is left out, so neither its weights nor its moments change).
     `fused=False` (or a torch without the kernel) runs the same update op by op.
+
+    How the members are split into tensors is part of the result: the fused kernel's
+    scalar tail (the last numel % vector-width elements of each tensor) rounds
+    differently from its vector body, which touches the 4- and 2-value output biases.
+    The rule is fixed: whole stacked tensors while every member of the original stack
+    trains at one lr, one slice per member otherwise (also on a `subset`, whose original
+    stack had members stop). It is the rule every earlier run used, so results stay
+    bit-identical to them.
     """
 
     def __init__(
@@ -188,13 +196,27 @@ class StackedAdam:
         # The step count is shared: members step together (a stopped member never again).
         self.step_count = torch.zeros((), dtype=torch.float32, device=params[0].device)
         self._groups: list[tuple[float, list[int] | None]] = []
+        # False on a subset: its original stack had stopped members (see the class doc).
+        self.whole_stack = True
+
+    def subset(self, members: list[int], params: list[Tensor]) -> StackedAdam:
+        """The optimiser of some members (positions here), over `params` (the parameters
+        of `StackedFCN.subset(members)`): their moments copied, the step count shared."""
+        part = StackedAdam(params, (self.beta1, self.beta2), self.eps, self.fused)
+        index = torch.as_tensor(members, device=self.step_count.device)
+        for mine, theirs in ((self.exp_avg, part.exp_avg), (self.exp_avg_sq, part.exp_avg_sq)):
+            for source, target in zip(mine, theirs, strict=True):
+                target.copy_(source.index_select(0, index))
+        part.step_count.copy_(self.step_count)
+        part.whole_stack = False
+        return part
 
     def set_member_lr(self, lr: np.ndarray) -> None:
         """lr: [K]; a member with lr 0 is frozen."""
         if lr.shape != (self.n_members,):
             raise ValueError(f"need {self.n_members} learning rates, got shape {lr.shape}")
         values = sorted({float(v) for v in lr if v > 0})
-        if len(values) == 1 and bool(np.all(lr == values[0])):
+        if self.whole_stack and len(values) == 1 and bool(np.all(lr == values[0])):
             self._groups = [(values[0], None)]  # every member: whole stacked tensors
         else:
             self._groups = [(v, [k for k in range(self.n_members) if lr[k] == v]) for v in values]
@@ -408,6 +430,7 @@ def _train_epoch(
     optimiser step: indices, targets and dropout bytes are drawn for the whole epoch.
     """
     steps, batch = cfg.steps_per_epoch, cfg.batch_size
+    k = model.n_members
     batches = np.stack(
         [epoch_batches(s.batches, len(x_train), steps, batch) for s in model.streams], axis=1
     )
@@ -415,10 +438,12 @@ def _train_epoch(
     targets = t_train[index]  # [steps, K, batch, 2D]
     dropout = EpochDropout(model, steps, batch, x_train.device) if model.dropout.active else None
     weights = model.params.values
-    loss_sum = torch.zeros(model.n_members, device=x_train.device)
+    loss_sum = torch.zeros(k, device=x_train.device)
     for step in range(steps):
         masks = None if dropout is None else dropout.step(step)
-        pred = model.forward(x_train[index[step]], masks)
+        # index_select on the flat indices: the same rows as x_train[index[step]], cheaper
+        inputs = x_train.index_select(0, index[step].view(-1)).view(k, batch, -1)
+        pred = model.forward(inputs, masks)
         member_loss = spec.objective(pred, targets[step]).mean(dim=(1, 2))
         adam.step(torch.autograd.grad(member_loss.sum(), weights))
         loss_sum += member_loss.detach()
@@ -461,30 +486,48 @@ def _train_stack(
     x_valid, t_valid = tensor(data.x_valid), tensor(data.t_valid)
     model = StackedFCN(x_train.shape[1], model_config, spec.two_outputs, seeds, device)
     k = model.n_members
-    params = model.params
-    adam = StackedAdam(params.values)
+    # Training runs on `work`, the members still active: their positions in `model` are
+    # `working`. When members stop, the others move to a smaller stack (see
+    # StackedFCN.subset), so stopped members cost no compute; a stopped member's weights
+    # would not change anyway (its lr is 0), and only its best weights are kept.
+    work, working = model, np.arange(k)
+    adam = StackedAdam(work.params.values)
     plateau = PlateauSchedule(k, cfg.lr, cfg.lr_factor, cfg.patience, cfg.min_lr)
     stopper = EarlyStopping(k, cfg.early_stopping_patience)
-    best_weights = params.data.detach().clone()
+    best_flat = model.params.data.detach().clone()
+    best = model.params.views(best_flat)
     epochs_trained = np.zeros(k, dtype=np.int64)
+    # A stopped member's losses stay those of its last epoch (its weights are frozen, so
+    # its validation loss is exactly what recomputing it would give).
+    train_loss = np.zeros(k)
+    val_loss = np.zeros(k)
     history: list[dict[str, Any]] = []
 
     for epoch in range(1, cfg.epochs + 1):
-        adam.set_member_lr(plateau.lr * stopper.active)
+        if not stopper.active[working].all():
+            keep = np.flatnonzero(stopper.active[working]).tolist()
+            smaller = work.subset(keep)
+            adam = adam.subset(keep, smaller.params.values)
+            work, working = smaller, working[keep]
+        adam.set_member_lr(plateau.lr[working])
         epochs_trained += stopper.active
-        train_loss = _train_epoch(model, spec, adam, x_train, t_train, cfg)
-        _check_finite(training, epoch, "training", train_loss, seeds)
+        train_loss[working] = _train_epoch(work, spec, adam, x_train, t_train, cfg)
+        _check_finite(training, epoch, "training", train_loss[working], work.seeds)
         with torch.no_grad():
-            val_pred = model.forward(x_valid)
-            val_loss = spec.validation_objective(val_pred, t_valid).mean(dim=(1, 2))
-        val_loss = val_loss.cpu().numpy().astype(np.float64)
-        _check_finite(training, epoch, "validation", val_loss, seeds)
+            val_pred = work.forward(x_valid)
+            work_val = spec.validation_objective(val_pred, t_valid).mean(dim=(1, 2))
+        val_loss[working] = work_val.cpu().numpy().astype(np.float64)
+        _check_finite(training, epoch, "validation", val_loss[working], work.seeds)
 
         was_active = stopper.active.copy()
         improved = stopper.update(val_loss, epoch)
         if improved.any():
-            keep = torch.as_tensor(improved, device=device)[params.member_of]
-            best_weights = torch.where(keep, params.data.detach(), best_weights)
+            rows = np.flatnonzero(improved[working])
+            source = torch.as_tensor(rows, device=device)
+            target = torch.as_tensor(working[rows], device=device)
+            with torch.no_grad():
+                for name, tensor in work.params.tensors.items():
+                    best[name][target] = tensor.detach().index_select(0, source)
         plateau.step(val_loss, was_active)
         record = _epoch_record(
             epoch, seeds, train_loss, val_loss, stopper.best, plateau.lr, stopper.active
@@ -496,7 +539,7 @@ def _train_stack(
             break
 
     with torch.no_grad():
-        params.data.copy_(best_weights)
+        model.params.data.copy_(best_flat)
     return TrainedStack(
         model=model,
         training=training,
