@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from mer_uq.data import load_deam, load_features  # noqa: E402
 from mer_uq.trial import TrialSpec, run_trial  # noqa: E402
 from sweep.cli import parse_options  # noqa: E402
-from sweep.grid import plan_trials, resolve_methods, resolve_seeds  # noqa: E402
+from sweep.grid import longest_first, plan_trials, resolve_methods, resolve_seeds  # noqa: E402
 from sweep.study import study_from_options  # noqa: E402
 from sweep.trainable import MC_PASSES, MODEL, PLAN, TRAIN, build_spec  # noqa: E402
 from sweep.trial_files import read_trial_record  # noqa: E402
@@ -103,7 +103,10 @@ def main() -> None:
     if args.epochs:
         cli_args += ["--epochs", args.epochs]
     study = study_from_options(parse_options(cli_args))
-    plans = plan_trials(resolve_methods(args.methods), resolve_seeds([int(args.seeds)]), None)
+    # The sweep's launch order (longest first), so both sides balance their slots alike.
+    plans = longest_first(
+        plan_trials(resolve_methods(args.methods), resolve_seeds([int(args.seeds)]), None)
+    )
     specs = [
         build_spec({PLAN: {"training": p.training, "seeds": p.seeds, "methods": p.methods},
                     MODEL: study.model, TRAIN: study.train, MC_PASSES: study.mc_passes})

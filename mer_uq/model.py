@@ -33,39 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mer_uq.config import DROPOUT_RESOLUTION, FCNConfig
 from mer_uq.distribution import DiagGaussian
 from mer_uq.schema import DIMENSIONS
 
 N_DIMS = len(DIMENSIONS)
-# Dropout draws one random byte per unit: a unit is dropped when the byte < round(p * 256).
-# Bulk bytes from the member's numpy stream are ~10x cheaper than torch.rand, which matters
-# because mask generation would otherwise cost as much as the matmuls.
-DROPOUT_RESOLUTION = 256
-
-
-@dataclass(frozen=True)
-class FCNConfig:
-    """Shape of the FCN; defaults are the paper's (2 x 128, ELU, dropout 0.5).
-
-    The dropout probability is realised as a multiple of 1/256 (0.5 exactly; 0.3 becomes
-    77/256 = 0.3008), and kept units are scaled by 1 / (1 - realised p), so the expected
-    activation is exactly preserved.
-    """
-
-    hidden_width: int = 128
-    depth: int = 2
-    dropout: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.hidden_width < 1 or self.depth < 1:
-            raise ValueError(
-                f"FCNConfig needs hidden_width >= 1 and depth >= 1, got {self.hidden_width}, "
-                f"{self.depth}"
-            )
-        if not 0.0 <= self.dropout < 1.0 or round(self.dropout * DROPOUT_RESOLUTION) >= 256:
-            raise ValueError(f"FCNConfig.dropout must be in [0, 255/256], got {self.dropout}")
-
-
 @dataclass(frozen=True)
 class SeedStreams:
     """Independent random streams of one member, all derived from its seed.

@@ -30,54 +30,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mer_uq.config import TrainConfig
 from mer_uq.methods import TrainingSpec, training_spec
 from mer_uq.model import N_DIMS, FCNConfig, StackedFCN
 
 EpochCallback = Callable[[dict[str, Any]], None]
 TensorList = list[Tensor]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings; every default is the paper's except where noted.
-
-    epochs: the most epochs (training usually stops earlier);
-    steps_per_epoch: batches per epoch (the paper: 128 batches of 32 songs);
-    patience: epochs without validation improvement before the lr is multiplied by
-        lr_factor (ReduceLROnPlateau), never below min_lr;
-    early_stopping_patience: epochs without validation improvement before a member stops
-        (the paper gives no number; 10 is ours);
-    device: 'auto' = CUDA when present, else CPU; or any torch device name.
-    cpu_threads: torch CPU threads while training (restored afterwards); 0 leaves torch's
-        setting. Default 1: the FCN's matrices are too small to gain from threads, and on
-        a busy machine several OpenMP threads per trial contend (measured: 50x slower).
-    """
-
-    epochs: int = 100
-    steps_per_epoch: int = 128
-    batch_size: int = 32
-    lr: float = 1e-3
-    patience: int = 3
-    lr_factor: float = 0.9
-    min_lr: float = 1e-5
-    early_stopping_patience: int = 10
-    device: str = "auto"
-    cpu_threads: int = 1
-
-    def __post_init__(self) -> None:
-        positive = ("epochs", "steps_per_epoch", "batch_size", "lr", "early_stopping_patience")
-        bad = [name for name in positive if not getattr(self, name) > 0]
-        if bad:
-            raise ValueError(f"TrainConfig: {', '.join(bad)} must be > 0")
-        if not 0.0 < self.lr_factor < 1.0:
-            raise ValueError(f"TrainConfig.lr_factor must be in (0, 1), got {self.lr_factor}")
-        if self.patience < 0 or self.min_lr < 0 or self.cpu_threads < 0:
-            raise ValueError("TrainConfig: patience, min_lr and cpu_threads must be >= 0")
-
-    @property
-    def runtime_fields(self) -> tuple[str, ...]:
-        """Fields that choose where training runs, not what it computes."""
-        return ("device", "cpu_threads")
 
 
 # How many cpu_threads blocks are open in this process (torch's settings are global).

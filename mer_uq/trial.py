@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mer_uq import metrics
+from mer_uq.config import DEFAULT_MC_PASSES
 from mer_uq.data import DeamDataset, FeatureTable, standardise
 from mer_uq.data.subsample import DataAxes, apply_axes
 from mer_uq.methods import (
@@ -61,7 +62,7 @@ class TrialSpec:
     seeds: tuple[int, ...] = (0,)
     model: FCNConfig = field(default_factory=FCNConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    mc_passes: int = 100
+    mc_passes: int = DEFAULT_MC_PASSES
     methods: tuple[str, ...] | None = None
     # SD over MC passes: 1 = the paper's eq. 7 (n - 1), 0 = population SD. Recorded in
     # every prediction row (hp_mc_sd_ddof), so the analysis can say which ran.

@@ -7,24 +7,31 @@ rerun, and the console says which and why.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
-
-from ray import tune
+from typing import Any
 
 from sweep.cli import SweepOptions
-from sweep.collector import TrialPublisher
-from sweep.experiment import base_config, experiment_name, trial_callbacks, trial_resources
 from sweep.final_report import report_or_tables
 from sweep.folder import TRIALS_DIR, finished_stems, trial_file, write_sweep_json
-from sweep.grid import TrialPlan
+from sweep.grid import TrialPlan, longest_first
 from sweep.inputs import load_inputs
-from sweep.ray_runtime import connect, disconnect
+from sweep.ray_runtime import connect, disconnect, in_background
 from sweep.resources import check_cluster
 from sweep.study import Study
-from sweep.trainable import PLAN
 from sweep.trial_files import trial_file_problem
-from sweep.tuning import default_storage, make_trainable, run_experiment
+
+# Imported while Ray starts (see run_seed_sweep), not before: Ray Tune, the
+# driver's callbacks, and the integrations Tune imports when fit() starts (to tag which
+# callbacks are in use; wandb alone ~1.3 s when installed) load while ray.init waits.
+DRIVER_MODULES = (
+    "ray.tune", "sweep.tuning", "sweep.collector", "sweep.experiment",
+    "ray.air.integrations.wandb", "ray.air.integrations.mlflow",
+    "ray.air.integrations.comet", "ray.tune.logger.aim",
+)  # fmt: skip
+# The report's modules (torch, matplotlib: ~5 s), imported while Ray shuts down.
+REPORT_MODULES = ("analysis.report",)
 
 
 def _pending(plans: list[TrialPlan], study: Study, trials_dir: Path) -> list[TrialPlan]:
@@ -45,26 +52,64 @@ def _pending(plans: list[TrialPlan], study: Study, trials_dir: Path) -> list[Tri
     return pending
 
 
+def _inputs_and_modules(study: Study) -> tuple[Any, Any]:
+    """The study's data (checked first: bad input fails before anything else), then the
+    modules the driver needs once Ray is up."""
+    inputs = load_inputs(study)
+    _import_all(DRIVER_MODULES)
+    return inputs
+
+
+def _import_all(modules: tuple[str, ...]) -> None:
+    for name in modules:
+        importlib.import_module(name)
+
+
 def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resuming: bool) -> int:
-    """Train every pending trial; returns the number of trials without a result file."""
-    dataset, features = load_inputs(study)
-    if not resuming:
-        write_sweep_json(sweep_dir, study.to_record())
+    """Train every pending trial; returns the number of trials without a result file.
+
+    With trials to run, the data loads while Ray starts (sweep.ray_runtime.in_background);
+    bad data then stops that Ray again and fails as before, with no sweep.json written."""
     trials_dir = sweep_dir / TRIALS_DIR
     plans = study.trials()
     pending = _pending(plans, study, trials_dir)
+    connection = None
+    if pending:
+        with in_background(lambda: _inputs_and_modules(study)) as loading:
+            connection = connect(options.address)
+        try:
+            dataset, features = loading.result()
+        except BaseException:
+            disconnect(connection)
+            raise
+    else:
+        dataset, features = load_inputs(study)
+    if not resuming:
+        write_sweep_json(sweep_dir, study.to_record())
     print(
         f"[sweep] {sweep_dir}: methods {', '.join(study.methods)}; {len(study.seeds)} seeds; "
         f"{len(plans)} trials ({len(plans) - len(pending)} already finished)",
         flush=True,
     )
-    if pending:
-        connection = connect(options.address)
+    if connection is not None:
         try:
+            from ray import tune
+
+            from sweep.collector import TrialPublisher
+            from sweep.experiment import (
+                base_config,
+                experiment_name,
+                trial_callbacks,
+                trial_resources,
+            )
+            from sweep.trainable import PLAN
+            from sweep.tuning import default_storage, make_trainable, run_experiment
+
             check_cluster(trial_resources(options), options.address)
             run_experiment(
                 make_trainable(dataset, features, trial_resources(options)),
-                {**base_config(study), PLAN: tune.grid_search([p.to_config() for p in pending])},
+                {**base_config(study),
+                 PLAN: tune.grid_search([p.to_config() for p in longest_first(pending)])},
                 storage_path=default_storage(sweep_dir, options.storage_path),
                 name=experiment_name(sweep_dir, "sweep"),
                 max_concurrent=options.max_concurrent,
@@ -75,7 +120,8 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
                 ],
             )
         finally:
-            disconnect(connection)
+            with in_background(lambda: _import_all(REPORT_MODULES if options.report else ())):
+                disconnect(connection)
     missing = [p.file_stem for p in plans if not trial_file(trials_dir, p.file_stem).exists()]
     if missing:
         print(f"[sweep] {len(missing)} trial(s) failed after retries: {', '.join(missing)}; "

@@ -136,20 +136,18 @@ def _path_text(path: Path | None) -> str | None:
 def study_from_options(options: SweepOptions) -> Study:
     """Resolve methods, seeds and hyperparameters (explicit flags beat --config).
 
-    Imports mer_uq.trial (torch) here, not at module level: the cheap checks of the CLI
-    and ``--resume`` need none of it."""
-    from mer_uq.trial import FCNConfig, TrainConfig, TrialSpec
+    The settings come from mer_uq.config, which needs no torch: the driver never trains."""
+    from mer_uq.config import DEFAULT_MC_PASSES, FCNConfig, TrainConfig
 
     model_overrides = read_best_config(options.config) if options.config else {}
     model_overrides.update(options.model_overrides)
-    default_mc = next(f.default for f in dataclasses.fields(TrialSpec) if f.name == "mc_passes")
     return Study(
         methods=resolve_methods(options.methods),
         seeds=resolve_seeds(options.seeds),
         seeds_per_trial=options.seeds_per_trial,
         model=_with_overrides(FCNConfig, model_overrides, "the model (FCNConfig)"),
         train=_with_overrides(TrainConfig, options.train_overrides, "training (TrainConfig)"),
-        mc_passes=options.mc_passes if options.mc_passes is not None else int(default_mc),
+        mc_passes=options.mc_passes if options.mc_passes is not None else DEFAULT_MC_PASSES,
         deam_dir=_path_text(options.deam),
         split_file=_path_text(options.split_file),
         fix_swap=not options.keep_swap,

@@ -16,14 +16,18 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
 from mer_uq.data.subsample import DataAxes
 from mer_uq.schema import SPLITS
-from mer_uq.trial import FCNConfig, TrainConfig, TrialSpec, run_trial
 from sweep.trial_files import PREDICTIONS_FILE, write_trial_parquet
+
+if TYPE_CHECKING:
+    from mer_uq.trial import TrialSpec
+# mer_uq.trial (torch) is imported where a trial is built, not here: the driver imports
+# this module for its config keys and never trains (trial workers preload mer_uq.trial).
 
 # Keys of the Tune config. "plan" is the grid axis; the rest are constants or Optuna's.
 PLAN = "plan"
@@ -42,6 +46,8 @@ FINAL_FLAG = "trial_finished"
 
 def build_spec(config: dict[str, Any]) -> TrialSpec:
     """The TrialSpec a Tune config describes (searched values override the model)."""
+    from mer_uq.trial import FCNConfig, TrainConfig, TrialSpec
+
     plan = config[PLAN]
     model = dict(config[MODEL])
     model.update({k: config[k] for k in SEARCHED_MODEL_KEYS if k in config})
@@ -84,6 +90,8 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float | int]:
 def train_trial(config: dict[str, Any], dataset: Any, features: Any) -> None:
     """Tune function trainable. ``dataset`` and ``features`` arrive through the object
     store (tune.with_parameters): loaded once by the driver, never re-read per trial."""
+    from mer_uq.trial import run_trial
+
     spec = build_spec(config)
     crash_marker = config.get(CRASH_ONCE_MARKER)
     started = time.perf_counter()

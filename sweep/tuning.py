@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from sweep.ray_runtime import secrets_withheld
 from sweep.resources import TrialResources
@@ -60,7 +61,9 @@ def run_experiment(
             name=name,
             storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=max_failures),
-            callbacks=callbacks,
+            # Tune's automatic loggers are off (sweep.ray_runtime: TensorBoardX would load
+            # torch in the driver); its per-trial progress.csv and result.json stay.
+            callbacks=[*callbacks, CSVLoggerCallback(), JsonLoggerCallback()],
             verbose=0,
         ),
     )

@@ -12,11 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mer_uq import methods
 from mer_uq.data import load_deam, load_features, save_features
 from sweep.cli import parse_options
 from sweep.grid import (
     PAPER_METHODS,
+    TYPICAL_EPOCHS,
     PlanError,
+    TrialPlan,
+    longest_first,
     plan_trials,
     resolve_methods,
     resolve_seeds,
@@ -47,6 +51,21 @@ def test_seeds_per_trial_chunks_every_training_key() -> None:
     assert [(p.training, p.seeds) for p in plans if p.training == "nll"] == [
         ("nll", (0, 1)), ("nll", (2, 3)), ("nll", (4,))]
     assert len({p.file_stem for p in plans}) == len(plans) == 6
+
+
+def test_trials_launch_longest_first_and_order_is_only_a_permutation() -> None:
+    plans = plan_trials(resolve_methods("all"), resolve_seeds([15]), None)
+    ordered = longest_first(plans)
+    assert [p.training for p in ordered] == ["kld", "nll", "mean", "mse"]
+    assert sorted(ordered, key=plans.index) == plans
+    # more seeds is more work: a 15-seed chunk of a short key before a 2-seed one of a
+    # long key; equal work keeps the plan order, and an unknown key still gets a place
+    mixed = [*plan_trials(("kld",), (0, 1), None), *plan_trials(("mse",), range(15), None)]
+    assert [p.training for p in longest_first(mixed)] == ["mse", "kld"]
+    chunks = plan_trials(("nll",), range(6), 2)
+    unknown = TrialPlan(training="not_a_key", seeds=(0,), methods=())
+    assert longest_first([unknown, *chunks]) == [*chunks, unknown]
+    assert set(TYPICAL_EPOCHS) == set(methods.TRAININGS)
 
 
 def test_seed_list_and_labels() -> None:
