@@ -14,7 +14,12 @@ Measures, on ONE CPU thread (torch.set_num_threads(1)):
   stopping) of each training key with one seed, ms per training step;
 * stacked: K = 15 seeds of each key trained as one model for --stack-epochs epochs
   (default 10: the per-step cost does not depend on how long it runs), ms per model-step
-  (wall time / (steps x K)).
+  (wall time / (steps x K));
+* peers (printed first; --peers-only stops there): ours stacked ('nll', K = 15, every
+  member training every step) beside the two usual ways to train K models: the torch.func
+  ensemble (stack_module_state + vmap(functional_call), one Adam over the stacked
+  parameters) and K nn.Sequential models stepped one after another; ms per model-step
+  and as ratios to the floor and to ours. All run with denormals flushed, as ours does.
 
 Inputs: the bundled openSMILE features (130-d) and random 1024-d features for the same
 songs (MusicFM's width). Results print as a table and, with --json PATH, are saved.
@@ -38,7 +43,7 @@ from torch import nn
 from mer_uq.data import FeatureTable, load_deam, load_features, standardise
 from mer_uq.methods import TRAININGS
 from mer_uq.model import FCNConfig
-from mer_uq.training import TrainConfig, TrainingData, train_stack
+from mer_uq.training import TrainConfig, TrainingData, cpu_threads, train_stack
 from mer_uq.trial import training_targets
 
 BATCH = 32
@@ -67,11 +72,7 @@ def bare_loop_ms(x: np.ndarray, t: np.ndarray, steps: int = 3000) -> float:
     """The reference: the FCN as anyone would write it in PyTorch."""
     torch.manual_seed(0)
     d = x.shape[1]
-    net = nn.Sequential(
-        nn.Linear(d, WIDTH), nn.ELU(), nn.Dropout(0.5),
-        nn.Linear(WIDTH, WIDTH), nn.ELU(), nn.Dropout(0.5),
-        nn.Linear(WIDTH, 4),
-    )  # fmt: skip
+    net = _paper_fcn(d)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     xs, ts = torch.as_tensor(x), torch.as_tensor(t, dtype=torch.float32)
     loss_fn = nn.GaussianNLLLoss()
@@ -92,6 +93,111 @@ def bare_loop_ms(x: np.ndarray, t: np.ndarray, steps: int = 3000) -> float:
     for _ in range(steps):
         step()
     return (time.process_time() - started) / steps * 1e3
+
+
+def _paper_fcn(d: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(d, WIDTH), nn.ELU(), nn.Dropout(0.5),
+        nn.Linear(WIDTH, WIDTH), nn.ELU(), nn.Dropout(0.5),
+        nn.Linear(WIDTH, 4),
+    )  # fmt: skip
+
+
+def _nll(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The paper's NLL head on [.., 4] outputs (mu = tanh, log sigma = -softplus)."""
+    mu = torch.tanh(out[..., :2])
+    log_sigma = -nn.functional.softplus(out[..., 2:])
+    return (0.5 * ((mu - target[..., :2]) / log_sigma.exp()) ** 2 + 0.5 * log_sigma).mean()
+
+
+def vmap_peer_ms(x: np.ndarray, t: np.ndarray, k: int, steps: int) -> float:
+    """The usual vectorised ensemble (torch.func): K nn.Sequential models stacked with
+    stack_module_state, evaluated with vmap(functional_call), one Adam over the stacked
+    parameters; per-member batches and dropout. ms per model-step."""
+    from torch.func import functional_call, stack_module_state
+
+    torch.manual_seed(0)
+    models = [_paper_fcn(x.shape[1]) for _ in range(k)]
+    params, buffers = stack_module_state(models)
+    base = _paper_fcn(x.shape[1]).to("meta")
+    opt = torch.optim.Adam(list(params.values()), lr=1e-3)
+    xs, ts = torch.as_tensor(x), torch.as_tensor(t, dtype=torch.float32)
+
+    def member_loss(p: dict, b: dict, xb: torch.Tensor, tb: torch.Tensor) -> torch.Tensor:
+        return _nll(functional_call(base, (p, b), (xb,)), tb)
+
+    batched = torch.vmap(member_loss, randomness="different")
+
+    def step() -> None:
+        idx = torch.randint(0, len(xs), (k, BATCH))
+        loss = batched(params, buffers, xs[idx], ts[idx]).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return _ms_per_model_step(step, steps, k)
+
+
+def sequential_peer_ms(x: np.ndarray, t: np.ndarray, k: int, steps: int) -> float:
+    """K separate nn.Sequential models and Adams, one after another every step."""
+    torch.manual_seed(0)
+    models = [_paper_fcn(x.shape[1]) for _ in range(k)]
+    opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in models]
+    xs, ts = torch.as_tensor(x), torch.as_tensor(t, dtype=torch.float32)
+
+    def step() -> None:
+        for model, opt in zip(models, opts, strict=True):
+            idx = torch.randint(0, len(xs), (BATCH,))
+            loss = _nll(model(xs[idx]), ts[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    return _ms_per_model_step(step, steps, k)
+
+
+def _ms_per_model_step(step, steps: int, k: int) -> float:
+    for _ in range(20):
+        step()
+    started = time.process_time()
+    for _ in range(steps):
+        step()
+    return (time.process_time() - started) / steps / k * 1e3
+
+
+def stacked_ms(data: TrainingData, k: int, epochs: int) -> float:
+    """Ours: K seeds of 'nll' as one stacked model, every member training every step (no
+    early stopping), ms per model-step."""
+    cfg = TrainConfig(epochs=epochs, early_stopping_patience=epochs + 1, device="cpu")
+    return trial_ms("nll", data, tuple(range(k)), cfg)["ms_per_model_step"]
+
+
+def peers(data: TrainingData, d: int, gflops: float, k: int, rounds: int) -> dict:
+    """Ours, the torch.func vmap ensemble and the sequential loop, interleaved round by
+    round (best of `rounds`), against the FLOP floor."""
+    floor = step_flops(d) / (gflops * 1e9) * 1e3
+    epochs = 3
+    steps = epochs * TrainConfig().steps_per_epoch
+    times: dict[str, list[float]] = {"ours (stacked)": [], "torch.func vmap": [],
+                                     "sequential nn.Sequential": []}
+    for _ in range(rounds):
+        times["ours (stacked)"].append(stacked_ms(data, k, epochs))
+        with cpu_threads(1):
+            times["torch.func vmap"].append(vmap_peer_ms(data.x_train, data.t_train, k, steps))
+            times["sequential nn.Sequential"].append(
+                sequential_peer_ms(data.x_train, data.t_train, k, steps))
+    best = {name: min(v) for name, v in times.items()}
+    return {"floor_ms": floor, "k": k, "ms_per_model_step": best}
+
+
+def print_peers(name: str, result: dict) -> None:
+    floor, best = result["floor_ms"], result["ms_per_model_step"]
+    ours = best["ours (stacked)"]
+    print(f"\n{name}, K = {result['k']} seeds, 'nll', ms per model-step (best of the rounds):")
+    print(f"{'':<26} {'ms':>7} {'x floor':>8} {'x ours':>7}")
+    print(f"{'FLOP floor (large matmul)':<26} {floor:>7.3f} {1.0:>8.2f} {floor / ours:>7.2f}")
+    for peer, ms in best.items():
+        print(f"{peer:<26} {ms:>7.3f} {ms / floor:>8.2f} {ms / ours:>7.2f}")
 
 
 def trial_ms(key: str, data: TrainingData, seeds: tuple[int, ...], cfg: TrainConfig) -> dict:
@@ -149,6 +255,8 @@ def main() -> None:
     parser.add_argument("--stack-epochs", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3, help="A/B rounds, bare vs ours")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--peers-only", action="store_true",
+                        help="only ours vs the torch.func vmap ensemble and the sequential loop")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = TrainConfig(cpu_threads=1, device="cpu")
@@ -163,6 +271,11 @@ def main() -> None:
     for name, features in feature_sets().items():
         floor_ms = step_flops(features.dim) / (gflops * 1e9) * 1e3
         base = training_data(dataset, features, "nll")
+        report.setdefault("peers", {})[name] = peers(
+            base, features.dim, max(gflops, matmul_gflops()), args.stack, args.rounds)
+        print_peers(name, report["peers"][name])
+        if args.peers_only:
+            continue
         bare, ours = single_vs_bare(base, args.rounds, epochs=5)
         rows = []
         for key in keys:

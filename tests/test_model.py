@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mer_uq.methods import TRAININGS, training_spec
 from mer_uq.model import DropoutCode, FCNConfig, StackedFCN, seed_streams
 
 
@@ -121,3 +122,29 @@ def test_bad_config_is_rejected(kwargs) -> None:
 def test_seeds_must_be_distinct() -> None:
     with pytest.raises(ValueError, match="distinct"):
         StackedFCN(3, FCNConfig(), True, seeds=(1, 1))
+
+
+@pytest.mark.parametrize("training", sorted(TRAININGS))
+@pytest.mark.parametrize("with_masks", [False, True])
+def test_written_out_backward_equals_autograd_bit_for_bit(training: str, with_masks: bool) -> None:
+    """loss_and_grads replaces autograd over the layers in the training loop; it must
+    give exactly autograd's losses and gradients (same kernels), or results would move."""
+    spec = training_spec(training)
+    model = StackedFCN(9, FCNConfig(hidden_width=16, depth=3), spec.two_outputs, (0, 1, 2))
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 8, 9, generator=gen)
+    target = torch.rand(3, 8, 2 * 2, generator=gen) * 0.5 + 0.1
+    masks = None
+    if with_masks:
+        masks = [(torch.rand(3, 8, 16, generator=gen) > 0.5).float() * 2 for _ in range(3)]
+
+    def member_loss(pred):
+        return spec.objective(pred, target).mean(dim=(1, 2))
+
+    loss, grads = model.loss_and_grads(x, masks, member_loss)
+    reference_loss = member_loss(model.forward(x, masks))
+    reference = torch.autograd.grad(reference_loss.sum(), model.params.values)
+    assert torch.equal(loss, reference_loss.detach())
+    assert len(grads) == len(reference)
+    for name, mine, theirs in zip(model.params.names, grads, reference, strict=True):
+        assert torch.equal(mine, theirs), name
