@@ -18,8 +18,8 @@ import pandas as pd
 
 from analysis.bootstrap import paired_bootstrap
 from analysis.layout import column_name, fmt, fmt_interval
-from analysis.load import SWEEP_CONFIG_NAME
 from analysis.pipeline import AnalysisSettings, ReportData, compute_report_data
+from mer_uq.sweep_folder import SWEEP_JSON
 
 CELL_KEY = ["table", "row_key", "dimension", "metric"]
 
@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         print("analysis.compare: give at least two sweep folders", file=sys.stderr)
         return 2
     for folder in args.folders:
-        if not (folder / SWEEP_CONFIG_NAME).is_file():
-            print(f"analysis.compare: {folder}: not a sweep folder (no {SWEEP_CONFIG_NAME})",
+        if not (folder / SWEEP_JSON).is_file():
+            print(f"analysis.compare: {folder}: not a sweep folder (no {SWEEP_JSON})",
                   file=sys.stderr)
             return 2
     names = [str(f) for f in args.folders]

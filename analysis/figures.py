@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.atomic import write_bytes_atomic
 from analysis.rows import (
     DEEP_ENSEMBLE_PREFIX,
     SEEDS_ENSEMBLE_KEY,
@@ -32,6 +31,7 @@ from analysis.rows import (
 )
 from analysis.tables import TARGET_MEAN, TARGET_SD, predicted
 from mer_uq import schema
+from mer_uq.sweep_folder import write_bytes_atomically
 
 SPLIT_COLOURS = {"train": "tab:blue", "valid": "tab:orange", "test": "tab:green"}
 DPI = 110
@@ -44,7 +44,7 @@ def save_figure(fig: Figure, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
     plt.close(fig)
-    return write_bytes_atomic(path, buffer.getvalue())
+    return write_bytes_atomically(path, buffer.getvalue())
 
 
 def distribution_figure(songs: pd.DataFrame, statistic: str) -> Figure:

@@ -8,22 +8,14 @@ say, by name, what did not: that is why loading collects problems instead of rai
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
-from mer_uq import schema
-
-TRIALS_DIRNAME = "trials"
-SWEEP_CONFIG_NAME = "sweep.json"
-TRIAL_METADATA_KEY = b"mer_uq.trial"
-# A trial file is named <training>__<trial-id>.parquet (docs/architecture.md).
-TRIAL_NAME_SEPARATOR = "__"
+from mer_uq import schema, sweep_folder
 
 _FLOAT_COLUMNS = tuple(
     c for d in schema.DIMENSIONS for c in (schema.PRED_MU[d], schema.PRED_SIGMA[d])
@@ -50,36 +42,22 @@ class SweepResults:
     file_seeds: dict[str, list[int]] = field(default_factory=dict)  # file name -> seeds in it
     problems: list[TrialProblem] = field(default_factory=list)
 
-    @property
-    def methods(self) -> list[str]:
-        return sorted(self.predictions["method"].unique().tolist())
-
 
 def training_of_file(path: Path) -> str:
-    """The training key encoded in a trial file's name (text before the first '__')."""
-    return path.stem.split(TRIAL_NAME_SEPARATOR, 1)[0]
+    """The training key encoded in a trial file's name."""
+    return sweep_folder.training_of_stem(path.stem)
 
 
 def read_sweep_config(sweep_dir: Path) -> tuple[dict[str, Any], list[TrialProblem]]:
-    """sweep.json as a dict; a missing or unreadable one is a problem, not a crash, because
-    the trial files alone still give the tables (with the bundled default dataset)."""
-    path = Path(sweep_dir) / SWEEP_CONFIG_NAME
-    if not path.exists():
-        return {}, [TrialProblem(SWEEP_CONFIG_NAME, "missing: bundled dataset defaults assumed")]
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        return {}, [TrialProblem(SWEEP_CONFIG_NAME, f"unreadable ({exc}): defaults assumed")]
-    if not isinstance(config, dict):
-        return {}, [TrialProblem(SWEEP_CONFIG_NAME, "not a JSON object: defaults assumed")]
-    return config, []
+    """sweep.json as a dict; a missing or unreadable one is a problem, not a crash."""
+    config, problem = sweep_folder.read_sweep_config(sweep_dir)
+    return config, [] if problem is None else [TrialProblem(sweep_folder.SWEEP_JSON, problem)]
 
 
 def read_trial_file(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One trial Parquet as a validated frame and its metadata; raises ValueError (or an
     Arrow error) with a readable reason when the file is not a usable trial."""
-    table = pq.read_table(path)
-    frame = table.to_pandas()
+    frame, metadata = sweep_folder.read_trial_file(path)
     missing = [c for c in schema.PREDICTION_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"missing columns {missing}")
@@ -93,13 +71,6 @@ def read_trial_file(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     mu_columns = [schema.PRED_MU[d] for d in schema.DIMENSIONS]
     if not np.isfinite(frame[mu_columns].to_numpy()).all():
         raise ValueError("non-finite predicted means")
-    meta_raw = (table.schema.metadata or {}).get(TRIAL_METADATA_KEY)
-    metadata: dict[str, Any] = {}
-    if meta_raw:
-        try:
-            metadata = json.loads(meta_raw)
-        except json.JSONDecodeError:
-            metadata = {"unparsed": meta_raw.decode("utf-8", "replace")}
     return frame, metadata
 
 
@@ -124,13 +95,13 @@ def load_sweep(sweep_dir: Path) -> SweepResults:
     """Read every trial file of a sweep folder; never raises for a bad trial file."""
     sweep_dir = Path(sweep_dir)
     config, problems = read_sweep_config(sweep_dir)
-    trial_dir = sweep_dir / TRIALS_DIRNAME
+    trial_dir = sweep_dir / sweep_folder.TRIALS_DIR
     frames: list[pd.DataFrame] = []
     loaded: list[str] = []
     metadata: dict[str, Any] = {}
     file_seeds: dict[str, list[int]] = {}
     seeds_by_training: dict[str, set[int]] = {}
-    for path in sorted(trial_dir.glob("*.parquet")):
+    for path in sweep_folder.trial_files(trial_dir):
         name = str(path.relative_to(sweep_dir))
         try:
             frame, meta = read_trial_file(path)
@@ -166,7 +137,7 @@ def load_sweep(sweep_dir: Path) -> SweepResults:
 
 def trial_overview(sweep: SweepResults) -> pd.DataFrame:
     """One line per trial file read: its training, seeds and, where the trial record
-    (schema metadata ``mer_uq.trial``) has them, best validation loss and duration."""
+    (the trial file's schema metadata) has them, best validation loss and duration."""
     lines = []
     for name in sweep.loaded_files:
         meta = sweep.trial_metadata.get(name) or {}

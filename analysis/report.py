@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.atomic import write_atomic, write_text_atomic
 from analysis.data_axes import write_section as write_data_axes_section
 from analysis.figures import PAPER_FIGURE_SEED, figure_seed, write_figures
 from analysis.layout import fmt, paper_comparison, paper_layout
@@ -42,8 +41,16 @@ from analysis.render import (
 from analysis.tables import TABLE_TITLES
 from analysis.wandb_summary import DEFAULT_PROJECT, WANDB_MODES, log_summary
 from mer_uq import schema
+from mer_uq.sweep_folder import (
+    REPORT_DIR,
+    SWEEP_JSON,
+    TRIAL_SUFFIX,
+    TRIALS_DIR,
+    looks_like_sweep,
+    write_atomically,
+    write_text_atomically,
+)
 
-REPORT_DIRNAME = "report"
 TABLES_DIRNAME = "tables"
 FIGURES_DIRNAME = "figures"
 FIGURE_CAPTIONS = {
@@ -79,12 +86,12 @@ def _json_default(value: Any) -> Any:
 
 def write_frame(frame: pd.DataFrame, stem: Path, markdown: bool = False) -> list[Path]:
     """A table as CSV and JSON (records, NaN -> null), and Markdown when asked."""
-    paths = [write_atomic(stem.with_suffix(".csv"), lambda p: frame.to_csv(p, index=False))]
+    paths = [write_atomically(stem.with_suffix(".csv"), lambda p: frame.to_csv(p, index=False))]
     records = json.loads(frame.to_json(orient="records"))
-    paths.append(write_text_atomic(stem.with_suffix(".json"),
+    paths.append(write_text_atomically(stem.with_suffix(".json"),
                                    json.dumps(records, indent=1, ensure_ascii=False)))
     if markdown:
-        paths.append(write_text_atomic(stem.with_suffix(".md"), markdown_table(frame) + "\n"))
+        paths.append(write_text_atomically(stem.with_suffix(".md"), markdown_table(frame) + "\n"))
     return paths
 
 
@@ -307,7 +314,7 @@ def _output_tables(data: ReportData) -> dict[str, pd.DataFrame]:
         "rating_scores": data.scores,
         "calibration": data.calibration,
         "variance_parts": data.variance_parts,
-        "trials": trial_overview(data.sweep),
+        TRIALS_DIR: trial_overview(data.sweep),  # the trials table is named after the folder
         "problems": pd.DataFrame([{"source": p.source, "problem": p.reason}
                                   for p in data.problems], columns=["source", "problem"]),
     }
@@ -328,20 +335,20 @@ def write_report_files(data: ReportData, *, use_wandb: bool = False,
                        ) -> Path:
     """Write the tables, figures, report.md and report.html of already computed numbers."""
     sweep_dir = data.sweep.sweep_dir
-    report_dir = sweep_dir / REPORT_DIRNAME
+    report_dir = sweep_dir / REPORT_DIR
     tables = _output_tables(data)
     markdown_stems = {"table2", "table3", "table2_bootstrap_ci", "table3_bootstrap_ci",
                       "table2_vs_paper", "table3_vs_paper"}
     for stem, frame in tables.items():
         write_frame(frame, report_dir / TABLES_DIRNAME / stem, markdown=stem in markdown_stems)
-    write_text_atomic(report_dir / TABLES_DIRNAME / "data_summary.json",
+    write_text_atomically(report_dir / TABLES_DIRNAME / "data_summary.json",
                       json.dumps(data.data_summary, indent=1, default=_json_default))
     figures = write_figures(report_dir / FIGURES_DIRNAME, data.dataset.songs, data.rows,
                             data.targets, data.calibration)
     blocks = build_document(data, figures, report_dir)
     blocks += write_data_axes_section(data, report_dir)  # [] unless --raters/--train-fraction
-    report_md = write_text_atomic(report_dir / "report.md", to_markdown(blocks))
-    write_text_atomic(report_dir / "report.html",
+    report_md = write_text_atomically(report_dir / "report.md", to_markdown(blocks))
+    write_text_atomically(report_dir / "report.html",
                       to_html(blocks, f"mer-uq report: {sweep_dir.name}"))
     if use_wandb:
         log_summary(report_dir, tables, figures, data.sweep.config, mode=wandb_mode,
@@ -383,10 +390,10 @@ def check_sweep_dir(sweep_dir: Path) -> None:
     """Refuse, in one line, a folder the report cannot read or write (before any work)."""
     if not sweep_dir.is_dir():
         raise SweepDirError(f"{sweep_dir}: no such folder (give the --out folder of a sweep)")
-    if not (sweep_dir / "sweep.json").is_file() and not any(sweep_dir.glob("trials/*.parquet")):
-        raise SweepDirError(f"{sweep_dir} is not a sweep folder: no sweep.json and no "
-                            "trials/*.parquet")
-    target = sweep_dir / REPORT_DIRNAME
+    if not looks_like_sweep(sweep_dir):
+        raise SweepDirError(f"{sweep_dir} is not a sweep folder: no {SWEEP_JSON} and no "
+                            f"{TRIALS_DIR}/*{TRIAL_SUFFIX}")
+    target = sweep_dir / REPORT_DIR
     if target.exists() and not target.is_dir():
         raise SweepDirError(f"{target} is a file; the report needs that name for its folder")
     try:  # a real write: root passes os.access checks on read-only mounts

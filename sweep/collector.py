@@ -16,9 +16,8 @@ from typing import Any
 
 from ray.tune import Callback
 
-from sweep.folder import trial_file
-from sweep.trainable import PLAN
-from sweep.trial_files import PREDICTIONS_FILE, publish_trial_file
+from mer_uq.sweep_folder import publish_trial_file, trial_file
+from sweep.trainable import PLAN, PREDICTIONS_FILE
 
 
 def plan_file_stem(trial: Any) -> str:

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from mer_uq.data.atomic import write_atomically
 from mer_uq.data.features import SOURCE_KEY, load_features, save_features
 from mer_uq.musicfm import layer_column
+from mer_uq.sweep_folder import write_atomically
 
 PROVENANCE_KEY = "mer_uq.musicfm"
 # Table metadata: JSON {song_id: IP of the Ray node that embedded it}. Kept apart from the

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweep.folder import TRIALS_DIR
+from mer_uq.sweep_folder import TRIALS_DIR
 
 REPORT_TABLES: tuple[tuple[str, str], ...] = (
     ("table2", "Table 2: predicted vs empirical MEAN (test split)"),

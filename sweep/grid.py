@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mer_uq.methods import METHODS, training_groups
+from mer_uq.sweep_folder import trial_stem
 
 # The five methods of the paper's Table 1, in the paper's order.
 PAPER_METHODS: tuple[str, ...] = ("seeds", "mc_dropout", "nll", "mse", "kld")
@@ -87,7 +88,7 @@ class TrialPlan:
     @property
     def file_stem(self) -> str:
         """``<training>__<trial-id>``, the contract's trial file name without suffix."""
-        return f"{self.training}__{self.trial_id}"
+        return trial_stem(self.training, self.trial_id)
 
     def to_config(self) -> dict[str, Any]:
         """The plan as the trial sees it in its Tune config (plain JSON types)."""

@@ -20,8 +20,14 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from mer_uq.sweep_folder import (
+    SWEEP_JSON,
+    TRIALS_DIR,
+    SweepFolderError,
+    new_run_dir,
+    read_sweep_json,
+)
 from sweep.cli import SweepOptions, parse_options
-from sweep.folder import TRIALS_DIR, SweepFolderError, new_run_dir, read_sweep_json
 from sweep.grid import PlanError, resolve_methods, resolve_seeds
 from sweep.resources import ResourceError, TrialResources
 from sweep.study import Study, StudyConfigError, study_from_options
@@ -73,7 +79,7 @@ def check_out_dir(sweep_dir: Path) -> None:
 def _study_from_record(sweep_dir: Path) -> Study:
     """The study of --resume DIR, its methods and seeds checked like the CLI's."""
     record = read_sweep_json(sweep_dir)
-    where = f"{Path(sweep_dir) / 'sweep.json'}"
+    where = f"{Path(sweep_dir) / SWEEP_JSON}"
     try:
         resolve_methods(",".join(record["methods"]))
         seeds = [int(s) for s in record["seeds"]]  # explicit seeds, never a count

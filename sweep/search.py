@@ -15,17 +15,18 @@ from typing import Any
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
-from sweep.cli import SweepOptions
-from sweep.collector import TrialPublisher
-from sweep.experiment import base_config, experiment_name, trial_callbacks, trial_resources
-from sweep.folder import (
+from mer_uq.sweep_folder import (
     BEST_CONFIG_JSON,
     SEARCH_DIR,
     TRIALS_DIR,
     SweepFolderError,
     now_iso,
+    trial_stem,
     write_json,
 )
+from sweep.cli import SweepOptions
+from sweep.collector import TrialPublisher
+from sweep.experiment import base_config, experiment_name, trial_callbacks, trial_resources
 from sweep.grid import TrialPlan, plan_trials, resolve_methods
 from sweep.inputs import load_inputs
 from sweep.ray_runtime import connect, disconnect
@@ -49,7 +50,7 @@ def search_plan(study: Study, method: str) -> TrialPlan:
 
 def search_trial_stem(trial: Any) -> str:
     """``<training>__search-<tune trial id>``: many search trials share one plan."""
-    return f"{trial.config['plan']['training']}__search-{trial.trial_id}"
+    return trial_stem(trial.config[PLAN]["training"], f"search-{trial.trial_id}")
 
 
 def searcher(seed: int = 0) -> OptunaSearch:

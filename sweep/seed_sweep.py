@@ -12,15 +12,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mer_uq.sweep_folder import (
+    SWEEP_JSON,
+    TRIALS_DIR,
+    finished_stems,
+    trial_file,
+    trial_file_problem,
+    write_sweep_json,
+)
 from sweep.cli import SweepOptions
 from sweep.final_report import report_or_tables
-from sweep.folder import TRIALS_DIR, finished_stems, trial_file, write_sweep_json
 from sweep.grid import TrialPlan, longest_first
 from sweep.inputs import load_inputs
 from sweep.ray_runtime import connect, disconnect, in_background
 from sweep.resources import check_cluster
 from sweep.study import Study
-from sweep.trial_files import trial_file_problem
 
 # Imported while Ray starts (see run_seed_sweep), not before: Ray Tune, the
 # driver's callbacks, and the integrations Tune imports when fit() starts (to tag which
@@ -129,5 +135,5 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
     if options.report:
         report_or_tables(sweep_dir, dataset.songs)
     print(f"[sweep] results: {trials_dir}/ (one Parquet per trial), sweep record: "
-          f"{sweep_dir / 'sweep.json'}", flush=True)
+          f"{sweep_dir / SWEEP_JSON}", flush=True)
     return len(missing)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mer_uq.sweep_folder import PLANNED_TRIALS_KEY, now_iso
 from sweep.cli import SweepOptions
 from sweep.data_options import data_axes_record, data_source_record
-from sweep.folder import now_iso
 from sweep.grid import TrialPlan, plan_trials, resolve_methods, resolve_seeds, with_data_axes
 
 
@@ -67,7 +67,7 @@ class Study:
             "model": self.model,
             "train": self.train,
             "mc_passes": self.mc_passes,
-            "trials": [t.file_stem for t in self.trials()],
+            PLANNED_TRIALS_KEY: [t.file_stem for t in self.trials()],
             "created": now_iso(),
             "ratings": self.ratings,
             "scale": self.scale,

@@ -22,7 +22,7 @@ from ray import tune
 
 from mer_uq.data.subsample import DataAxes
 from mer_uq.schema import SPLITS
-from sweep.trial_files import PREDICTIONS_FILE, write_trial_parquet
+from mer_uq.sweep_folder import write_trial_parquet
 
 if TYPE_CHECKING:
     from mer_uq.trial import TrialSpec
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 # Keys of the Tune config. "plan" is the grid axis; the rest are constants or Optuna's.
 PLAN = "plan"
+# The trial file's name inside the trial's checkpoint (sweep.collector publishes it).
+PREDICTIONS_FILE = "predictions.parquet"
 MODEL = "model"
 TRAIN = "train"
 MC_PASSES = "mc_passes"

@@ -321,11 +321,12 @@ def _tiny_musicfm(folder: Path) -> dict[str, Path]:
 
 
 def test_ray_up_sweep_worker_loss_embedding_ray_down(launched_cluster) -> None:
+    from sweep.trial_files import read_trial_record
+
     from mer_uq.audio import load_audio
     from mer_uq.data.features import load_features
     from mer_uq.musicfm import MusicFMConfig, embed_song, load_musicfm
     from sweep.embed_output import embedding_nodes
-    from sweep.trial_files import read_trial_record
 
     c = launched_cluster
     folder, env, address = c["folder"], c["env"], c["address"]

@@ -13,8 +13,8 @@ import pytest
 from mer_uq.data import load_deam
 from mer_uq.data.generic import export_generic
 from mer_uq.schema import DATA_AXIS_COLUMNS
+from mer_uq.sweep_folder import read_trial_record
 from sweep.run import main
-from sweep.trial_files import read_trial_record
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

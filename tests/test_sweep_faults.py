@@ -76,7 +76,7 @@ def test_user_error_is_one_line_before_anything_heavy(tmp_path, argv, expected) 
 
 
 def test_resume_of_a_record_naming_an_unknown_method(tmp_path) -> None:
-    from sweep.folder import REQUIRED_KEYS
+    from mer_uq.sweep_folder import REQUIRED_KEYS
 
     record = {key: None for key in REQUIRED_KEYS} | {"methods": ["nll", "bogus"], "seeds": [0]}
     (tmp_path / "sweep.json").write_text(json.dumps(record))
@@ -129,7 +129,7 @@ def test_resume_reruns_exactly_the_truncated_trial(ray_session, tmp_path, capsys
     assert f"{broken}: unreadable" in stdout and "rerunning" in stdout
     assert "(1 already finished)" in stdout and "trials 1/1 done" in stdout
     assert intact.stat().st_mtime_ns == intact_mtime
-    from sweep.trial_files import read_trial_record
+    from mer_uq.sweep_folder import read_trial_record
 
     assert read_trial_record(broken)["training"] == "nll"
 
@@ -203,8 +203,8 @@ def test_allow_missing_features_drops_songs_everywhere(ray_session, tmp_path, ca
 
     from analysis.inputs import load_sweep_dataset
     from mer_uq.data import load_deam
+    from mer_uq.sweep_folder import read_trial_record
     from sweep.run import main
-    from sweep.trial_files import read_trial_record
 
     path, dropped = _features_without(tmp_path, {"train": 3, "valid": 1, "test": 2})
     out = tmp_path / "sweep"

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from process_sessions import session_members
 
-from sweep.trial_files import read_trial_record
+from mer_uq.sweep_folder import read_trial_record
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

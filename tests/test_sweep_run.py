@@ -11,10 +11,9 @@ import pytest
 
 from mer_uq.data import load_deam
 from mer_uq.schema import DIMENSIONS, PRED_MU, PRED_SIGMA
+from mer_uq.sweep_folder import REQUIRED_KEYS, read_trial_record
 from sweep.experiment import CRASH_ONCE_ENV
-from sweep.folder import REQUIRED_KEYS
 from sweep.run import main
-from sweep.trial_files import read_trial_record
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

@@ -13,11 +13,11 @@ import pytest
 import analysis.report
 from mer_uq.data import load_deam, load_features
 from mer_uq.metrics import pearson_r, r2_score
+from mer_uq.sweep_folder import write_trial_parquet
 from mer_uq.trial import FCNConfig, TrainConfig, TrialSpec, run_trial
 from sweep.final_report import report_or_tables
 from sweep.progress import ProgressPrinter
 from sweep.summary import paper_tables
-from sweep.trial_files import write_trial_parquet
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mer_uq.data.atomic import write_atomically
 from mer_uq.data.errors import DeamDataError, format_ids
 from mer_uq.data.layout import BUNDLED_FEATURES_FILE
 from mer_uq.schema import SPLITS
+from mer_uq.sweep_folder import write_atomically
 
 if TYPE_CHECKING:
     from mer_uq.data.dataset import DeamDataset

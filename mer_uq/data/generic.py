@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mer_uq.data.atomic import write_atomically
 from mer_uq.data.dataset import RATING_COLUMNS, SONG_COLUMNS, DeamDataset
 from mer_uq.data.errors import DeamDataError, format_ids
 from mer_uq.data.genres import OTHER, merge_rare
@@ -42,6 +41,7 @@ from mer_uq.data.splits import DEFAULT_SEED, make_split, read_split
 from mer_uq.data.swap import SwapAudit
 from mer_uq.data.targets import AveragedFileCheck, song_targets
 from mer_uq.schema import DIMENSIONS
+from mer_uq.sweep_folder import write_atomically
 
 END_POINT = 0.8  # where the scale end farthest from neutral lands (DEAM: h(9) = 0.8)
 SCALE_JSON = "scale.json"  # looked for beside the ratings file when no scale is given

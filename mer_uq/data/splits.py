@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mer_uq.data.atomic import write_atomically
 from mer_uq.data.errors import DeamDataError, format_ids
 from mer_uq.data.genres import genre_names
 from mer_uq.schema import SPLITS
+from mer_uq.sweep_folder import write_atomically
 
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.70, 0.15, 0.15)
 DEFAULT_SEED = 0

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from mer_uq.data.atomic import write_atomically
 from mer_uq.musicfm.config import MusicFMConfig
 from mer_uq.musicfm.mel import MelStats
 from mer_uq.musicfm.model import MusicFM
+from mer_uq.sweep_folder import write_atomically
 
 MODEL_PREFIX = "model."
 MEL_PREFIX = "preprocessor_melspec_2048.mel_stft."

@@ -1,0 +1,265 @@
+"""The sweep folder on disk, the one contract between the sweep that writes it and the
+analysis that reads it (docs/architecture.md):
+
+    DIR/sweep.json                      what was asked for, written before any trial runs
+    DIR/trials/<training>__<id>.parquet one file per finished trial (the seed sweep)
+    DIR/search/                         Optuna search: its trials and best_config.json
+    DIR/tune/                           Ray Tune's own experiment state and logs
+    DIR/report/                         the analysis: tables, figures, report.md
+
+Every name of that layout, the trial file's self-description and sweep.json's record are
+spelled here only, so the writer and the reader cannot drift apart. sweep.json is both the
+analysis's recipe (reload the same dataset and features) and the resume record:
+``--resume DIR`` rebuilds the exact plan from it, so a resumed sweep cannot silently change
+methods, seeds or hyperparameters halfway.
+
+Every file is written atomically (``write_atomically``): a reader (another Ray worker, a
+report run while the sweep still writes, a rerun after a crash) never sees half a file.
+The data caches of mer_uq.data use the same writer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pyarrow and pandas load only when a trial file is touched
+    import pandas as pd
+
+SWEEP_JSON = "sweep.json"
+TRIALS_DIR = "trials"
+SEARCH_DIR = "search"
+TUNE_DIR = "tune"
+REPORT_DIR = "report"
+BEST_CONFIG_JSON = "best_config.json"
+TRIAL_SUFFIX = ".parquet"
+# A trial file's stem is <training>__<trial-id>; the training key is the text before "__".
+STEM_SEPARATOR = "__"
+# Schema metadata key of a trial Parquet: the trial's JSON record (training key, seeds,
+# configuration, metrics, the node that ran it), so one file read alone needs no other state.
+TRIAL_METADATA_KEY = b"mer_uq.trial"
+# sweep.json's key listing the planned trial file stems.
+PLANNED_TRIALS_KEY = "trials"
+
+# Keys sweep.json must hold (the contract with the analysis), plus the sweep's own.
+REQUIRED_KEYS: tuple[str, ...] = (
+    "deam_dir", "split_file", "fix_swap", "include_2015", "features", "feature_column",
+    "methods", "trainings", "seeds", "model", "train", "mc_passes", "created",
+)  # fmt: skip
+
+
+class SweepFolderError(ValueError):
+    """A folder given as a sweep is not one, or disagrees with the request."""
+
+
+# --- atomic writes ---------------------------------------------------------------------
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file in the target folder, then rename it over
+    ``path``: os.replace is atomic only within one file system, hence the same folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    return write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> Path:
+    return write_atomically(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> Path:
+    """Atomic JSON write: a reader never sees half a record."""
+    text = json.dumps(payload, indent=2, sort_keys=False) + "\n"
+    return write_atomically(path, lambda tmp: tmp.write_text(text))
+
+
+# --- names -----------------------------------------------------------------------------
+
+
+def new_run_dir(root: Path = Path("runs")) -> Path:
+    """A fresh ``runs/<UTC timestamp>`` folder name (not yet created)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    candidate = root / stamp
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"{stamp}-{n}"
+    return candidate
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def trial_stem(training: str, trial_id: str) -> str:
+    """``<training>__<trial-id>``, a trial file's name without its suffix."""
+    return f"{training}{STEM_SEPARATOR}{trial_id}"
+
+
+def training_of_stem(stem: str) -> str:
+    """The training key a trial file's stem encodes."""
+    return stem.split(STEM_SEPARATOR, 1)[0]
+
+
+def trial_file(trials_dir: Path, file_stem: str) -> Path:
+    return trials_dir / f"{file_stem}{TRIAL_SUFFIX}"
+
+
+def trial_files(trials_dir: Path) -> list[Path]:
+    """The trial files of a folder, sorted (temporary files of a write are not trials)."""
+    if not trials_dir.is_dir():
+        return []
+    return sorted(p for p in trials_dir.glob(f"*{TRIAL_SUFFIX}") if not p.name.startswith("."))
+
+
+def finished_stems(trials_dir: Path) -> set[str]:
+    """Stems of the trial files already written."""
+    return {p.stem for p in trial_files(trials_dir)}
+
+
+def looks_like_sweep(sweep_dir: Path) -> bool:
+    """A sweep record or at least one trial file: something the analysis can read."""
+    return (sweep_dir / SWEEP_JSON).is_file() or bool(trial_files(sweep_dir / TRIALS_DIR))
+
+
+# --- sweep.json ------------------------------------------------------------------------
+
+
+def write_sweep_json(sweep_dir: Path, record: dict[str, Any]) -> Path:
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        raise ValueError(f"{SWEEP_JSON} record lacks {missing}")
+    return write_json(sweep_dir / SWEEP_JSON, record)
+
+
+def read_sweep_json(sweep_dir: Path) -> dict[str, Any]:
+    """The record of an existing sweep, for ``--resume``: a clear error when the folder is
+    not a sweep or the record lacks a required key."""
+    path = Path(sweep_dir) / SWEEP_JSON
+    if not Path(sweep_dir).is_dir():
+        raise SweepFolderError(f"--resume {sweep_dir}: no such folder")
+    if not path.is_file():
+        raise SweepFolderError(
+            f"--resume {sweep_dir} is not a sweep folder: it has no {SWEEP_JSON} "
+            "(give the --out folder of an earlier `python -m sweep.run`)"
+        )
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise SweepFolderError(f"{path} is not valid JSON: {err}") from err
+    missing = [k for k in REQUIRED_KEYS if k not in record] if isinstance(record, dict) else []
+    if not isinstance(record, dict) or missing:
+        raise SweepFolderError(f"{path} is not a sweep record (missing {missing or 'all keys'})")
+    return record
+
+
+def read_sweep_config(sweep_dir: Path) -> tuple[dict[str, Any], str | None]:
+    """sweep.json as a dict for the analysis, or ({}, why not): the trial files alone
+    still give the tables (with the bundled default dataset), so this never raises."""
+    path = Path(sweep_dir) / SWEEP_JSON
+    if not path.exists():
+        return {}, "missing: bundled dataset defaults assumed"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        return {}, f"unreadable ({exc}): defaults assumed"
+    if not isinstance(config, dict):
+        return {}, "not a JSON object: defaults assumed"
+    return config, None
+
+
+# --- trial files -----------------------------------------------------------------------
+
+
+def write_trial_parquet(path: Path, predictions: pd.DataFrame, record: dict[str, Any]) -> Path:
+    """Write predictions plus ``record`` in the schema metadata, atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(predictions, preserve_index=False)
+    metadata = dict(table.schema.metadata or {})
+    metadata[TRIAL_METADATA_KEY] = json.dumps(record, default=str).encode()
+    table = table.replace_schema_metadata(metadata)
+    return write_atomically(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def read_trial_record(path: Path) -> dict[str, Any]:
+    """The trial record of a trial file; ValueError when it has none."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(path).metadata or {}
+    if TRIAL_METADATA_KEY not in metadata:
+        raise ValueError(f"{path} has no {TRIAL_METADATA_KEY.decode()} metadata")
+    return json.loads(metadata[TRIAL_METADATA_KEY])
+
+
+def read_trial_file(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A whole trial file: its predictions and its record ({} without one, the raw text
+    under ``unparsed`` when it is not JSON). Raises what Arrow raises for a broken file."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    raw = (table.schema.metadata or {}).get(TRIAL_METADATA_KEY)
+    record: dict[str, Any] = {}
+    if raw:
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError:
+            record = {"unparsed": raw.decode("utf-8", "replace")}
+    return table.to_pandas(), record
+
+
+def publish_trial_file(source: Path, target: Path) -> Path:
+    """Copy a finished trial's file into the sweep folder atomically (never half a file,
+    and a second copy of the same trial replaces the first instead of duplicating it)."""
+    return write_atomically(target, lambda tmp: shutil.copyfile(source, tmp))
+
+
+def trial_file_problem(path: Path, expected: dict[str, Any]) -> str | None:
+    """Why the trial file at ``path`` cannot count as finished, or None when it can.
+
+    A finished trial is a file that reads back whole (every column of every row group,
+    not only the footer) and whose record matches the plan: each key of ``expected``
+    (training, seeds, model, train, mc_passes) equal in the record. This is what
+    ``--resume`` trusts; a truncated copy or a file of another plan is rerun instead."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_table(path)
+        record = read_trial_record(path)
+    except (OSError, ValueError, pa.ArrowException) as err:
+        return f"unreadable ({str(err).splitlines()[0][:120]})"
+    differing = [k for k, v in expected.items() if _comparable(record.get(k)) != _comparable(v)]
+    return f"record differs from the plan in {', '.join(differing)}" if differing else None
+
+
+def _comparable(value: Any) -> Any:
+    """JSON round trip, so tuples and lists (or ints and floats in JSON) compare equal."""
+    return json.loads(json.dumps(value, default=str))
