@@ -39,7 +39,7 @@ from analysis.render import (
     to_markdown,
 )
 from analysis.tables import TABLE_TITLES
-from analysis.wandb_summary import DEFAULT_PROJECT, WANDB_MODES, log_summary
+from analysis.wandb_summary import DEFAULT_MODE, DEFAULT_PROJECT, WANDB_MODES, log_summary
 from mer_uq import schema
 from mer_uq.sweep_folder import (
     REPORT_DIR,
@@ -321,7 +321,7 @@ def _output_tables(data: ReportData) -> dict[str, pd.DataFrame]:
     return out
 
 
-def write_report(sweep_dir: Path, *, use_wandb: bool = False, wandb_mode: str = "offline",
+def write_report(sweep_dir: Path, *, use_wandb: bool = False, wandb_mode: str = DEFAULT_MODE,
                  wandb_project: str = DEFAULT_PROJECT,
                  settings: AnalysisSettings | None = None) -> Path:
     """Write DIR/report/ and return the path of report.md (the contract's entry point)."""
@@ -331,7 +331,7 @@ def write_report(sweep_dir: Path, *, use_wandb: bool = False, wandb_mode: str = 
 
 
 def write_report_files(data: ReportData, *, use_wandb: bool = False,
-                       wandb_mode: str = "offline", wandb_project: str = DEFAULT_PROJECT
+                       wandb_mode: str = DEFAULT_MODE, wandb_project: str = DEFAULT_PROJECT
                        ) -> Path:
     """Write the tables, figures, report.md and report.html of already computed numbers."""
     sweep_dir = data.sweep.sweep_dir
@@ -361,7 +361,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      description="Sweep folder -> DIR/report/")
     parser.add_argument("sweep_dir", type=Path, help="folder with trials/*.parquet, sweep.json")
     parser.add_argument("--wandb", action="store_true", help="log tables and figures to W&B")
-    parser.add_argument("--wandb-mode", default="offline", choices=WANDB_MODES)
+    parser.add_argument("--wandb-mode", default=DEFAULT_MODE, choices=WANDB_MODES)
     parser.add_argument("--wandb-project", default=DEFAULT_PROJECT)
     parser.add_argument("--n-boot", type=_count, default=AnalysisSettings.n_boot,
                         help="bootstrap resamples of the test songs (0: no intervals)")

@@ -20,34 +20,23 @@ import numpy as np
 import pandas as pd
 
 from mer_uq import schema
-from mer_uq.methods import METHODS, TRAININGS
+from mer_uq.methods import EXTRA_METHODS, METHODS, PAPER_METHODS
 from mer_uq.prediction import ALEATORIC_SD, EPISTEMIC_SD, combine_seeds, mixture
 
 # Row groups, in the order they are printed; a rule separates groups in the tables.
 PAPER, EXTRA, ENSEMBLE, BASELINE = "paper", "extra", "ensemble", "baseline"
 GROUP_ORDER: tuple[str, ...] = (PAPER, EXTRA, ENSEMBLE, BASELINE)
 
-# Print order of the paper's Table 1 and of the extra methods: from mer_uq's registry.
-PAPER_METHODS: tuple[str, ...] = tuple(n for n, spec in METHODS.items() if spec.in_paper)
-EXTRA_METHODS: tuple[str, ...] = tuple(n for n, spec in METHODS.items() if not spec.in_paper)
 # Methods whose model outputs (mu, sigma): their seeds form a deep ensemble (mixture).
 TWO_OUTPUT_METHODS: tuple[str, ...] = tuple(
-    n for n, spec in METHODS.items() if TRAININGS[spec.training].two_outputs)
+    n for n, spec in METHODS.items() if spec.spec.two_outputs)
 
 SEEDS_ENSEMBLE_KEY = "seeds"
 SEEDS_SINGLE_KEY = "seeds_single"
 DEEP_ENSEMBLE_PREFIX = "ensemble_"
 
-METHOD_LABELS: dict[str, str] = {
-    "seeds": "Random seeds",
-    "mc_dropout": "MC dropout",
-    "nll": "NLL",
-    "mse": "MSE",
-    "kld": "KLD",
-    "nll_exact": "NLL (exact Gaussian)",
-    "kld_exact": "KLD (exact KL)",
-    "beta_nll": "beta-NLL",
-    "rater_nll": "NLL on individual ratings",
+# The methods' labels are mer_uq.methods'; the baselines are the analysis's own rows.
+BASELINE_LABELS: dict[str, str] = {
     "baseline_ridge": "Ridge probe",
     "baseline_constant_sd": "Constant SD (training mean)",
     "baseline_sd_from_mean": "SD from predicted mean (quadratic)",
@@ -105,7 +94,8 @@ def loss_form(method: str) -> str:
 
 
 def method_label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
+    spec = METHODS.get(method)
+    return spec.label if spec else BASELINE_LABELS.get(method, method)
 
 
 @dataclass

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # no pandas at import: sweep.cli reads the modes below in its fast path
+    import pandas as pd
 
+# The W&B settings the sweep's and the report's flags share (one spelling for both CLIs).
 DEFAULT_PROJECT = "mer-uq"
-WANDB_MODES = ("offline", "online", "disabled")
+WANDB_MODES: tuple[str, ...] = ("offline", "online", "disabled")
+DEFAULT_MODE = "offline"
 
 
 def _table_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -27,7 +30,7 @@ def _table_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def log_summary(run_dir: Path, tables: dict[str, pd.DataFrame], figures: dict[str, Path],
-                config: dict[str, Any], *, mode: str = "offline",
+                config: dict[str, Any], *, mode: str = DEFAULT_MODE,
                 project: str = DEFAULT_PROJECT, name: str | None = None) -> Path:
     """One run holding every table (wandb.Table) and figure (wandb.Image); returns the
     run's local directory (under WANDB_DIR when set, else ``run_dir``)."""

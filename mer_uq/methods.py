@@ -129,19 +129,38 @@ class TrainingSpec:
     def validation_objective(self) -> Objective:
         return self.objective if self.validation is None else self.validation
 
+    @property
+    def outputs(self) -> str:
+        return "mu_hat, sigma_hat" if self.two_outputs else "mu_hat"
+
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One row of Table 1: which training it reads and how uncertainty is obtained."""
+    """One row of Table 1: which training it reads and how uncertainty is obtained. What
+    the method trains on, with which loss, and its outputs are its training's (`spec`)."""
 
     name: str
     training: str
-    trains_on: Targets
-    loss: str
-    outputs: str
     uncertainty: Uncertainty
     in_paper: bool
+    label: str  # the method's name in tables and figures
     description: str
+
+    @property
+    def spec(self) -> TrainingSpec:
+        return TRAININGS[self.training]
+
+    @property
+    def trains_on(self) -> Targets:
+        return self.spec.targets
+
+    @property
+    def loss(self) -> str:
+        return self.spec.loss
+
+    @property
+    def outputs(self) -> str:
+        return self.spec.outputs
 
 
 TRAININGS: dict[str, TrainingSpec] = {
@@ -165,104 +184,32 @@ TRAININGS: dict[str, TrainingSpec] = {
     )
 }
 
-_MU = "mu_hat"
-_MU_SIGMA = "mu_hat, sigma_hat"
-
 METHODS: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in (
-        MethodSpec(
-            "seeds",
-            "mean",
-            Targets.MEAN,
-            "mse_mean",
-            _MU,
-            Uncertainty.SEED_ENSEMBLE,
-            True,
-            "Random seeds: n mean-only models; SD of their means",
-        ),
-        MethodSpec(
-            "mc_dropout",
-            "mean",
-            Targets.MEAN,
-            "mse_mean",
-            _MU,
-            Uncertainty.MC_DROPOUT,
-            True,
-            "MC dropout (Gal & Ghahramani, 2016) on the mean-only model",
-        ),
-        MethodSpec(
-            "nll",
-            "nll",
-            Targets.MEAN,
-            "nll_paper (eq. 3)",
-            _MU_SIGMA,
-            Uncertainty.SIGMA_HAT,
-            True,
-            "paper's NLL as printed (0.5 log sigma)",
-        ),
-        MethodSpec(
-            "mse",
-            "mse",
-            Targets.MEAN_AND_SD,
-            "mse_paper (eq. 1)",
-            _MU_SIGMA,
-            Uncertainty.SIGMA_HAT,
-            True,
-            "paper's MSE on mean and variance",
-        ),
-        MethodSpec(
-            "kld",
-            "kld",
-            Targets.MEAN_AND_SD,
-            "kld_paper (eq. 2)",
-            _MU_SIGMA,
-            Uncertainty.SIGMA_HAT,
-            True,
-            "paper's KLD as printed (r / sigma_hat)",
-        ),
-        MethodSpec(
-            "nll_exact",
-            "nll_exact",
-            Targets.MEAN,
-            "gaussian_nll",
-            _MU_SIGMA,
-            Uncertainty.SIGMA_HAT,
-            False,
-            "exact Gaussian NLL of the song mean",
-        ),
-        MethodSpec(
-            "kld_exact",
-            "kld_exact",
-            Targets.MEAN_AND_SD,
-            "kl_gaussian",
-            _MU_SIGMA,
-            Uncertainty.SIGMA_HAT,
-            False,
-            "exact KL(prediction || raters' Gaussian)",
-        ),
-        MethodSpec(
-            "beta_nll",
-            "beta_nll",
-            Targets.MEAN,
-            "beta_nll (beta 0.5)",
-            _MU_SIGMA,
-            Uncertainty.SIGMA_HAT,
-            False,
-            "beta-NLL (Seitzer et al., 2022)",
-        ),
-        MethodSpec(
-            "rater_nll",
-            "rater_nll",
-            Targets.RATINGS,
-            "rater_nll",
-            _MU_SIGMA,
-            Uncertainty.SIGMA_HAT,
-            False,
-            "Gaussian NLL of every individual rating",
-        ),
+        MethodSpec("seeds", "mean", Uncertainty.SEED_ENSEMBLE, True, "Random seeds",
+                   "Random seeds: n mean-only models; SD of their means"),
+        MethodSpec("mc_dropout", "mean", Uncertainty.MC_DROPOUT, True, "MC dropout",
+                   "MC dropout (Gal & Ghahramani, 2016) on the mean-only model"),
+        MethodSpec("nll", "nll", Uncertainty.SIGMA_HAT, True, "NLL",
+                   "paper's NLL as printed (0.5 log sigma)"),
+        MethodSpec("mse", "mse", Uncertainty.SIGMA_HAT, True, "MSE",
+                   "paper's MSE on mean and variance"),
+        MethodSpec("kld", "kld", Uncertainty.SIGMA_HAT, True, "KLD",
+                   "paper's KLD as printed (r / sigma_hat)"),
+        MethodSpec("nll_exact", "nll_exact", Uncertainty.SIGMA_HAT, False,
+                   "NLL (exact Gaussian)", "exact Gaussian NLL of the song mean"),
+        MethodSpec("kld_exact", "kld_exact", Uncertainty.SIGMA_HAT, False, "KLD (exact KL)",
+                   "exact KL(prediction || raters' Gaussian)"),
+        MethodSpec("beta_nll", "beta_nll", Uncertainty.SIGMA_HAT, False, "beta-NLL",
+                   "beta-NLL (Seitzer et al., 2022)"),
+        MethodSpec("rater_nll", "rater_nll", Uncertainty.SIGMA_HAT, False,
+                   "NLL on individual ratings", "Gaussian NLL of every individual rating"),
     )
 }
+# The five methods of the paper's Table 1 in the paper's order, then the ones beyond it.
+PAPER_METHODS: tuple[str, ...] = tuple(n for n, spec in METHODS.items() if spec.in_paper)
+EXTRA_METHODS: tuple[str, ...] = tuple(n for n, spec in METHODS.items() if not spec.in_paper)
 
 
 class UnknownMethodError(ValueError):

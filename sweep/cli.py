@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from sweep.wandb_logging import WANDB_MODES
+from analysis.wandb_summary import DEFAULT_MODE, DEFAULT_PROJECT, WANDB_MODES
 
 # Training knobs, named as the fields of mer_uq's FCNConfig and TrainConfig. A knob left
 # off the command line keeps mer_uq's default (the paper's training settings).
@@ -51,8 +51,8 @@ class SweepOptions:
     search_method: str = "nll"
     num_samples: int = 20
     wandb: bool = False
-    wandb_project: str = "mer-uq"
-    wandb_mode: str = "offline"
+    wandb_project: str = DEFAULT_PROJECT
+    wandb_mode: str = DEFAULT_MODE
     report: bool = True
     # Other datasets and the data axes (docs/sweep.md, "Data axes")
     ratings: Path | None = None
@@ -171,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Optuna trials")
     logging = p.add_argument_group("W&B")
     logging.add_argument("--wandb", action="store_true", help="one W&B run per trial")
-    logging.add_argument("--wandb-project", default="mer-uq")
-    logging.add_argument("--wandb-mode", choices=WANDB_MODES, default="offline",
+    logging.add_argument("--wandb-project", default=DEFAULT_PROJECT)
+    logging.add_argument("--wandb-mode", choices=WANDB_MODES, default=DEFAULT_MODE,
                          help="offline needs no key or network; `wandb sync` uploads later")
     return p
 

@@ -13,11 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mer_uq.methods import METHODS, training_groups
+from mer_uq.methods import EXTRA_METHODS, METHODS, PAPER_METHODS, training_groups
 from mer_uq.sweep_folder import trial_stem
-
-# The five methods of the paper's Table 1, in the paper's order.
-PAPER_METHODS: tuple[str, ...] = ("seeds", "mc_dropout", "nll", "mse", "kld")
 
 
 class PlanError(ValueError):
@@ -29,7 +26,7 @@ def resolve_methods(text: str) -> tuple[str, ...]:
     if text == "all":
         return PAPER_METHODS
     if text == "all+":
-        return (*PAPER_METHODS, *(m for m in METHODS if m not in PAPER_METHODS))
+        return (*PAPER_METHODS, *EXTRA_METHODS)
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     if not names:
         raise PlanError("--methods is empty; use all, all+ or a comma list of methods")

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mer_uq.methods import PAPER_METHODS
 from mer_uq.metrics import pearson_r, r2_score, spearman_rho
 from mer_uq.prediction import combine_seeds
 from mer_uq.schema import DIMENSIONS, PRED_MU, PRED_SIGMA, TARGET_MEAN, TARGET_SD
-from sweep.grid import PAPER_METHODS
 
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "R2": r2_score, "Pearson": pearson_r, "Spearman": spearman_rho,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-WANDB_MODES: tuple[str, ...] = ("offline", "online", "disabled")
+from analysis.wandb_summary import WANDB_MODES
 
 
 def wandb_callback(project: str, mode: str, group: str | None, directory: Path):

@@ -38,7 +38,9 @@ def test_table_1_rows() -> None:
 def test_every_method_reads_a_known_training() -> None:
     for spec in METHODS.values():
         assert spec.training in TRAININGS
-        assert spec.trains_on is TRAININGS[spec.training].targets
+    assert METHODS["seeds"].outputs == "mu_hat"
+    assert METHODS["kld"].outputs == "mu_hat, sigma_hat"
+    assert METHODS["kld"].loss == "kld_paper (eq. 2)"
 
 
 def test_training_groups_share_the_mean_model() -> None:

@@ -14,9 +14,9 @@ import pytest
 
 from mer_uq import methods
 from mer_uq.data import load_deam, load_features, save_features
+from mer_uq.methods import PAPER_METHODS
 from sweep.cli import parse_options
 from sweep.grid import (
-    PAPER_METHODS,
     TYPICAL_EPOCHS,
     PlanError,
     TrialPlan,
