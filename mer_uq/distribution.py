@@ -42,16 +42,7 @@ class DiagGaussian:
             )
 
     @property
-    def has_spread(self) -> bool:
-        return self.log_sigma is not None
-
-    @property
     def sigma(self) -> Tensor:
         if self.log_sigma is None:
             raise ValueError("mean-only prediction has no sigma")
         return torch.exp(self.log_sigma)
-
-    def detach(self) -> DiagGaussian:
-        return DiagGaussian(
-            self.mu.detach(), None if self.log_sigma is None else self.log_sigma.detach()
-        )

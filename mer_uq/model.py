@@ -24,9 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -307,39 +305,3 @@ class StackedFCN:
                         grad, 1.0, 1, 1, False, pre_activations[i - 1]
                     )
         return loss.detach(), grads
-
-    # ------------------------------------------------------------ persistence
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "in_features": self.in_features,
-            "config": asdict(self.config),
-            "two_outputs": self.two_outputs,
-            "seeds": list(self.seeds),
-            "flat": self.params.data.detach().cpu().clone(),
-        }
-
-    def save(self, path: Path | str) -> None:
-        torch.save(self.state(), path)
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any], device: torch.device | str = "cpu") -> StackedFCN:
-        model = cls(
-            state["in_features"],
-            FCNConfig(**state["config"]),
-            state["two_outputs"],
-            state["seeds"],
-            device,
-        )
-        if model.params.data.shape != state["flat"].shape:
-            raise ValueError(
-                f"saved parameters have {state['flat'].numel()} values, the config implies "
-                f"{model.params.data.numel()}"
-            )
-        with torch.no_grad():
-            model.params.data.copy_(state["flat"])
-        return model
-
-    @classmethod
-    def load(cls, path: Path | str, device: torch.device | str = "cpu") -> StackedFCN:
-        return cls.from_state(torch.load(path, weights_only=True), device)

@@ -1,6 +1,6 @@
 """From a trained stack to predictions, and from single-seed predictions to ensembles.
 
-Arrays first (`predict`, `mc_dropout`, `seed_ensemble`, `mixture_moments`), then the
+Arrays first (`predict`, `mc_dropout`), then the
 prediction tables every trial writes (schema.PREDICTION_COLUMNS) and the two ensemble
 combiners the analysis applies to them:
 
@@ -18,8 +18,6 @@ with sigma = 0. Ensemble rows carry seed = ENSEMBLE_SEED (-1) and keep their met
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -100,42 +98,6 @@ def mc_dropout(
     mean /= passes
     var = np.maximum(sq / passes - mean * mean, 0.0) * (passes / (passes - ddof))
     return mean, np.sqrt(var)
-
-
-def seed_ensemble(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and population SD over the first axis (members) of single-seed means."""
-    mu = np.asarray(mu, dtype=np.float64)
-    if mu.ndim < 1 or mu.shape[0] < 2:
-        raise ValueError(f"an ensemble needs >= 2 members on axis 0, got shape {mu.shape}")
-    return mu.mean(axis=0), mu.std(axis=0)
-
-
-@dataclass(frozen=True)
-class MixtureMoments:
-    """Moments of an equally weighted Gaussian mixture, with the variance split."""
-
-    mean: np.ndarray
-    aleatoric_var: np.ndarray  # mean of the members' sigma^2
-    epistemic_var: np.ndarray  # variance of the members' mu
-
-    @property
-    def total_var(self) -> np.ndarray:
-        return self.aleatoric_var + self.epistemic_var
-
-    @property
-    def total_sd(self) -> np.ndarray:
-        return np.sqrt(self.total_var)
-
-
-def mixture_moments(mu: np.ndarray, sigma: np.ndarray) -> MixtureMoments:
-    """Mixture of N(mu_m, sigma_m^2) over the first axis (members)."""
-    mu = np.asarray(mu, dtype=np.float64)
-    sigma = np.asarray(sigma, dtype=np.float64)
-    if mu.shape != sigma.shape or mu.ndim < 1 or mu.shape[0] < 1:
-        raise ValueError(f"mu {mu.shape} and sigma {sigma.shape} must match, members first")
-    if not np.all(np.isfinite(sigma)) or np.any(sigma < 0):
-        raise ValueError("mixture needs finite sigma >= 0 for every member")
-    return MixtureMoments(mu.mean(axis=0), (sigma**2).mean(axis=0), mu.var(axis=0))
 
 
 # ---------------------------------------------------------------- tables

@@ -19,7 +19,6 @@ from mer_uq.config import DEFAULT_MC_PASSES
 from mer_uq.data import DeamDataset, FeatureTable, standardise
 from mer_uq.data.subsample import DataAxes, apply_axes
 from mer_uq.methods import (
-    Targets,
     Uncertainty,
     UnknownMethodError,
     method_spec,
@@ -120,18 +119,12 @@ def _feature_rows(features: FeatureTable, song_ids: np.ndarray, split: str) -> n
     return features.rows(song_ids)
 
 
-def training_targets(dataset: DeamDataset, song_ids: np.ndarray, source: Targets) -> np.ndarray:
-    """[n, 2D] targets: per-song means, then SDs; for RATINGS trainings both come from the
-    per-rater table (population SD), the sufficient statistics of `losses.rater_nll`."""
-    if source is Targets.RATINGS:
-        grouped = dataset.ratings.groupby("song_id")[list(DIMENSIONS)]
-        table = pd.concat(
-            [grouped.mean().add_suffix("_m"), grouped.std(ddof=0).add_suffix("_s")], axis=1
-        )
-        columns = [f"{d}_m" for d in DIMENSIONS] + [f"{d}_s" for d in DIMENSIONS]
-    else:
-        table = dataset.songs.set_index("song_id")
-        columns = [TARGET_MEAN[d] for d in DIMENSIONS] + [TARGET_SD[d] for d in DIMENSIONS]
+def training_targets(dataset: DeamDataset, song_ids: np.ndarray) -> np.ndarray:
+    """[n, 2D] targets: per-song means, then SDs. Every training reads these: the songs
+    table holds exactly the mean and population SD of the song's ratings (the k drawn ones
+    under the data axes), the sufficient statistics `losses.rater_nll` needs too."""
+    table = dataset.songs.set_index("song_id")
+    columns = [TARGET_MEAN[d] for d in DIMENSIONS] + [TARGET_SD[d] for d in DIMENSIONS]
     missing = np.setdiff1d(song_ids, table.index.to_numpy())
     if missing.size:
         raise ValueError(f"no targets for song(s) {missing[:10].tolist()}")
@@ -213,7 +206,6 @@ def _run_trial(
     cell = apply_axes(dataset, spec.data) if spec.data is not None else None
     if cell is not None:
         dataset = cell.trained_on
-    training = training_spec(spec.training)
     ids = {split: dataset.song_ids(split) for split in ("train", *EVAL_SPLITS)}
     for split, song_ids in ids.items():
         if song_ids.size == 0:
@@ -222,9 +214,9 @@ def _run_trial(
     standard = standardise(features, ids["train"])
     data = TrainingData(
         x_train=standard.rows(ids["train"]),
-        t_train=training_targets(dataset, ids["train"], training.targets),
+        t_train=training_targets(dataset, ids["train"]),
         x_valid=standard.rows(ids["valid"]),
-        t_valid=training_targets(dataset, ids["valid"], training.targets),
+        t_valid=training_targets(dataset, ids["valid"]),
     )
     trained = train_stack(spec.training, spec.seeds, data, spec.model, spec.train, on_epoch)
     predictions = _predictions(spec, trained, standard, ids)

@@ -31,7 +31,6 @@ class TrialPublisher(Callback):
     def __init__(self, trials_dir: Path, name_of: Callable[[Any], str] = plan_file_stem) -> None:
         self.trials_dir = Path(trials_dir)
         self.name_of = name_of
-        self.published: list[Path] = []
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         checkpoint = trial.checkpoint
@@ -40,4 +39,3 @@ class TrialPublisher(Callback):
         target = trial_file(self.trials_dir, self.name_of(trial))
         with checkpoint.as_directory() as folder:
             publish_trial_file(Path(folder) / PREDICTIONS_FILE, target)
-        self.published.append(target)

@@ -42,8 +42,6 @@ SEARCHED_MODEL_KEYS: tuple[str, ...] = ("dropout", "hidden_width")
 # creates it and kills its own worker process (os._exit), imitating a lost node; Tune must
 # then retry the trial (FailureConfig). Set by the driver from MER_UQ_TEST_CRASH_ONCE.
 CRASH_ONCE_MARKER = "_crash_once_marker"
-# Set in the last report only ("done" itself is a key Tune reserves).
-FINAL_FLAG = "trial_finished"
 
 
 def build_spec(config: dict[str, Any]) -> TrialSpec:
@@ -121,5 +119,5 @@ def train_trial(config: dict[str, Any], dataset: Any, features: Any) -> None:
     }
     with tempfile.TemporaryDirectory(prefix="mer_uq_trial_") as tmp:
         write_trial_parquet(Path(tmp) / PREDICTIONS_FILE, result.predictions, record)
-        final = {**_scalars(result.metrics), "node_ip": record["node"]["node_ip"], FINAL_FLAG: 1}
+        final = {**_scalars(result.metrics), "node_ip": record["node"]["node_ip"]}
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))

@@ -93,21 +93,10 @@ def test_seed_streams_are_reproducible_and_distinct() -> None:
         seed_streams(-1)
 
 
-def test_feature_dimension_mismatch_is_a_clear_error(tmp_path) -> None:
+def test_feature_dimension_mismatch_is_a_clear_error() -> None:
     model = StackedFCN(130, FCNConfig(), True, seeds=(0,))
     with pytest.raises(ValueError, match="feature dimension 1024 does not match the model's 130"):
         model.forward(torch.randn(3, 1024))
-    path = tmp_path / "model.pt"
-    model.save(path)
-    loaded = StackedFCN.load(path)
-    x = torch.randn(3, 130)
-    torch.testing.assert_close(loaded.forward(x).mu, model.forward(x).mu)
-    with pytest.raises(ValueError, match="feature dimension 1024"):
-        loaded.forward(torch.randn(2, 1024))
-    state = model.state()
-    state["flat"] = state["flat"][:-1]
-    with pytest.raises(ValueError, match="saved parameters"):
-        StackedFCN.from_state(state)
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,8 @@ from mer_uq.prediction import (
     combine_seeds,
     mc_dropout,
     mixture,
-    mixture_moments,
     predict,
     prediction_frame,
-    seed_ensemble,
 )
 from mer_uq.schema import PREDICTION_COLUMNS
 
@@ -72,20 +70,23 @@ def test_mixture_adds_epistemic_variance_never_averages_sigma() -> None:
             assert row[f"{dim}_sigma"] > np.mean(sd)  # averaging sigma would understate
 
 
-def test_mixture_moments_match_sampling_the_mixture() -> None:
+def test_mixture_matches_sampling_the_mixture() -> None:
     rng = np.random.default_rng(1)
     mu = np.array([-0.3, 0.1, 0.4])
     sigma = np.array([0.1, 0.2, 0.15])
-    moments = mixture_moments(mu[:, None], sigma[:, None])
+    members = prediction_frame(np.array([7]), np.array(["test"]), "nll", (0, 1, 2),
+                               np.repeat(mu[:, None, None], 2, axis=2),
+                               np.repeat(sigma[:, None, None], 2, axis=2))
+    out = mixture(members).iloc[0]
     member = rng.integers(0, 3, 400_000)
     draws = rng.normal(mu[member], sigma[member])
-    assert float(moments.mean[0]) == pytest.approx(draws.mean(), abs=0.002)
-    assert float(moments.total_sd[0]) == pytest.approx(draws.std(), rel=0.005)
-    mean, sd = seed_ensemble(mu[:, None])
-    assert float(mean[0]) == pytest.approx(mu.mean())
-    assert float(sd[0]) == pytest.approx(
-        float(mixture_moments(mu[:, None], 0 * mu[:, None]).total_sd[0])
-    )
+    assert out["valence_mu"] == pytest.approx(draws.mean(), abs=0.002)
+    assert out["valence_sigma"] == pytest.approx(draws.std(), rel=0.005)
+    # the seeds ensemble with the population SD is the mixture of zero-width members
+    means_only = members.assign(valence_sigma=0.0, arousal_sigma=0.0)
+    seeds = combine_seeds(members, method="nll", ddof=0).iloc[0]
+    assert seeds["valence_mu"] == pytest.approx(mu.mean())
+    assert seeds["valence_sigma"] == pytest.approx(mixture(means_only).iloc[0]["valence_sigma"])
 
 
 def test_combiner_errors_are_clear() -> None:
@@ -98,8 +99,6 @@ def test_combiner_errors_are_clear() -> None:
     ragged = _frame("seeds", sigma=False).iloc[1:]
     with pytest.raises(ValueError, match="different numbers of seeds"):
         combine_seeds(ragged)
-    with pytest.raises(ValueError, match=">= 2 members"):
-        seed_ensemble(np.zeros((1, 3)))
 
 
 def test_mc_dropout_per_member_streams_and_spread() -> None:
