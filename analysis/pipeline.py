@@ -23,7 +23,7 @@ from analysis.inputs import load_sweep_dataset, load_sweep_features
 from analysis.load import SweepResults, TrialProblem, load_sweep
 from analysis.paper import PaperTables, compare_cell, load_paper_tables
 from analysis.rows import PAPER, PredictionRow, build_rows, loss_form, paper_row_key
-from analysis.scores import calibration_table, rating_scores, variance_parts
+from analysis.scores import calibration_table, rating_score_table, variance_parts
 from analysis.tables import TableResult, compute_tables, empirical_targets
 from mer_uq.data.dataset import DeamDataset
 from mer_uq.data.features import standardise
@@ -134,7 +134,7 @@ def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = Non
         targets=targets, tables=tables,
         cells=_with_ceiling_and_paper(tables.cells, ceilings, paper), ceilings=ceilings,
         reliability=reliability_frame(rel), comparisons=compare_rows(tables),
-        scores=rating_scores(rows, dataset.ratings, song_ids),
+        scores=rating_score_table(rows, dataset.ratings, song_ids),
         calibration=calibration_table(rows, dataset.ratings, song_ids),
         variance_parts=variance_parts(rows), baseline_details=baseline_details, paper=paper,
         loss_forms={m: loss_form(m) for m in methods}, settings=settings, problems=problems,

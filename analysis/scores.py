@@ -5,8 +5,8 @@ song. The question a user of an uncertainty estimate actually asks is "how likel
 ratings real listeners gave, under the predicted N(mu, sigma^2)?". So every individual
 (normalised) rating of a test song is scored under that song's predicted Gaussian:
 Gaussian NLL, CRPS, coverage of the central 50/80/95 % intervals, and the calibration
-curve. The scoring functions are mer_uq.metrics'; this module only lines ratings up with
-predictions.
+curve. The scores are mer_uq.scores' (the same function and names a trial records); this
+module only applies them to every member of every row.
 
 For the random-seeds and MC-dropout rows sigma is the spread of the MODEL, not of the
 raters: their rating scores show what happens when model uncertainty is read as rater
@@ -22,28 +22,8 @@ import pandas as pd
 
 from analysis.rows import PredictionRow
 from mer_uq import schema
-from mer_uq.metrics import calibration_curve, crps_gaussian, gaussian_nll, interval_coverage
-
-COVERAGE_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.95)
-SCORE_NAMES: tuple[str, ...] = ("nll", "crps", *(f"coverage_{round(100 * lv)}"
-                                                  for lv in COVERAGE_LEVELS))
-
-
-def rating_index(ratings: pd.DataFrame, song_ids: np.ndarray) -> tuple[np.ndarray,
-                                                                       dict[str, np.ndarray]]:
-    """Position in ``song_ids`` of every rating of those songs, and the ratings per dimension."""
-    song_ids = np.asarray(song_ids, dtype=np.int64)
-    chosen = ratings[ratings["song_id"].isin(song_ids)]
-    position = pd.Series(np.arange(song_ids.size), index=song_ids)
-    index = position.loc[chosen["song_id"].to_numpy()].to_numpy()
-    return index, {d: chosen[d].to_numpy(dtype=np.float64) for d in schema.DIMENSIONS}
-
-
-def _member_scores(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> dict[str, float]:
-    scores = {"nll": gaussian_nll(y, mu, sigma), "crps": crps_gaussian(y, mu, sigma)}
-    for level, name in zip(COVERAGE_LEVELS, SCORE_NAMES[2:], strict=True):
-        scores[name] = interval_coverage(y, mu, sigma, level)
-    return scores
+from mer_uq.metrics import calibration_curve
+from mer_uq.scores import RATING_SCORES, has_spread, rating_positions, rating_scores
 
 
 def _usable_members(row: PredictionRow, dim: str, index: np.ndarray
@@ -51,23 +31,23 @@ def _usable_members(row: PredictionRow, dim: str, index: np.ndarray
     """Each member's (mu, sigma) per rating, skipping members with no usable spread (a
     single-seed mean-only model has sigma NaN): they have no distribution to score."""
     for mu, sigma in zip(row.mu[dim], row.sigma[dim], strict=True):
-        if np.all(np.isfinite(sigma)) and np.all(sigma > 0):
+        if has_spread(sigma):
             yield mu[index], sigma[index]
 
 
-def rating_scores(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids: np.ndarray
-                  ) -> pd.DataFrame:
+def rating_score_table(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids: np.ndarray
+                       ) -> pd.DataFrame:
     """Long table: row, dimension, score, value (mean over members), SD over members."""
-    index, values = rating_index(ratings, song_ids)
+    index, values = rating_positions(ratings, song_ids)
     lines = []
     for row in rows:
         if not row.has_sigma:
             continue
         for dim in schema.DIMENSIONS:
-            per_member = [_member_scores(values[dim], mu, sigma)
+            per_member = [rating_scores(values[dim], mu, sigma)
                           for mu, sigma in _usable_members(row, dim, index)]
             skipped = row.n_members - len(per_member)
-            for name in SCORE_NAMES:
+            for name in RATING_SCORES:
                 member_values = np.array([s[name] for s in per_member])
                 lines.append({
                     "row_key": row.key, "row_label": row.label, "group": row.group,
@@ -84,7 +64,7 @@ def rating_scores(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids: np
 def calibration_table(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids: np.ndarray
                       ) -> pd.DataFrame:
     """Calibration curve of each row (observed coverage averaged over its members)."""
-    index, values = rating_index(ratings, song_ids)
+    index, values = rating_positions(ratings, song_ids)
     lines = []
     for row in rows:
         if not row.has_sigma:

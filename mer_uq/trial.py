@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mer_uq import metrics
 from mer_uq.config import DEFAULT_MC_PASSES
 from mer_uq.data import DeamDataset, FeatureTable, standardise
 from mer_uq.data.subsample import DataAxes, apply_axes
@@ -27,7 +26,8 @@ from mer_uq.methods import (
 )
 from mer_uq.model import FCNConfig
 from mer_uq.prediction import combine_seeds, mc_dropout, predict, prediction_frame
-from mer_uq.schema import DIMENSIONS, HP_PREFIX, PRED_MU, PRED_SIGMA, TARGET_MEAN, TARGET_SD
+from mer_uq.schema import DIMENSIONS, HP_PREFIX, TARGET_MEAN, TARGET_SD
+from mer_uq.scores import score_split
 from mer_uq.training import (
     EpochCallback,
     TrainConfig,
@@ -43,12 +43,10 @@ __all__ = [
     "TrialResult",
     "TrialSpec",
     "run_trial",
-    "score_split",
     "training_targets",
 ]
 
 EVAL_SPLITS = ("valid", "test")
-COVERAGE_LEVEL = 0.9
 
 
 @dataclass(frozen=True)
@@ -138,51 +136,6 @@ def training_targets(dataset: DeamDataset, song_ids: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- scoring
 
 
-def score_split(
-    predictions: pd.DataFrame, dataset: DeamDataset, split: str = "test"
-) -> dict[str, float]:
-    """Scores per method and dimension on one split, mean over the seeds present.
-
-    Keys '<split>/<method>/<dimension>/<score>': mean_r2, mean_pearson, mean_spearman
-    (Table 2); for methods with a spread also sd_r2, sd_pearson, sd_spearman (Table 3) and
-    the proper scores of the predicted N(mu, sigma^2) for every individual rating
-    (rating_nll, rating_crps, rating_coverage90).
-    """
-    rows = predictions[predictions["split"] == split]
-    songs = dataset.songs.set_index("song_id")
-    ratings = dataset.ratings
-    scores: dict[str, list[float]] = {}
-    for (method, _seed), group in rows.groupby(["method", "seed"], sort=True):
-        ids = group["song_id"].to_numpy()
-        raters = ratings[ratings["song_id"].isin(ids)]
-        position = pd.Series(np.arange(len(ids)), index=ids)[raters["song_id"]].to_numpy()
-        for dim in DIMENSIONS:
-            mu = group[PRED_MU[dim]].to_numpy()
-            sigma = group[PRED_SIGMA[dim]].to_numpy()
-            mean_true = songs.loc[ids, TARGET_MEAN[dim]].to_numpy()
-            found = {
-                "mean_r2": metrics.r2_score(mean_true, mu),
-                "mean_pearson": metrics.pearson_r(mean_true, mu),
-                "mean_spearman": metrics.spearman_rho(mean_true, mu),
-            }
-            if np.all(np.isfinite(sigma)) and np.all(sigma > 0):
-                sd_true = songs.loc[ids, TARGET_SD[dim]].to_numpy()
-                y = raters[dim].to_numpy()
-                found |= {
-                    "sd_r2": metrics.r2_score(sd_true, sigma),
-                    "sd_pearson": metrics.pearson_r(sd_true, sigma),
-                    "sd_spearman": metrics.spearman_rho(sd_true, sigma),
-                    "rating_nll": metrics.gaussian_nll(y, mu[position], sigma[position]),
-                    "rating_crps": metrics.crps_gaussian(y, mu[position], sigma[position]),
-                    "rating_coverage90": metrics.interval_coverage(
-                        y, mu[position], sigma[position], COVERAGE_LEVEL
-                    ),
-                }
-            for name, value in found.items():
-                scores.setdefault(f"{split}/{method}/{dim}/{name}", []).append(value)
-    return {key: float(np.mean(values)) for key, values in scores.items()}
-
-
 # ---------------------------------------------------------------- the trial
 
 
@@ -222,7 +175,7 @@ def _run_trial(
     predictions = _predictions(spec, trained, standard, ids)
     metrics = _metrics(spec, trained, predictions, dataset)
     if cell is not None:  # also scored against the k-rater targets; cell values as columns
-        k_scores = score_split(predictions, cell.k_scored, "test")
+        k_scores = score_split(predictions, cell.k_scored.songs, cell.k_scored.ratings, "test")
         metrics |= {f"test_k/{key.removeprefix('test/')}": v for key, v in k_scores.items()}
         metrics |= cell.facts
         predictions = predictions.assign(**cell.axes.columns())
@@ -261,8 +214,9 @@ def _metrics(
     }
     for k, seed in enumerate(spec.seeds):
         result[f"val_loss_seed{seed}"] = float(trained.best_val_loss[k])
-    result |= score_split(predictions, dataset, "test")
+    result |= score_split(predictions, dataset.songs, dataset.ratings, "test")
     if "seeds" in spec.reported_methods and len(spec.seeds) > 1:
-        ensemble = score_split(combine_seeds(predictions, "seeds"), dataset, "test")
+        ensemble = score_split(combine_seeds(predictions, "seeds"), dataset.songs,
+                               dataset.ratings, "test")
         result |= {k.replace("/seeds/", "/seeds_ensemble/"): v for k, v in ensemble.items()}
     return result

@@ -1,17 +1,14 @@
 """The end of a sweep: the analysis report, with Table 2 and Table 3 on the console.
 
-The analysis is a separate layer and may be missing or fail on some corner of a sweep; the
-headline tables must appear anyway, so a failure here falls back to sweep.summary.
+The tables printed are the report's own (DIR/report/tables/table{2,3}.md), so the console
+and the report can never disagree. A report that fails loses nothing: the trial files stay,
+and the one line printed says how to rebuild the report from them.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-import pandas as pd
-
-from mer_uq.sweep_folder import TRIALS_DIR
 
 REPORT_TABLES: tuple[tuple[str, str], ...] = (
     ("table2", "Table 2: predicted vs empirical MEAN (test split)"),
@@ -20,24 +17,25 @@ REPORT_TABLES: tuple[tuple[str, str], ...] = (
 
 
 def _print_report_tables(report_dir: Path) -> None:
+    from analysis.report import TABLES_DIRNAME
+
     for stem, title in REPORT_TABLES:
-        table = report_dir / "tables" / f"{stem}.md"
+        table = report_dir / TABLES_DIRNAME / f"{stem}.md"
         if table.is_file():
             print(f"\n{title}\n{table.read_text()}", flush=True)
 
 
-def report_or_tables(sweep_dir: Path, songs: pd.DataFrame) -> None:
-    """analysis.report.write_report(DIR) when it works; else the tables from the files."""
+def write_final_report(sweep_dir: Path) -> bool:
+    """analysis.report.write_report(DIR) and its two tables on the console; False (and one
+    line on stderr) when the report fails."""
     try:
         from analysis.report import write_report
 
         report = Path(write_report(sweep_dir))
-        _print_report_tables(report.parent)
-        print(f"[sweep] report: {report}", flush=True)
-        return
-    except Exception as err:  # the analysis is optional here: never lose the tables
-        print(f"[sweep] analysis report unavailable ({type(err).__name__}: {err}); "
-              "printing the tables from the trial files", file=sys.stderr)
-    from sweep.summary import print_paper_tables
-
-    print_paper_tables(sweep_dir / TRIALS_DIR, songs)
+    except Exception as err:  # the trials are safe on disk: say how to retry, never lose them
+        print(f"[sweep] report failed ({type(err).__name__}: {err}); the trial files are "
+              f"kept: rebuild it with python -m analysis.report {sweep_dir}", file=sys.stderr)
+        return False
+    _print_report_tables(report.parent)
+    print(f"[sweep] report: {report}", flush=True)
+    return True

@@ -21,7 +21,7 @@ from mer_uq.sweep_folder import (
     write_sweep_json,
 )
 from sweep.cli import SweepOptions
-from sweep.final_report import report_or_tables
+from sweep.final_report import write_final_report
 from sweep.grid import TrialPlan, longest_first
 from sweep.inputs import load_inputs
 from sweep.ray_runtime import connect, disconnect, in_background
@@ -72,7 +72,8 @@ def _import_all(modules: tuple[str, ...]) -> None:
 
 
 def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resuming: bool) -> int:
-    """Train every pending trial; returns the number of trials without a result file.
+    """Train every pending trial; returns the number of trials without a result file, plus
+    one when the report failed (either makes the exit code 1).
 
     With trials to run, the data loads while Ray starts (sweep.ray_runtime.in_background);
     bad data then stops that Ray again and fails as before, with no sweep.json written."""
@@ -132,8 +133,7 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
     if missing:
         print(f"[sweep] {len(missing)} trial(s) failed after retries: {', '.join(missing)}; "
               f"rerun with --resume {sweep_dir}", file=sys.stderr)
-    if options.report:
-        report_or_tables(sweep_dir, dataset.songs)
+    report_failed = options.report and not write_final_report(sweep_dir)
     print(f"[sweep] results: {trials_dir}/ (one Parquet per trial), sweep record: "
           f"{sweep_dir / SWEEP_JSON}", flush=True)
-    return len(missing)
+    return len(missing) + int(report_failed)

@@ -1,70 +1,48 @@
-"""The fallback Table 2 / Table 3 print and the progress line, on real run_trial output
-(no Ray): the numbers must be the metrics recomputed by hand, the seeds ensemble one value."""
+"""The end of a sweep (the report's tables on the console, or one line when the report
+fails) and the progress line."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
-import pandas as pd
-import pytest
-
 import analysis.report
 from mer_uq.data import load_deam, load_features
-from mer_uq.metrics import pearson_r, r2_score
-from mer_uq.sweep_folder import write_trial_parquet
+from mer_uq.sweep_folder import TRIALS_DIR, write_trial_parquet
 from mer_uq.trial import FCNConfig, TrainConfig, TrialSpec, run_trial
-from sweep.final_report import report_or_tables
+from sweep.final_report import write_final_report
 from sweep.progress import ProgressPrinter
-from sweep.summary import paper_tables
 
 
-@pytest.fixture(scope="module")
-def tiny_trials(tmp_path_factory) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
-    dataset, features = load_deam(), load_features()
-    train = TrainConfig(epochs=2, steps_per_epoch=3)
-    folder = tmp_path_factory.mktemp("sweep") / "trials"
-    frames = []
-    for training in ("mean", "nll"):
-        spec = TrialSpec(training, (0, 1), model=FCNConfig(), train=train, mc_passes=4)
-        result = run_trial(spec, dataset, features)
-        write_trial_parquet(folder / f"{training}__seeds0-1.parquet", result.predictions, {})
-        frames.append(result.predictions)
-    return folder, pd.concat(frames, ignore_index=True), dataset.songs
+def _tiny_sweep(folder: Path) -> Path:
+    spec = TrialSpec("nll", (0, 1), model=FCNConfig(), train=TrainConfig(epochs=2,
+                                                                          steps_per_epoch=3))
+    result = run_trial(spec, load_deam(), load_features())
+    write_trial_parquet(folder / TRIALS_DIR / "nll__seeds0-1.parquet", result.predictions, {})
+    return folder
 
 
-def test_tables_match_metrics_recomputed_by_hand(tiny_trials) -> None:
-    _, predictions, songs = tiny_trials
-    tables = paper_tables(predictions, songs)
-    table2, table3 = tables["Table 2 (mean)"], tables["Table 3 (SD)"]
-    assert list(table2.index) == ["seeds", "mc_dropout", "nll"]
-    assert "seeds" in table3.index  # the ensemble has an SD; a single seed has none
-
-    test = predictions[(predictions["split"] == "test") & (predictions["method"] == "nll")]
-    target = songs.set_index("song_id")
-    r2 = [r2_score(target.loc[g["song_id"], "valence_mean"].to_numpy(),
-                   g["valence_mu"].to_numpy()) for _, g in test.groupby("seed")]
-    assert table2.loc["nll", "valence R2"] == f"{np.mean(r2):.3f} ± {np.std(r2, ddof=1):.3f}"
-
-    seeds = predictions[(predictions["split"] == "test") & (predictions["method"] == "seeds")]
-    wide = seeds.pivot(index="song_id", columns="seed", values="arousal_mu")
-    ensemble_sd = wide.std(axis=1, ddof=0).to_numpy()
-    expected = pearson_r(target.loc[wide.index, "arousal_sd"].to_numpy(), ensemble_sd)
-    assert table3.loc["seeds", "arousal Pearson"] == f"{expected:.3f}"
+def test_sweep_prints_the_report_tables(tmp_path, capsys) -> None:
+    sweep_dir = _tiny_sweep(tmp_path / "sweep")
+    assert write_final_report(sweep_dir)
+    out = capsys.readouterr().out
+    table2 = (sweep_dir / "report" / "tables" / "table2.md").read_text()
+    assert f"Table 2: predicted vs empirical MEAN (test split)\n{table2}" in out
+    assert "Table 3: predicted vs empirical SD (test split)" in out
+    assert f"[sweep] report: {sweep_dir / 'report' / 'report.md'}" in out
 
 
-def test_sweep_prints_tables_when_the_analysis_fails(tiny_trials, monkeypatch, capsys) -> None:
-    folder, _, songs = tiny_trials
-
+def test_a_failed_report_is_one_line_and_keeps_the_trials(tmp_path, monkeypatch, capsys
+                                                           ) -> None:
     def broken(sweep_dir: Path) -> Path:
         raise RuntimeError("analysis exploded")
 
     monkeypatch.setattr(analysis.report, "write_report", broken)
-    report_or_tables(folder.parent, songs)
-    captured = capsys.readouterr()
-    assert "analysis exploded" in captured.err
-    assert "Table 2 (mean)" in captured.out and "Table 3 (SD)" in captured.out
+    sweep_dir = tmp_path / "sweep"
+    assert not write_final_report(sweep_dir)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"[sweep] report failed (RuntimeError: analysis exploded); the trial files "
+                   f"are kept: rebuild it with python -m analysis.report {sweep_dir}"]
 
 
 def test_progress_line_counts_and_eta(capsys) -> None:
