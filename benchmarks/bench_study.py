@@ -58,7 +58,7 @@ BENCH_SWEEP = REPO / "benchmarks" / "bench_sweep.py"  # the plain loop of that c
 # What `python -m sweep.run` imports before it starts Ray (the seed sweep's driver).
 DRIVER_IMPORTS = "import sweep.run, sweep.study, sweep.seed_sweep, sweep.inputs"
 # What a Tune trial actor imports before its first epoch.
-TRIAL_IMPORTS = ("ray.tune", "sweep.trainable", "mer_uq.trial")
+TRIAL_IMPORTS = ("ray.tune", "sweep.experiment", "mer_uq.trial")
 # The runtime env Ray Tune gives its trial actors (ray/tune/execution/class_cache.py), so
 # that the timed actor gets a fresh worker as Tune's do.
 TUNE_ACTOR_ENV = {"env_vars": {"PL_DISABLE_FORK": "1"}}
@@ -129,8 +129,8 @@ def trial_phases(study: Any, dataset: Any, features: Any) -> list[dict[str, Any]
     dropout, prediction, scoring), then publishing its file."""
     import mer_uq.trial as trial_module
     from mer_uq.sweep_folder import publish_trial_file, write_trial_parquet
-    from sweep.grid import plan_trials
-    from sweep.trainable import MC_PASSES, MODEL, PLAN, TRAIN, build_spec
+    from sweep.experiment import MC_PASSES, MODEL, PLAN, TRAIN, build_spec
+    from sweep.study import plan_trials
 
     train_stack = trial_module.train_stack
     spent: dict[str, float] = {}

@@ -34,9 +34,14 @@ from mer_uq.data import load_deam, load_features  # noqa: E402
 from mer_uq.sweep_folder import read_trial_record  # noqa: E402
 from mer_uq.trial import TrialSpec, run_trial  # noqa: E402
 from sweep.cli import parse_options  # noqa: E402
-from sweep.grid import longest_first, plan_trials, resolve_methods, resolve_seeds  # noqa: E402
-from sweep.study import study_from_options  # noqa: E402
-from sweep.trainable import MC_PASSES, MODEL, PLAN, TRAIN, build_spec  # noqa: E402
+from sweep.experiment import MC_PASSES, MODEL, PLAN, TRAIN, build_spec  # noqa: E402
+from sweep.study import (  # noqa: E402
+    longest_first,
+    plan_trials,
+    resolve_methods,
+    resolve_seeds,
+    study_from_options,
+)
 
 _DATA: dict[str, Any] = {}
 

@@ -28,9 +28,15 @@ from mer_uq.sweep_folder import (
     read_sweep_json,
 )
 from sweep.cli import SweepOptions, parse_options
-from sweep.grid import PlanError, resolve_methods, resolve_seeds
-from sweep.resources import ResourceError, TrialResources
-from sweep.study import Study, StudyConfigError, study_from_options
+from sweep.ray_runtime import ResourceError, TrialResources
+from sweep.study import (
+    PlanError,
+    Study,
+    StudyConfigError,
+    resolve_methods,
+    resolve_seeds,
+    study_from_options,
+)
 
 # Exit code of a sweep stopped by Ctrl-C (128 + SIGINT, the shell's convention).
 EXIT_INTERRUPTED = 130

@@ -25,15 +25,20 @@ from mer_uq.sweep_folder import (
     write_json,
 )
 from sweep.cli import SweepOptions
-from sweep.collector import TrialPublisher
-from sweep.experiment import base_config, experiment_name, trial_callbacks, trial_resources
-from sweep.grid import TrialPlan, plan_trials, resolve_methods
+from sweep.experiment import (
+    PLAN,
+    TrialPublisher,
+    base_config,
+    default_storage,
+    experiment_name,
+    make_trainable,
+    run_experiment,
+    trial_callbacks,
+    trial_resources,
+)
 from sweep.inputs import load_inputs
-from sweep.ray_runtime import connect, disconnect
-from sweep.resources import check_cluster
-from sweep.study import Study
-from sweep.trainable import PLAN
-from sweep.tuning import default_storage, make_trainable, run_experiment
+from sweep.ray_runtime import check_cluster, connect, disconnect
+from sweep.study import Study, TrialPlan, plan_trials, resolve_methods
 
 OBJECTIVE = "val_loss"
 SEARCH_SPACE: dict[str, Any] = {

@@ -21,18 +21,23 @@ from mer_uq.sweep_folder import (
     write_sweep_json,
 )
 from sweep.cli import SweepOptions
-from sweep.final_report import write_final_report
-from sweep.grid import TrialPlan, longest_first
 from sweep.inputs import load_inputs
-from sweep.ray_runtime import connect, disconnect, in_background
-from sweep.resources import check_cluster
-from sweep.study import Study
+from sweep.ray_runtime import check_cluster, connect, disconnect, in_background
+from sweep.study import Study, TrialPlan, longest_first
+
+# ======================================================================================
+# The seed sweep: every pending (training key x seed chunk) trial on Ray Tune.
+#
+# "Pending" is the resume rule: a trial whose file in DIR/trials reads back whole and matches
+# its plan is finished and never rerun (so results are never duplicated); any other file is
+# rerun, and the console says which and why.
+# ======================================================================================
 
 # Imported while Ray starts (see run_seed_sweep), not before: Ray Tune, the
 # driver's callbacks, and the integrations Tune imports when fit() starts (to tag which
 # callbacks are in use; wandb alone ~1.3 s when installed) load while ray.init waits.
 DRIVER_MODULES = (
-    "ray.tune", "sweep.tuning", "sweep.collector", "sweep.experiment",
+    "ray.tune", "sweep.experiment",
     "ray.air.integrations.wandb", "ray.air.integrations.mlflow",
     "ray.air.integrations.comet", "ray.tune.logger.aim",
 )  # fmt: skip
@@ -102,15 +107,17 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
         try:
             from ray import tune
 
-            from sweep.collector import TrialPublisher
             from sweep.experiment import (
+                PLAN,
+                TrialPublisher,
                 base_config,
+                default_storage,
                 experiment_name,
+                make_trainable,
+                run_experiment,
                 trial_callbacks,
                 trial_resources,
             )
-            from sweep.trainable import PLAN
-            from sweep.tuning import default_storage, make_trainable, run_experiment
 
             check_cluster(trial_resources(options), options.address)
             run_experiment(
@@ -137,3 +144,42 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
     print(f"[sweep] results: {trials_dir}/ (one Parquet per trial), sweep record: "
           f"{sweep_dir / SWEEP_JSON}", flush=True)
     return len(missing) + int(report_failed)
+
+
+# ======================================================================================
+# The end of a sweep: the analysis report, with Table 2 and Table 3 on the console.
+#
+# The tables printed are the report's own (DIR/report/tables/table{2,3}.md), so the console
+# and the report can never disagree. A report that fails loses nothing: the trial files stay,
+# and the one line printed says how to rebuild the report from them.
+# ======================================================================================
+
+REPORT_TABLES: tuple[tuple[str, str], ...] = (
+    ("table2", "Table 2: predicted vs empirical MEAN (test split)"),
+    ("table3", "Table 3: predicted vs empirical SD (test split)"),
+)
+
+
+def _print_report_tables(report_dir: Path) -> None:
+    from analysis.report import TABLES_DIRNAME
+
+    for stem, title in REPORT_TABLES:
+        table = report_dir / TABLES_DIRNAME / f"{stem}.md"
+        if table.is_file():
+            print(f"\n{title}\n{table.read_text()}", flush=True)
+
+
+def write_final_report(sweep_dir: Path) -> bool:
+    """analysis.report.write_report(DIR) and its two tables on the console; False (and one
+    line on stderr) when the report fails."""
+    try:
+        from analysis.report import write_report
+
+        report = Path(write_report(sweep_dir))
+    except Exception as err:  # the trials are safe on disk: say how to retry, never lose them
+        print(f"[sweep] report failed ({type(err).__name__}: {err}); the trial files are "
+              f"kept: rebuild it with python -m analysis.report {sweep_dir}", file=sys.stderr)
+        return False
+    _print_report_tables(report.parent)
+    print(f"[sweep] report: {report}", flush=True)
+    return True

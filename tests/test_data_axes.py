@@ -208,7 +208,7 @@ def test_resampled_pearson_equals_metrics_pearson() -> None:
 
 def test_plan_and_flags() -> None:
     from sweep.cli import parse_options
-    from sweep.grid import (
+    from sweep.study import (
         PlanError,
         plan_trials,
         resolve_fractions,
@@ -240,8 +240,7 @@ def test_plan_and_flags() -> None:
 
 def test_data_flags_to_record() -> None:
     from sweep.cli import parse_options
-    from sweep.data_options import data_axes_record, data_source_record
-    from sweep.grid import PlanError
+    from sweep.study import PlanError, data_axes_record, data_source_record
 
     synthetic = data_source_record(parse_options(["--synthetic", "--synthetic-raters", "20"]))
     assert synthetic["synthetic"] == {"n_songs": 1744, "n_features": 130, "n_raters": 20,

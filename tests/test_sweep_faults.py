@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep.resources import ResourceError, TrialResources, schedulability
+from sweep.ray_runtime import ResourceError, TrialResources, schedulability
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--epochs", "2", "--steps-per-epoch", "3", "--mc-passes", "4"]

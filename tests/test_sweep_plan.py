@@ -16,7 +16,9 @@ from mer_uq import methods
 from mer_uq.data import load_deam, load_features, save_features
 from mer_uq.methods import PAPER_METHODS
 from sweep.cli import parse_options
-from sweep.grid import (
+from sweep.ray_runtime import ResourceError, TrialResources
+from sweep.run import main
+from sweep.study import (
     TYPICAL_EPOCHS,
     PlanError,
     TrialPlan,
@@ -25,10 +27,8 @@ from sweep.grid import (
     resolve_methods,
     resolve_seeds,
     seeds_label,
+    study_from_options,
 )
-from sweep.resources import ResourceError, TrialResources
-from sweep.run import main
-from sweep.study import study_from_options
 
 
 def test_all_is_the_paper_five_and_all_plus_adds_the_extras() -> None:

@@ -10,8 +10,8 @@ import analysis.report
 from mer_uq.data import load_deam, load_features
 from mer_uq.sweep_folder import TRIALS_DIR, write_trial_parquet
 from mer_uq.trial import FCNConfig, TrainConfig, TrialSpec, run_trial
-from sweep.final_report import write_final_report
-from sweep.progress import ProgressPrinter
+from sweep.experiment import ProgressPrinter
+from sweep.seed_sweep import write_final_report
 
 
 def _tiny_sweep(folder: Path) -> Path:
