@@ -66,67 +66,124 @@ def member_scores(row: PredictionRow, target: str, dim: str, y_true: np.ndarray,
     return np.array([fn(y_true, pred) for pred in predicted(row, target, dim)])
 
 
-def _batched_correlation(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """mer_uq.metrics' Pearson r along the last axis of broadcastable arrays (NaN where
-    either side is exactly constant), the same formula term for term."""
-    xc = x - x.mean(axis=-1, keepdims=True)
-    yc = y - y.mean(axis=-1, keepdims=True)
-    denom = np.sqrt(np.sum(xc * xc, axis=-1) * np.sum(yc * yc, axis=-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.clip(np.sum(xc * yc, axis=-1) / denom, -1.0, 1.0)
-    constant = np.all(x == x[..., :1], axis=-1) | np.all(y == y[..., :1], axis=-1)
-    return np.where(constant | (denom == 0.0), np.nan, r)
+class _ResampledTruth:
+    """The target side of a cell on every resample, [n_boot, n_songs], with the parts of
+    Pearson's r that do not depend on the prediction computed once for all members."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+        self.centred = values - values.mean(axis=-1, keepdims=True)
+        self.sum_sq = np.sum(self.centred * self.centred, axis=-1)
+        self.constant = np.all(values == values[..., :1], axis=-1)
+
+    def correlation(self, y: np.ndarray) -> np.ndarray:
+        """mer_uq.metrics' Pearson r of every resample (row) against ``y`` [n_boot,
+        n_songs]: the same formula term for term, NaN where either side is constant."""
+        yc = y - y.mean(axis=-1, keepdims=True)
+        denom = np.sqrt(self.sum_sq * np.sum(yc * yc, axis=-1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.clip(np.sum(self.centred * yc, axis=-1) / denom, -1.0, 1.0)
+        constant = self.constant | np.all(y == y[..., :1], axis=-1)
+        return np.where(constant | (denom == 0.0), np.nan, r)
+
+    def r2(self, y_pred: np.ndarray) -> np.ndarray:
+        """mer_uq.metrics' R² of every resample (NaN where the target is constant)."""
+        ss_res = np.sum((self.values - y_pred) ** 2, axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r2 = 1.0 - ss_res / self.sum_sq
+        return np.where(self.sum_sq == 0.0, np.nan, r2)
 
 
-def _batched_r2(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """mer_uq.metrics' R² along the last axis (NaN where the target is constant)."""
-    ss_tot = np.sum((y_true - y_true.mean(axis=-1, keepdims=True)) ** 2, axis=-1)
-    ss_res = np.sum((y_true - y_pred) ** 2, axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r2 = 1.0 - ss_res / ss_tot
-    return np.where(ss_tot == 0.0, np.nan, r2)
-
-
-def resampled_ranks(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Average ranks (scipy's rankdata, method 'average') of every resample of ``values``:
-    [n_boot, n_items], without sorting each resample.
-
-    A resample only repeats the original values, so the rank of a value in resample b is
-    (how many drawn values are smaller) + (how often it was drawn + 1) / 2: a count per
-    distinct value and a cumulative sum. Ranks are half-integers, so the result is exact.
-    """
-    distinct, code = np.unique(values, return_inverse=True)
+def resample_counts(indices: np.ndarray, n_items: int) -> np.ndarray:
+    """[n_boot, n_items]: how often each item was drawn in each resample."""
     n_boot = indices.shape[0]
-    drawn = code[indices]                                   # [n_boot, n_items]
-    offsets = np.arange(n_boot)[:, None] * distinct.size
-    counts = np.bincount((drawn + offsets).ravel(),
-                         minlength=n_boot * distinct.size).reshape(n_boot, distinct.size)
-    average = np.cumsum(counts, axis=1) - counts + (counts + 1) / 2.0
-    return np.take_along_axis(average, drawn, axis=1)
+    flat = (indices + np.arange(n_boot)[:, None] * n_items).ravel()
+    counts = np.bincount(flat, minlength=n_boot * n_items).reshape(n_boot, n_items)
+    # int32 halves the memory the rank sums stream through, where their products
+    # (count x doubled rank deviation^2 <= 4 n^3) cannot overflow it
+    return counts.astype(np.int32) if 4 * n_items**3 < 2**31 else counts
+
+
+def resampled_rank_deviations(values: np.ndarray, counts: np.ndarray
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """Where each value ranks in every resample, without sorting any resample.
+
+    Returns (order, deviation): ``order`` sorts ``values``; ``deviation[b, p]`` is
+    2 x (average rank - (n + 1) / 2) of the item ``order[p]`` among the n values drawn in
+    resample b, an integer (ranks are scipy's rankdata 'average': half-integers).
+    A resample only repeats the original values, so an item's average rank is the mean of
+    (drawn values below its value) + 1 and (drawn values up to its value): one cumulative
+    sum of the counts in value order. Items not drawn get the rank their value would
+    have; they carry weight 0 wherever it is used.
+    """
+    n = values.size
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    drawn = counts[:, order]
+    upto = np.cumsum(drawn, axis=1, dtype=drawn.dtype)
+    below = upto - drawn
+    ties = ordered[1:] == ordered[:-1]
+    if ties.any():  # every item of a run of equal values takes the run's counts
+        ends = np.flatnonzero(np.r_[~ties, True])
+        starts = np.r_[0, ends[:-1] + 1]
+        run = np.repeat(np.arange(ends.size), np.diff(np.r_[-1, ends]))
+        upto, below = upto[:, ends[run]], below[:, starts[run]]
+    return order, below + upto + 1 - (n + 1)
+
+
+def _spearman_draws(y_true: np.ndarray, members: np.ndarray, indices: np.ndarray
+                    ) -> list[np.ndarray]:
+    """mer_uq.metrics' Spearman rho of every resample, per member: Pearson's r of the
+    average ranks, summed over items weighted by how often each was drawn.
+
+    Every term is exact: the ranks' mean over n draws is exactly (n + 1) / 2, and twice
+    a rank's deviation from it is an integer, so the three sums are exact integers (in
+    any order) and r = S_xy / sqrt(S_xx S_yy) is the metric's value to the last bit (the
+    factor 4 of the doubled deviations cancels exactly: powers of two).
+    """
+    n = y_true.size
+    counts = resample_counts(indices, n)
+    order, truth = resampled_rank_deviations(y_true, counts)
+    weighted = counts[:, order] * truth
+    sum_xx = np.sum(weighted * truth, axis=-1, dtype=np.int64).astype(np.float64)
+    weighted_by_item = np.empty_like(weighted)
+    weighted_by_item[:, order] = weighted           # counts x truth deviation, item order
+    draws = []
+    for pred in members:
+        order, dev = resampled_rank_deviations(pred, counts)
+        sum_yy = np.sum(counts[:, order] * dev * dev, axis=-1, dtype=np.int64).astype(np.float64)
+        sum_xy = np.sum(weighted_by_item[:, order] * dev, axis=-1, dtype=np.int64).astype(np.float64)
+        denom = np.sqrt(sum_xx * sum_yy)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.clip(sum_xy / denom, -1.0, 1.0)
+        draws.append(np.where(denom == 0.0, np.nan, r))  # exact: 0 only when constant
+    return draws
 
 
 def bootstrap_cell(row: PredictionRow, target: str, dim: str, y_true: np.ndarray,
                    metric: str, indices: np.ndarray) -> np.ndarray:
     """The cell's statistic (mean over members) on every resample: [n_boot].
 
-    All members and resamples at once, as [n_members, n_boot, n_songs] arrays: one call
-    per resample and member was 99 % of the report's time. Spearman's rho is Pearson's r
-    of the average ranks (mer_uq's definition, checked in the tests); the ranks of every
-    resample come from counts (``resampled_ranks``), not a sort per resample.
-    The values equal mer_uq.metrics per resample up to float rounding.
+    All resamples of a member at once, as [n_boot, n_songs] arrays (one call per resample
+    and member was 99 % of the report's time), one member after another: a member's
+    arrays stay in cache, and a 2-D reduction sums each resample in the same order as
+    mer_uq.metrics does on one vector, so every draw EQUALS the metric of that resample
+    (a 3-D [members, resamples, songs] reduction groups the sums differently, ~1e-16 off).
+    Spearman's rho is Pearson's r of the average ranks (mer_uq's definition), from counts
+    of draws rather than a sort per resample (``_spearman_draws``).
     """
+    members = predicted(row, target, dim)
     if metric == "spearman":
-        members = predicted(row, target, dim)
-        ranks = np.stack([resampled_ranks(pred, indices) for pred in members])
-        draws = _batched_correlation(resampled_ranks(y_true, indices)[None], ranks)
-    elif metric in ("pearson", "r2"):
-        truth = y_true[indices][None]                        # [1, n_boot, n_songs]
-        resampled = predicted(row, target, dim)[:, indices]  # [n_members, n_boot, n_songs]
-        batched = _batched_correlation if metric == "pearson" else _batched_r2
-        draws = batched(truth, resampled)
+        draws = _spearman_draws(y_true, members, indices)
+    elif metric == "pearson":
+        truth = _ResampledTruth(y_true[indices])
+        draws = [truth.correlation(pred[indices]) for pred in members]
+    elif metric == "r2":
+        truth = _ResampledTruth(y_true[indices])
+        draws = [truth.r2(pred[indices]) for pred in members]
     else:
         raise ValueError(f"no batched form of metric {metric!r}")
-    return draws.mean(axis=0)
+    return np.mean(draws, axis=0)
 
 
 @dataclass

@@ -19,11 +19,11 @@ with sigma = 0. Ensemble rows carry seed = ENSEMBLE_SEED (-1) and keep their met
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import torch
 
-from mer_uq.model import StackedFCN
 from mer_uq.schema import (
     DIMENSIONS,
     HP_PREFIX,
@@ -32,6 +32,11 @@ from mer_uq.schema import (
     PREDICTION_COLUMNS,
     PREDICTION_KEY_COLUMNS,
 )
+
+if TYPE_CHECKING:  # torch only where a model runs: the analysis imports this module too
+    import torch
+
+    from mer_uq.model import StackedFCN
 
 ENSEMBLE_SEED = -1
 ALEATORIC_SD = {d: f"{PRED_SIGMA[d]}_aleatoric" for d in DIMENSIONS}
@@ -46,20 +51,23 @@ _MC_CHUNK_VALUES = 1 << 22
 
 
 def _inputs(model: StackedFCN, x: np.ndarray) -> torch.Tensor:
+    import torch
+
     model.check_features(x)
     return torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=model.device)
 
 
-@torch.no_grad()
 def predict(model: StackedFCN, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Deterministic forward pass (dropout off) of every member: mu, sigma [K, N, D]
     (sigma None for a mean-only model)."""
-    out = model.forward(_inputs(model, x))
+    import torch
+
+    with torch.no_grad():
+        out = model.forward(_inputs(model, x))
     sigma = None if out.log_sigma is None else out.sigma.cpu().numpy()
     return out.mu.cpu().numpy(), sigma
 
 
-@torch.no_grad()
 def mc_dropout(
     model: StackedFCN, x: np.ndarray, passes: int, ddof: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -77,24 +85,27 @@ def mc_dropout(
         raise ValueError(f"MC dropout SD ddof must be 0 or 1, got {ddof}")
     if not model.dropout.active:
         raise ValueError("MC dropout needs a model with dropout > 0")
-    inputs = _inputs(model, x)
-    n_songs = inputs.shape[0]
-    cfg = model.config
-    chunk = max(1, _MC_CHUNK_VALUES // (n_songs * cfg.hidden_width * cfg.depth))
-    mean = np.zeros((model.n_members, n_songs, len(DIMENSIONS)))
-    sq = np.zeros_like(mean)
-    for k, streams in enumerate(model.streams):
-        members = slice(k, k + 1)
-        for start in range(0, passes, chunk):
-            n = min(chunk, passes - start)
-            shape = (n, cfg.depth, n_songs, cfg.hidden_width)
-            masks = model.dropout.masks(model.dropout.random_bytes(streams.mc_dropout, shape))
-            masks_t = torch.from_numpy(masks).to(model.device)
-            x_rep = inputs.expand(n, *inputs.shape)
-            mu = model.forward(x_rep, [masks_t[:, i] for i in range(cfg.depth)], members).mu
-            mu = mu.double().cpu().numpy()
-            mean[k] += mu.sum(axis=0)
-            sq[k] += (mu * mu).sum(axis=0)
+    import torch
+
+    with torch.no_grad():
+        inputs = _inputs(model, x)
+        n_songs = inputs.shape[0]
+        cfg = model.config
+        chunk = max(1, _MC_CHUNK_VALUES // (n_songs * cfg.hidden_width * cfg.depth))
+        mean = np.zeros((model.n_members, n_songs, len(DIMENSIONS)))
+        sq = np.zeros_like(mean)
+        for k, streams in enumerate(model.streams):
+            members = slice(k, k + 1)
+            for start in range(0, passes, chunk):
+                n = min(chunk, passes - start)
+                shape = (n, cfg.depth, n_songs, cfg.hidden_width)
+                masks = model.dropout.masks(model.dropout.random_bytes(streams.mc_dropout, shape))
+                masks_t = torch.from_numpy(masks).to(model.device)
+                x_rep = inputs.expand(n, *inputs.shape)
+                mu = model.forward(x_rep, [masks_t[:, i] for i in range(cfg.depth)], members).mu
+                mu = mu.double().cpu().numpy()
+                mean[k] += mu.sum(axis=0)
+                sq[k] += (mu * mu).sum(axis=0)
     mean /= passes
     var = np.maximum(sq / passes - mean * mean, 0.0) * (passes / (passes - ddof))
     return mean, np.sqrt(var)

@@ -103,13 +103,20 @@ def test_spearman_by_ranks_equals_mer_uq_spearman() -> None:
     indices = resample_indices(40, 25, seed=3)
     draws = bootstrap_cell(row, "mean", "valence", y, "spearman", indices)
     expected = [np.mean([spearman_rho(y[ix], p[ix]) for p in preds["valence"]]) for ix in indices]
-    np.testing.assert_allclose(draws, expected, rtol=1e-12)
+    np.testing.assert_array_equal(draws, expected)  # each draw IS mer_uq's metric
+    distinct = {d: RNG.normal(size=(2, 40)) for d in schema.DIMENSIONS}  # no ties at all
+    untied = PredictionRow("u", "u", "paper", "u", False, (0, 1), distinct, distinct)
+    y_untied = RNG.normal(size=40)
+    expected_untied = [np.mean([spearman_rho(y_untied[ix], p[ix]) for p in distinct["valence"]])
+                       for ix in indices]
+    np.testing.assert_array_equal(
+        bootstrap_cell(untied, "mean", "valence", y_untied, "spearman", indices), expected_untied)
     r2_draws = bootstrap_cell(row, "mean", "valence", y, "r2", indices)
     expected_r2 = [np.mean([r2_score(y[ix], p[ix]) for p in preds["valence"]]) for ix in indices]
-    np.testing.assert_allclose(r2_draws, expected_r2, rtol=1e-12)
+    np.testing.assert_array_equal(r2_draws, expected_r2)
     r_draws = bootstrap_cell(row, "mean", "valence", y, "pearson", indices)
     expected_r = [np.mean([pearson_r(y[ix], p[ix]) for p in preds["valence"]]) for ix in indices]
-    np.testing.assert_allclose(r_draws, expected_r, rtol=1e-12)
+    np.testing.assert_array_equal(r_draws, expected_r)
     # a constant member makes the correlation undefined, as mer_uq's pearson_r says
     flat = {d: np.vstack([preds[d][0], np.ones(40)]) for d in schema.DIMENSIONS}
     flat_row = PredictionRow("c", "c", "paper", "c", False, (0, 1), flat, flat)

@@ -34,6 +34,13 @@ def test_correlations_match_scipy(sample) -> None:
     assert metrics.spearman_rho(ties, y) == pytest.approx(stats.spearmanr(ties, y)[0], abs=1e-12)
 
 
+@pytest.mark.parametrize("n_distinct", [1, 2, 7, 1000])
+@pytest.mark.parametrize("n", [1, 2, 5, 260])
+def test_average_ranks_equal_scipy_rankdata_exactly(n: int, n_distinct: int) -> None:
+    values = np.random.default_rng(n * n_distinct).integers(0, n_distinct, n) / 3.0 - 1.0
+    np.testing.assert_array_equal(metrics.average_ranks(values), stats.rankdata(values))
+
+
 def test_correlation_with_constant_is_nan() -> None:
     assert np.isnan(metrics.pearson_r([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))
     assert np.isnan(metrics.spearman_rho([1.0, 2.0, 3.0], [0.2, 0.2, 0.2]))
