@@ -19,6 +19,7 @@ import pandas as pd
 
 from mer_uq import schema
 from mer_uq.data.reliability import ReliabilityEstimate, split_half_reliability
+from mer_uq.scores import POINT_SCORES, R2
 
 DEFAULT_REPEATS = 200
 DEFAULT_BOOT = 1000
@@ -42,8 +43,8 @@ def ceiling_cells(rel: dict[str, dict[str, ReliabilityEstimate]]) -> pd.DataFram
     lines = []
     for dim in schema.DIMENSIONS:
         for target, est in rel[dim].items():
-            for metric in ("r2", "pearson", "spearman"):
-                if metric == "r2":
+            for metric in POINT_SCORES:
+                if metric == R2:
                     value, low, high = est.reliability, est.ci_low, est.ci_high
                 else:
                     value, low, high = est.ceiling, est.ceiling_ci_low, est.ceiling_ci_high

@@ -21,8 +21,9 @@ import pandas as pd
 
 from analysis.bootstrap import paired_bootstrap, paired_seed_test
 from analysis.rows import BASELINE, SEEDS_ENSEMBLE_KEY
-from analysis.tables import METRICS, TableResult
+from analysis.tables import TableResult
 from mer_uq import schema
+from mer_uq.scores import POINT_SCORES
 
 
 def comparison_pairs(cells: pd.DataFrame, table: str) -> list[tuple[str, str]]:
@@ -61,7 +62,7 @@ def compare_rows(result: TableResult) -> pd.DataFrame:
     for table in cells["table"].unique():
         for a, b in comparison_pairs(cells, table):
             for dim in schema.DIMENSIONS:
-                for metric in METRICS:
+                for metric in POINT_SCORES:
                     key_a, key_b = (table, a, dim, metric), (table, b, dim, metric)
                     (value_a, single_a), (value_b, single_b) = point[key_a], point[key_b]
                     line = {"table": table, "row_a": a, "row_b": b, "dimension": dim,

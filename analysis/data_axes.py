@@ -45,13 +45,14 @@ from mer_uq import metrics, schema
 from mer_uq.data.dataset import DeamDataset
 from mer_uq.data.prophecy import TARGET_RELIABILITIES, raters_needed_table
 from mer_uq.data.subsample import DataAxes, apply_axes
+from mer_uq.scores import MEAN, PEARSON, SD
 from mer_uq.synthetic import TRUE_MEAN, TRUE_SD
 
 EVAL_SPLIT = "test"
 STATISTICS: dict[str, tuple[dict[str, str], dict[str, str], dict[str, str]]] = {
     # statistic -> (prediction column, empirical target column, latent-truth column)
-    "mean": (schema.PRED_MU, schema.TARGET_MEAN, TRUE_MEAN),
-    "sd": (schema.PRED_SIGMA, schema.TARGET_SD, TRUE_SD),
+    MEAN: (schema.PRED_MU, schema.TARGET_MEAN, TRUE_MEAN),
+    SD: (schema.PRED_SIGMA, schema.TARGET_SD, TRUE_SD),
 }
 TARGET_LABELS = {"all": "vs all raters", "k": "vs the same k raters", "true": "vs latent truth"}
 TARGET_STYLES = {"all": "-", "k": "--", "true": ":"}
@@ -153,7 +154,7 @@ def curve_table(predictions: pd.DataFrame, dataset: DeamDataset, n_boot: int = 1
                         lines.append({"raters": k, "train_fraction": fraction,
                                       "subsample_seed": sub_seed, "method": method,
                                       "dimension": dim, "statistic": stat, "target": target,
-                                      "pearson": value, "sd_over_seeds": sd, "ci_low": low,
+                                      PEARSON: value, "sd_over_seeds": sd, "ci_low": low,
                                       "ci_high": high, "n_seeds": len(members),
                                       "n_songs": song_ids.size})
     return pd.DataFrame(lines)
@@ -173,7 +174,7 @@ def ceiling_table(dataset: DeamDataset, raters: list[float], subsample_seed: int
             rel = reliability_of_songs(ratings, song_ids, n_repeats, n_boot, seed)
         for dim, stats in rel.items():
             for stat, est in stats.items():
-                defined = stat != "sd" or not np.isfinite(k) or k >= MIN_RATERS_FOR_SD_HALVES
+                defined = stat != SD or not np.isfinite(k) or k >= MIN_RATERS_FOR_SD_HALVES
                 nan = math.nan
                 lines.append({"raters": k, "dimension": dim, "statistic": stat,
                               "reliability": est.reliability if defined else nan,
@@ -287,7 +288,7 @@ def axis_figure(curves: pd.DataFrame, ceilings: pd.DataFrame, axis: str) -> Figu
                                                & (part["dimension"] == dim)].groupby(
                                                    ["method", "target"], sort=True):
                 line = line.sort_values("x")
-                ax.plot(line["x"], line["pearson"], marker="o", ms=3, color=colours[method],
+                ax.plot(line["x"], line[PEARSON], marker="o", ms=3, color=colours[method],
                         ls=TARGET_STYLES[target],
                         label=f"{method_label(method)} {TARGET_LABELS[target]}")
                 if target == "all":

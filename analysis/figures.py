@@ -29,8 +29,9 @@ from analysis.rows import (
     PredictionRow,
     method_label,
 )
-from analysis.tables import TARGET_MEAN, TARGET_SD, predicted
+from analysis.tables import predicted
 from mer_uq import schema
+from mer_uq.scores import MEAN, SD
 from mer_uq.sweep_folder import write_bytes_atomically
 
 SPLIT_COLOURS = {"train": "tab:blue", "valid": "tab:orange", "test": "tab:green"}
@@ -50,7 +51,7 @@ def save_figure(fig: Figure, path: Path) -> Path:
 def distribution_figure(songs: pd.DataFrame, statistic: str) -> Figure:
     """Valence vs arousal of each song's mean (statistic='mean') or SD ('sd'), per split,
     with marginal histograms (the paper's Fig. 2 and Fig. 3)."""
-    columns = schema.TARGET_MEAN if statistic == TARGET_MEAN else schema.TARGET_SD
+    columns = schema.TARGET_MEAN if statistic == MEAN else schema.TARGET_SD
     x_col, y_col = (columns[d] for d in schema.DIMENSIONS)
     fig = plt.figure(figsize=(6.4, 6.4))
     grid = fig.add_gridspec(2, 2, width_ratios=(4, 1), height_ratios=(1, 4),
@@ -69,7 +70,7 @@ def distribution_figure(songs: pd.DataFrame, statistic: str) -> Figure:
         top.hist(part[x_col], bins=bins, density=True, histtype="step", color=colour)
         right.hist(part[y_col], bins=bins, density=True, histtype="step", color=colour,
                    orientation="horizontal")
-    name = "mean" if statistic == TARGET_MEAN else "inter-rater SD"
+    name = "mean" if statistic == MEAN else "inter-rater SD"
     ax.set_xlabel(f"valence {name} (normalised)")
     ax.set_ylabel(f"arousal {name} (normalised)")
     ax.legend(loc="best", fontsize=8, markerscale=2)
@@ -96,7 +97,7 @@ def panel_pairs(rows: list[PredictionRow], target: str
             single, ensemble = by_key.get(SEEDS_SINGLE_KEY), row
         else:
             single, ensemble = row, by_key.get(f"{DEEP_ENSEMBLE_PREFIX}{row.key}")
-        if target == TARGET_SD:
+        if target == SD:
             single = single if single is not None and single.has_sigma else None
             ensemble = ensemble if ensemble is not None and ensemble.has_sigma else None
         if single is not None or ensemble is not None:
@@ -132,7 +133,7 @@ def prediction_figure(rows: list[PredictionRow], targets: dict[tuple[str, str], 
     panel = (height - bottom - top - gap * (n - 1)) / n
     fig.subplots_adjust(left=0.09, right=0.98, bottom=bottom / height, top=1 - top / height,
                         wspace=0.28, hspace=gap / panel)
-    name = "mean" if target == TARGET_MEAN else "SD"
+    name = "mean" if target == MEAN else "SD"
     for i, (label, single, ensemble) in enumerate(pairs):
         for j, dim in enumerate(schema.DIMENSIONS):
             ax = axes[i, j]
@@ -187,10 +188,10 @@ def write_figures(out_dir: Path, songs: pd.DataFrame, rows: list[PredictionRow],
     """Every figure of the report, written under ``out_dir``; name -> path."""
     out_dir = Path(out_dir)
     figures = {
-        "fig2_mean_distribution": distribution_figure(songs, TARGET_MEAN),
-        "fig3_sd_distribution": distribution_figure(songs, TARGET_SD),
-        "fig4_mean_predicted_vs_empirical": prediction_figure(rows, targets, TARGET_MEAN),
-        "fig5_sd_predicted_vs_empirical": prediction_figure(rows, targets, TARGET_SD),
+        "fig2_mean_distribution": distribution_figure(songs, MEAN),
+        "fig3_sd_distribution": distribution_figure(songs, SD),
+        "fig4_mean_predicted_vs_empirical": prediction_figure(rows, targets, MEAN),
+        "fig5_sd_predicted_vs_empirical": prediction_figure(rows, targets, SD),
         "calibration_curves": calibration_figure(calibration),
     }
     return {name: save_figure(fig, out_dir / f"{name}.png") for name, fig in figures.items()}

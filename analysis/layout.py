@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.rows import GROUP_ORDER, PAPER, method_label
-from analysis.tables import METRIC_LABELS, METRICS
 from mer_uq import schema
+from mer_uq.scores import PEARSON, POINT_SCORES, R2, SPEARMAN
 
+POINT_SCORE_LABELS: dict[str, str] = {R2: "R²", PEARSON: "r", SPEARMAN: "ρ"}
 GROUP_TITLES = {
     PAPER: "",
     "extra": "beyond the paper: more methods",
@@ -42,7 +43,7 @@ def fmt_interval(low: float, high: float) -> str:
 
 
 def column_name(dim: str, metric: str) -> str:
-    return f"{dim.capitalize()} {METRIC_LABELS[metric]}"
+    return f"{dim.capitalize()} {POINT_SCORE_LABELS[metric]}"
 
 
 def _wide(cells: pd.DataFrame, cell_text: pd.Series) -> pd.DataFrame:
@@ -50,7 +51,7 @@ def _wide(cells: pd.DataFrame, cell_text: pd.Series) -> pd.DataFrame:
     frame = cells.assign(text=cell_text, column=[column_name(d, m) for d, m in
                                                   zip(cells["dimension"], cells["metric"],
                                                       strict=True)])
-    order = [column_name(d, m) for d in schema.DIMENSIONS for m in METRICS]
+    order = [column_name(d, m) for d in schema.DIMENSIONS for m in POINT_SCORES]
     wide = frame.pivot_table(index="row_key", columns="column", values="text",
                              aggfunc="first").reindex(columns=order)
     meta = frame.drop_duplicates("row_key").set_index("row_key")
@@ -110,7 +111,7 @@ def paper_layout(cells: pd.DataFrame, ceilings: pd.DataFrame | None, table: str,
         ceil = ceilings[ceilings["target"] == target].set_index(["dimension", "metric"])
         line = {"Method": CEILING_LABEL}
         for dim in schema.DIMENSIONS:
-            for metric in METRICS:
+            for metric in POINT_SCORES:
                 c = ceil.loc[(dim, metric)]
                 line[column_name(dim, metric)] = (
                     fmt_interval(c["ceiling_ci_low"], c["ceiling_ci_high"]) if with_interval

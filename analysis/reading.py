@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 
 from analysis.baselines import BASELINE_CONSTANT_SD, BASELINE_RIDGE, BASELINE_SD_FROM_MEAN
-from analysis.layout import fmt, fmt_interval
+from analysis.layout import POINT_SCORE_LABELS, fmt, fmt_interval
 from analysis.load import TrialProblem
 from analysis.paper import PaperTables
 from analysis.rows import BASELINE
 from mer_uq import schema
+from mer_uq.scores import NLL, PEARSON, R2, SD, coverage_name
 
 BETTER, WORSE, TIED, UNTESTED = "better", "worse", "not distinguishable", "untested"
 
@@ -90,8 +91,8 @@ def ceiling_band(cells: pd.DataFrame, ceilings: pd.DataFrame, table: str, target
     bootstrap noise band; a row above the band beats what the target's reliability allows
     (chance, or a leak of the target into the inputs)."""
     ceil = ceilings[(ceilings["target"] == target) & (ceilings["dimension"] == dim)
-                    & (ceilings["metric"] == "pearson")]
-    sub = cells[(cells["table"] == table) & (cells["metric"] == "pearson")
+                    & (ceilings["metric"] == PEARSON)]
+    sub = cells[(cells["table"] == table) & (cells["metric"] == PEARSON)
                 & (cells["dimension"] == dim) & (cells["group"] != BASELINE)]
     if ceil.empty or sub.empty:
         return ""
@@ -115,20 +116,20 @@ def read_mean_table(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd
     """Table 2: the best row, the ridge probe, the ceiling, and who beats the probe."""
     out = []
     labels = _labels(cells)
-    part = cells[(cells["table"] == "table2") & (cells["metric"] == "r2")]
+    part = cells[(cells["table"] == "table2") & (cells["metric"] == R2)]
     methods = part.loc[part["group"] != BASELINE, "row_key"].unique()
     for dim in schema.DIMENSIONS:
         sub = part[(part["dimension"] == dim) & (part["group"] != BASELINE)]
         if sub.empty:
             continue
         best = sub.loc[sub["value"].idxmax()]
-        probe = _cell(cells, "table2", BASELINE_RIDGE, dim, "r2")
+        probe = _cell(cells, "table2", BASELINE_RIDGE, dim, R2)
         text = (f"Mean, {dim}: the highest R² is {best['row_label']} ({fmt(best['value'])}, "
                 f"bootstrap {fmt_interval(best['ci_low'], best['ci_high']) or 'n/a'}); "
                 f"the reliability ceiling of R² is {fmt(best['ceiling'])}")
         if probe is not None:
             text += f"; the mean-only ridge probe reaches {fmt(probe['value'])}"
-            verdicts = {m: verdict(comparisons, "table2", m, BASELINE_RIDGE, dim, "r2")
+            verdicts = {m: verdict(comparisons, "table2", m, BASELINE_RIDGE, dim, R2)
                         for m in methods}
             text += f". Against the ridge probe (R²), {_grouped(verdicts, labels)}"
         out.append(f"{text}. {ceiling_band(cells, ceilings, 'table2', 'mean', dim)}".strip())
@@ -140,11 +141,11 @@ def read_sd_table(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.D
     """Table 3: correlations vs zero, vs the ceiling's band, and vs the baselines."""
     out = []
     labels = _labels(cells)
-    part = cells[(cells["table"] == "table3") & (cells["metric"] == "pearson")]
+    part = cells[(cells["table"] == "table3") & (cells["metric"] == PEARSON)]
     methods = part.loc[part["group"] != BASELINE, "row_key"].unique()
     for dim in schema.DIMENSIONS:
-        ceil = ceilings[(ceilings["target"] == "sd") & (ceilings["dimension"] == dim)
-                        & (ceilings["metric"] == "pearson")]
+        ceil = ceilings[(ceilings["target"] == SD) & (ceilings["dimension"] == dim)
+                        & (ceilings["metric"] == PEARSON)]
         sub = part[(part["dimension"] == dim) & (part["group"] != BASELINE)]
         if sub.empty or ceil.empty:
             continue
@@ -155,15 +156,15 @@ def read_sd_table(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.D
         text += (f"Rows whose bootstrap interval of r lies above 0: {_share(positive, len(sub))}"
                  + f"; by chance alone about {0.025 * len(sub):.1f} would (one-sided 2.5 % "
                  "each, not corrected for multiple rows). ")
-        text += ceiling_band(cells, ceilings, "table3", "sd", dim)
+        text += ceiling_band(cells, ceilings, "table3", SD, dim)
         out.append(text)
-        for baseline, metric in ((BASELINE_CONSTANT_SD, "r2"), (BASELINE_SD_FROM_MEAN, "pearson"),
-                                 (BASELINE_RIDGE, "pearson")):
+        for baseline, metric in ((BASELINE_CONSTANT_SD, R2), (BASELINE_SD_FROM_MEAN, PEARSON),
+                                 (BASELINE_RIDGE, PEARSON)):
             if _cell(cells, "table3", baseline, dim, metric) is None:
                 continue
             verdicts = {m: verdict(comparisons, "table3", m, baseline, dim, metric)
                         for m in methods}
-            name = "R²" if metric == "r2" else "r"
+            name = POINT_SCORE_LABELS[metric]
             out.append(f"SD, {dim}, against {labels.get(baseline, baseline)} ({name}): "
                        f"{_grouped(verdicts, labels)}.")
     return out
@@ -176,7 +177,7 @@ def read_scores(scores: pd.DataFrame) -> list[str]:
     if scores.empty:
         return out
     for dim in schema.DIMENSIONS:
-        nll = scores[(scores["dimension"] == dim) & (scores["score"] == "nll")].dropna(
+        nll = scores[(scores["dimension"] == dim) & (scores["score"] == NLL)].dropna(
             subset=["value"])
         if nll.empty:
             continue
@@ -190,7 +191,7 @@ def read_scores(scores: pd.DataFrame) -> list[str]:
             n_methods = int((nll["group"] != BASELINE).sum())
             text += (f"; the constant-SD baseline scores {fmt(ref_value)}, and "
                      f"{_share(list(beat), n_methods)} method rows score lower")
-        cov = scores[(scores["dimension"] == dim) & (scores["score"] == "coverage_95")]
+        cov = scores[(scores["dimension"] == dim) & (scores["score"] == coverage_name(0.95))]
         over = cov[cov["value"] < 0.90]["row_label"].tolist()
         under = cov[cov["value"] > 0.99]["row_label"].tolist()
         text += (f". Nominal 95 % intervals cover under 90 % of the ratings (overconfident) "

@@ -41,6 +41,7 @@ from analysis.render import (
 from analysis.tables import TABLE_TITLES
 from analysis.wandb_summary import DEFAULT_MODE, DEFAULT_PROJECT, WANDB_MODES, log_summary
 from mer_uq import schema
+from mer_uq.scores import PEARSON, R2
 from mer_uq.sweep_folder import (
     REPORT_DIR,
     SWEEP_JSON,
@@ -115,8 +116,8 @@ def _key_comparisons(data: ReportData) -> pd.DataFrame:
     comp = data.comparisons
     if comp.empty:
         return comp
-    keep = comp[((comp["table"] == "table2") & (comp["metric"] == "r2"))
-                | ((comp["table"] == "table3") & comp["metric"].isin(["pearson", "r2"]))]
+    keep = comp[((comp["table"] == "table2") & (comp["metric"] == R2))
+                | ((comp["table"] == "table3") & comp["metric"].isin([PEARSON, R2]))]
     keep = keep[keep["row_b"].str.startswith("baseline_") | (keep["row_b"] == "seeds")]
     labels = dict(zip(data.cells["row_key"], data.cells["row_label"], strict=False))
     return pd.DataFrame({

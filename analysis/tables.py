@@ -1,15 +1,16 @@
 """Table 2 (predicted vs empirical mean) and Table 3 (predicted vs empirical SD).
 
-Every cell is a metric from mer_uq.metrics between one row's prediction and the
-empirical per-song statistic of the test songs: mean +/- SD over the row's seeds, or a
-single value for a combined predictor. Each cell also gets a bootstrap interval over test
-songs; the bootstrap draws are kept (``TableResult.boot``) so that any two rows can be
-compared on the same resampled songs (analysis.comparisons).
+Every cell is a point score of mer_uq.scores (the functions and names a trial records)
+between one row's prediction and the empirical per-song statistic of the test songs:
+mean +/- SD over the row's seeds, or a single value for a combined predictor. Each cell
+also gets a bootstrap interval over test songs; the bootstrap draws are kept
+(``TableResult.boot``) so that any two rows can be compared on the same resampled songs
+(analysis.comparisons). The bootstrap is the same scores in batched form, one draw per
+resample equal to the score of that resample.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,18 +20,13 @@ from analysis.baselines import BASELINE_CONSTANT_SD, BASELINE_SD_FROM_MEAN
 from analysis.bootstrap import percentile_interval
 from analysis.rows import PredictionRow, table_group, table_label, table_order
 from mer_uq import schema
-from mer_uq.metrics import pearson_r, r2_score, spearman_rho
+from mer_uq.scores import MEAN, PEARSON, POINT_SCORES, R2, SD, SPEARMAN
 
-TARGET_MEAN, TARGET_SD = "mean", "sd"
-TABLE_TARGETS: dict[str, str] = {"table2": TARGET_MEAN, "table3": TARGET_SD}
+TABLE_TARGETS: dict[str, str] = {"table2": MEAN, "table3": SD}
 TABLE_TITLES: dict[str, str] = {
     "table2": "Table 2: predicted vs empirical MEAN rating (test split)",
     "table3": "Table 3: predicted vs empirical inter-rater SD (test split)",
 }
-METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "r2": r2_score, "pearson": pearson_r, "spearman": spearman_rho,
-}
-METRIC_LABELS: dict[str, str] = {"r2": "R²", "pearson": "r", "spearman": "ρ"}
 # Baselines that differ from the ridge probe only in their SD add nothing to Table 2.
 _SD_ONLY_BASELINES = (BASELINE_CONSTANT_SD, BASELINE_SD_FROM_MEAN)
 
@@ -41,28 +37,28 @@ def empirical_targets(songs: pd.DataFrame, song_ids: np.ndarray) -> dict[tuple[s
     by_song = songs.set_index("song_id").loc[np.asarray(song_ids, dtype=np.int64)]
     out = {}
     for d in schema.DIMENSIONS:
-        out[(TARGET_MEAN, d)] = by_song[schema.TARGET_MEAN[d]].to_numpy(dtype=np.float64)
-        out[(TARGET_SD, d)] = by_song[schema.TARGET_SD[d]].to_numpy(dtype=np.float64)
+        out[(MEAN, d)] = by_song[schema.TARGET_MEAN[d]].to_numpy(dtype=np.float64)
+        out[(SD, d)] = by_song[schema.TARGET_SD[d]].to_numpy(dtype=np.float64)
     return out
 
 
 def rows_for_target(rows: list[PredictionRow], target: str) -> list[PredictionRow]:
     """The rows a table prints: Table 3 needs a predicted SD, Table 2 skips baselines whose
     mean is the ridge probe's again."""
-    if target == TARGET_SD:
+    if target == SD:
         return [r for r in rows if r.has_sigma]
     return [r for r in rows if r.key not in _SD_ONLY_BASELINES]
 
 
 def predicted(row: PredictionRow, target: str, dim: str) -> np.ndarray:
     """[n_members, n_songs]: the row's predicted mean, or its predicted SD."""
-    return row.mu[dim] if target == TARGET_MEAN else row.sigma[dim]
+    return row.mu[dim] if target == MEAN else row.sigma[dim]
 
 
 def member_scores(row: PredictionRow, target: str, dim: str, y_true: np.ndarray,
                   metric: str) -> np.ndarray:
     """The metric of each member (seed) of a row: the values behind mean +/- SD."""
-    fn = METRICS[metric]
+    fn = POINT_SCORES[metric]
     return np.array([fn(y_true, pred) for pred in predicted(row, target, dim)])
 
 
@@ -152,7 +148,8 @@ def _spearman_draws(y_true: np.ndarray, members: np.ndarray, indices: np.ndarray
     for pred in members:
         order, dev = resampled_rank_deviations(pred, counts)
         sum_yy = np.sum(counts[:, order] * dev * dev, axis=-1, dtype=np.int64).astype(np.float64)
-        sum_xy = np.sum(weighted_by_item[:, order] * dev, axis=-1, dtype=np.int64).astype(np.float64)
+        sum_xy = np.sum(weighted_by_item[:, order] * dev, axis=-1,
+                        dtype=np.int64).astype(np.float64)
         denom = np.sqrt(sum_xx * sum_yy)
         with np.errstate(invalid="ignore", divide="ignore"):
             r = np.clip(sum_xy / denom, -1.0, 1.0)
@@ -173,12 +170,12 @@ def bootstrap_cell(row: PredictionRow, target: str, dim: str, y_true: np.ndarray
     of draws rather than a sort per resample (``_spearman_draws``).
     """
     members = predicted(row, target, dim)
-    if metric == "spearman":
+    if metric == SPEARMAN:
         draws = _spearman_draws(y_true, members, indices)
-    elif metric == "pearson":
+    elif metric == PEARSON:
         truth = _ResampledTruth(y_true[indices])
         draws = [truth.correlation(pred[indices]) for pred in members]
-    elif metric == "r2":
+    elif metric == R2:
         truth = _ResampledTruth(y_true[indices])
         draws = [truth.r2(pred[indices]) for pred in members]
     else:
@@ -205,7 +202,7 @@ def compute_tables(rows: list[PredictionRow], targets: dict[tuple[str, str], np.
         for row in table_order(rows_for_target(rows, target), table):
             for dim in schema.DIMENSIONS:
                 y_true = targets[(target, dim)]
-                for metric in METRICS:
+                for metric in POINT_SCORES:
                     values = member_scores(row, target, dim, y_true, metric)
                     finite = values[np.isfinite(values)]
                     mean = float(finite.mean()) if finite.size else float("nan")

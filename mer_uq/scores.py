@@ -29,9 +29,11 @@ from mer_uq.schema import DIMENSIONS, PRED_MU, PRED_SIGMA, TARGET_MEAN, TARGET_S
 
 MEAN, SD, RATING = "mean", "sd", "rating"
 TARGETS: tuple[str, ...] = (MEAN, SD)  # the per-song statistics a point score compares
+R2, PEARSON, SPEARMAN = "r2", "pearson", "spearman"
 POINT_SCORES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "r2": metrics.r2_score, "pearson": metrics.pearson_r, "spearman": metrics.spearman_rho,
+    R2: metrics.r2_score, PEARSON: metrics.pearson_r, SPEARMAN: metrics.spearman_rho,
 }  # fmt: skip
+NLL, CRPS = "nll", "crps"
 COVERAGE_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.95)
 
 
@@ -39,7 +41,7 @@ def coverage_name(level: float) -> str:
     return f"coverage_{round(100 * level)}"
 
 
-RATING_SCORES: tuple[str, ...] = ("nll", "crps", *(coverage_name(lv) for lv in COVERAGE_LEVELS))
+RATING_SCORES: tuple[str, ...] = (NLL, CRPS, *(coverage_name(lv) for lv in COVERAGE_LEVELS))
 
 
 def score_name(target: str, score: str) -> str:
@@ -54,8 +56,7 @@ def point_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 
 def rating_scores(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> dict[str, float]:
     """The proper scores of N(mu, sigma^2) for each rating y (mu, sigma given per rating)."""
-    scores = {"nll": metrics.gaussian_nll(y, mu, sigma),
-              "crps": metrics.crps_gaussian(y, mu, sigma)}
+    scores = {NLL: metrics.gaussian_nll(y, mu, sigma), CRPS: metrics.crps_gaussian(y, mu, sigma)}
     for level in COVERAGE_LEVELS:
         scores[coverage_name(level)] = metrics.interval_coverage(y, mu, sigma, level)
     return scores
