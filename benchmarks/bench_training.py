@@ -227,12 +227,11 @@ def feature_sets() -> dict[str, FeatureTable]:
 def training_data(dataset, features: FeatureTable, key: str) -> TrainingData:
     ids = {s: dataset.song_ids(s) for s in ("train", "valid")}
     standard = standardise(features, ids["train"])
-    targets = TRAININGS[key].targets
     return TrainingData(
         standard.rows(ids["train"]),
-        training_targets(dataset, ids["train"], targets),
+        training_targets(dataset, ids["train"]),
         standard.rows(ids["valid"]),
-        training_targets(dataset, ids["valid"], targets),
+        training_targets(dataset, ids["valid"]),
     )
 
 
