@@ -19,7 +19,6 @@ from analysis.bootstrap import DEFAULT_N_BOOT, resample_indices
 from analysis.ceilings import ceiling_cells, reliability_frame, reliability_of_songs
 from analysis.comparisons import compare_rows
 from analysis.data_axes import reference_cell
-from analysis.inputs import load_sweep_dataset, load_sweep_features
 from analysis.load import SweepResults, TrialProblem, load_sweep
 from analysis.paper import PaperTables, compare_cell, load_paper_tables
 from analysis.rows import PAPER, PredictionRow, build_rows, loss_form, paper_row_key
@@ -28,6 +27,7 @@ from analysis.tables import TableResult, compute_tables, empirical_targets
 from mer_uq.data.dataset import DeamDataset
 from mer_uq.data.features import standardise
 from mer_uq.data.summary import summarise
+from mer_uq.sources import load_feature_table, load_trained_dataset
 
 EVAL_SPLIT = "test"
 BOOTSTRAP_SEED = 0
@@ -75,7 +75,7 @@ def _baselines(sweep: SweepResults, dataset: DeamDataset
     """Baseline predictions, or a problem entry when the features cannot be read (the
     trained methods are still reported)."""
     try:
-        features = load_sweep_features(sweep.config)
+        features = load_feature_table(sweep.config)
         table = standardise(features, dataset.song_ids("train"))
         result = compute_baselines(dataset.songs, table.rows(dataset.songs["song_id"].to_numpy()))
     except Exception as exc:  # any feature problem costs the baselines, not the report
@@ -111,7 +111,7 @@ def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = Non
     bootstrap intervals and comparisons."""
     settings = settings or AnalysisSettings()
     sweep = load_sweep(Path(sweep_dir))
-    dataset = load_sweep_dataset(sweep.config)
+    dataset = load_trained_dataset(sweep.config)
     summary = summarise(dataset, n_repeats=settings.reliability_repeats,
                         n_boot=settings.reliability_boot, seed=settings.seed)
     song_ids = dataset.song_ids(EVAL_SPLIT)

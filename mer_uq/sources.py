@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from mer_uq.data.dataset import DeamDataset, load_deam
-from mer_uq.data.features import FeatureTable, load_features
+from mer_uq.data.features import FeatureTable, load_features, restrict_to_features
 from mer_uq.data.generic import RatingScale, load_generic
 
 SYNTHETIC_KEYS: tuple[str, ...] = ("n_songs", "n_features", "n_raters", "sd_strength", "seed")
@@ -68,3 +68,13 @@ def load_feature_table(record: Mapping[str, Any]) -> FeatureTable:
     if synthetic is not None:
         return _synthetic(synthetic)[1]
     return load_features(record.get("features"), record.get("feature_column"))
+
+
+def load_trained_dataset(record: Mapping[str, Any]) -> DeamDataset:
+    """The dataset the sweep's trials trained and were scored on: with
+    ``allow_missing_features`` the songs without a feature row are dropped here too, or
+    the report would score songs that were never predicted."""
+    dataset = load_dataset(record)
+    if record.get("allow_missing_features"):
+        dataset, _ = restrict_to_features(dataset, load_feature_table(record))
+    return dataset

@@ -201,8 +201,8 @@ def test_partial_features_are_refused_naming_the_flag(tmp_path, capsys) -> None:
 def test_allow_missing_features_drops_songs_everywhere(ray_session, tmp_path, capsys) -> None:
     import pandas as pd
 
-    from analysis.inputs import load_sweep_dataset
     from mer_uq.data import load_deam
+    from mer_uq.sources import load_trained_dataset
     from mer_uq.sweep_folder import read_trial_record
     from sweep.run import main
 
@@ -223,7 +223,7 @@ def test_allow_missing_features_drops_songs_everywhere(ray_session, tmp_path, ca
     assert not gone & set(predicted["song_id"])
     assert set(predicted.loc[predicted["split"] == "test", "song_id"]) == \
         set(full.song_ids("test")) - dropped["test"]
-    reloaded = load_sweep_dataset(record)  # what the analysis scores against
+    reloaded = load_trained_dataset(record)  # what the analysis scores against
     assert not gone & set(reloaded.songs["song_id"]) and not gone & set(reloaded.ratings["song_id"])
 
 
