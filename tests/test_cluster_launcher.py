@@ -213,7 +213,7 @@ def wait_for_nodes(address: str, env: dict[str, str], ips: set[str], timeout_s: 
 
 def finished_on(out: Path) -> set[str]:
     """Node IPs of the trials finished so far (trial files are written atomically)."""
-    from sweep.trial_files import read_trial_record
+    from mer_uq.sweep_folder import read_trial_record
 
     return {read_trial_record(p)["node"]["node_ip"] for p in (out / "trials").glob("*.parquet")}
 
@@ -321,11 +321,10 @@ def _tiny_musicfm(folder: Path) -> dict[str, Path]:
 
 
 def test_ray_up_sweep_worker_loss_embedding_ray_down(launched_cluster) -> None:
-    from sweep.trial_files import read_trial_record
-
     from mer_uq.audio import load_audio
     from mer_uq.data.features import load_features
     from mer_uq.musicfm import MusicFMConfig, embed_song, load_musicfm
+    from mer_uq.sweep_folder import read_trial_record
     from sweep.embed_output import embedding_nodes
 
     c = launched_cluster
