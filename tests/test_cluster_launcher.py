@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -423,11 +424,10 @@ def test_ray_up_sweep_worker_loss_embedding_ray_down(launched_cluster) -> None:
             written = load_features(features, column=f"layer_{layer:02d}").rows([song])[0]
             np.testing.assert_allclose(written, direct[layer], rtol=1e-5, atol=1e-6)
 
-    # A real sweep through the CLI; the worker's raylet is killed once one trial finished there
-    # in and another runs there: that trial must come back (Tune retries it on the head,
-    # which has a CPU here) and nothing may be lost or run twice. (The local provider's
-    # autoscaler does not bring a crashed worker back: it relaunches it in a loop that never
-    # runs the start commands, so this comes last.)
+    # A real sweep through the CLI; the worker's raylet is killed once one trial has finished
+    # there and another runs there: that trial must come back (Tune retries it on the head,
+    # which has a CPU here, or on the worker if the autoscaler restarted it) and nothing may
+    # be lost or run twice. This comes last: whether the worker is back is not asserted.
     out = folder / "sweep"
     argv = [sys.executable, "-m", "sweep.run", "--address", address, "--storage-path",
             str(folder / "storage"), "--out", str(out), "--methods", "nll", "--seeds", "6",
@@ -448,11 +448,17 @@ def test_ray_up_sweep_worker_loss_embedding_ray_down(launched_cluster) -> None:
         assert sweep.wait(timeout=240) == 0, (folder / "sweep.log").read_text()[-3000:]
     output = (folder / "sweep.log").read_text()
     print(f"[launcher] sweep finished {time.monotonic() - killed:.0f} s after the kill")
+    with contextlib.suppress(AssertionError):
+        print(f"[launcher] worker raylet after the sweep: {worker_raylet(c['sshd'].tree())} "
+              f"(killed: {raylet})")
     print(f"[launcher] sweep with the worker killed: {time.monotonic() - sweep_started:.0f} s")
     assert "; retrying" in output, output[-3000:]  # Tune saw the loss and retried
     records = [read_trial_record(p) for p in sorted((out / "trials").glob("*.parquet"))]
     assert sorted((r["methods"], r["seeds"]) for r in records) == [
         (["nll"], [s]) for s in range(6)], records  # every trial once: none lost or twice
     assert WORKER_IP in {r["node"]["node_ip"] for r in records}
+    # Complete predictions in every file: the same rows (test songs x members) in each.
+    rows = {len(pd.read_parquet(p)) for p in (out / "trials").glob("*.parquet")}
+    assert len(rows) == 1 and rows.pop() > 0, rows
     assert (out / "report" / "report.md").is_file()
     assert (out / "report" / "tables" / "cells.csv").is_file()
