@@ -400,7 +400,8 @@ def test_ray_up_sweep_worker_loss_embedding_ray_down(launched_cluster) -> None:
     c = launched_cluster
     folder, env, address = c["folder"], c["env"], c["address"]
 
-    # Ray Data across both nodes: 3 actors of 0.5 CPU on a 1-CPU head + 2-CPU worker.
+    # Ray Data across both nodes: 3 actors of 0.5 CPU on a 1-CPU head + 2-CPU worker, placed
+    # by SPREAD (the head holds 2 at most); no song leaves before all 3 have loaded.
     model = _tiny_musicfm(folder)
     features = folder / "features.parquet"
     embed_started = time.monotonic()
