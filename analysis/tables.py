@@ -147,9 +147,9 @@ def _spearman_draws(y_true: np.ndarray, members: np.ndarray, indices: np.ndarray
     draws = []
     for pred in members:
         order, dev = resampled_rank_deviations(pred, counts)
-        sum_yy = np.sum(counts[:, order] * dev * dev, axis=-1, dtype=np.int64).astype(np.float64)
-        sum_xy = np.sum(weighted_by_item[:, order] * dev, axis=-1,
-                        dtype=np.int64).astype(np.float64)
+        sum_yy = np.sum(counts[:, order] * dev * dev, axis=-1, dtype=np.int64)
+        sum_xy = np.sum(weighted_by_item[:, order] * dev, axis=-1, dtype=np.int64)
+        sum_yy, sum_xy = sum_yy.astype(np.float64), sum_xy.astype(np.float64)
         denom = np.sqrt(sum_xx * sum_yy)
         with np.errstate(invalid="ignore", divide="ignore"):
             r = np.clip(sum_xy / denom, -1.0, 1.0)

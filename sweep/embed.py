@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import math
 import os
 import sys
@@ -220,7 +221,9 @@ def _embed_with_ray(
 ) -> int:
     """Run the Ray Data graph and fold its output into ``rows``/``errors``; returns the
     number of songs embedded. Imports Ray here so ``--help`` and input errors stay fast."""
-    from sweep.embed_pipeline import ModelSpec, Resources, build_dataset
+    import ray
+
+    from sweep.embed_pipeline import ACTOR_START_TIMEOUT_S, ModelSpec, Resources, build_dataset
     from sweep.ray_runtime import connect, disconnect
 
     # The project's one way to attach to Ray (env defaults, auth, reuse of a running one).
@@ -239,7 +242,15 @@ def _embed_with_ray(
         dataset = build_dataset(todo, spec, resources)
         progress = ProgressLine(total=len(todo))
         embedded = failed = since_flush = 0
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        try:
+            batches = iter(dataset.iter_batches(batch_size=None, batch_format="numpy"))
+            first = next(batches, None)
+        except ray.exceptions.GetTimeoutError as err:
+            raise EmbedError(
+                f"--workers {options.workers}: the model actors ({cpus} CPU, {gpus} GPU "
+                f"each) did not all start within {ACTOR_START_TIMEOUT_S} s; the cluster "
+                "cannot hold them (see `ray status`)") from err
+        for batch in itertools.chain([first] if first is not None else [], batches):
             for song_id, path, error, vector, node_ip in zip(
                     batch["song_id"], batch["path"], batch["error"], batch["vectors"],
                     batch["node_ip"], strict=True):

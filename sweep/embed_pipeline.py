@@ -6,6 +6,11 @@ so that each worker loads the (1.3 GB) checkpoint once and keeps it on its devic
 that fails to decode travels on as a row with an ``error`` string and a silent placeholder
 waveform (one shape for every row keeps the tensor column simple); the actor skips it and
 the driver lists it in the errors file, so one bad file never stops the rest.
+
+The pool starts whole: no song is handed out before all ``workers`` actors have loaded
+their model (``ACTOR_START_TIMEOUT_S``). Otherwise the actor that loads first, usually the
+one next to the driver, takes every song that arrives while the others, on nodes that
+pull the checkpoint over the network, are still loading, and a cluster's GPU nodes idle.
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ import torch
 from mer_uq.audio import TARGET_SECONDS
 from mer_uq.musicfm import MusicFMConfig, Precision, embed_batch, load_musicfm
 from sweep.embed_decode import DECODE_CPUS, DECODE_MEMORY_BYTES, decode_row
+
+# How long the actor pool may take to start (module doc): room for an autoscaler to add GPU
+# nodes and for each actor to load the 1.3 GB checkpoint. Past it, Ray Data raises
+# GetTimeoutError (the cluster cannot hold ``workers`` actors); sweep.embed reports it.
+ACTOR_START_TIMEOUT_S = 900
 
 
 @dataclass(frozen=True)
@@ -93,7 +103,7 @@ def build_dataset(
         num_cpus=DECODE_CPUS,
         memory=DECODE_MEMORY_BYTES,
     )
-    return decoded.map_batches(
+    embedded = decoded.map_batches(
         MusicFMEmbedder,
         fn_constructor_kwargs={"spec": spec},
         compute=ray.data.ActorPoolStrategy(size=resources.workers),
@@ -102,3 +112,6 @@ def build_dataset(
         batch_size=resources.batch_size,
         batch_format="numpy",
     )
+    # The chain's own DataContext (from_items copied the driver's), so nothing global changes.
+    embedded.context.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
+    return embedded

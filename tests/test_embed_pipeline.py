@@ -162,3 +162,22 @@ def test_written_table_feeds_sweep_run(ray_session, first_run: Path, tmp_path: P
     record = json.loads((out / "sweep.json").read_text())
     assert record["features"] == str(features) and record["feature_column"] == "layer_01"
     assert len(list((out / "trials").glob("nll__*.parquet"))) == 1
+
+
+def test_pool_larger_than_cluster_is_one_clear_error(
+        ray_session, audio_dir: Path, golden_model, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """No song before the whole pool is up (sweep.embed_pipeline): 3 one-CPU actors never fit
+    the session's 2 CPUs, so the run stops after the start timeout with exit 2 and writes
+    nothing, instead of embedding on whichever actors did start."""
+    monkeypatch.setattr("sweep.embed_pipeline.ACTOR_START_TIMEOUT_S", 5)
+    out = tmp_path / "f.parquet"
+    code = main(["--audio", str(audio_dir), "--checkpoint", str(golden_model["checkpoint"]),
+                 "--stats", str(golden_model["stats"]), "--model-config",
+                 str(golden_model["config"]), "--out", str(out), "--workers", "3",
+                 "--cpus-per-worker", "1"])
+    assert code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("sweep.embed: error: --workers 3: the model actors (1.0 CPU"), error
+    assert "within 5 s" in error
+    assert not out.exists()
