@@ -7,8 +7,9 @@ Order of work, and why:
 2. load dataset and features ONCE in the driver and check they fit (sweep.inputs);
 3. write DIR/sweep.json before any trial runs, so an interrupted sweep is resumable and
    the analysis knows what was asked even if nothing finished (sweep.seed_sweep);
-4. run only the trials without a verified file in DIR/trials (sweep.trial_files);
-5. print the tables (the analysis report, or a fallback) and where everything is.
+4. run only the trials without a verified file in DIR/trials
+   (mer_uq.sweep_folder.trial_file_problem);
+5. write the report, print its two tables and where everything is.
 """
 
 from __future__ import annotations
