@@ -128,9 +128,15 @@ def trial_phases(study: Any, dataset: Any, features: Any) -> list[dict[str, Any]
     """Each planned trial run in this process: training vs the rest of run_trial (MC
     dropout, prediction, scoring), then publishing its file."""
     import mer_uq.trial as trial_module
-    from mer_uq.sweep_folder import publish_trial_file, write_trial_parquet
-    from sweep.experiment import MC_PASSES, MODEL, PLAN, TRAIN, build_spec
-    from sweep.study import plan_trials
+
+    try:  # this layout (issue 9 regrouped sweep/)
+        from mer_uq.sweep_folder import publish_trial_file, write_trial_parquet
+        from sweep.experiment import MC_PASSES, MODEL, PLAN, TRAIN, build_spec
+        from sweep.study import plan_trials
+    except ImportError:  # --repo of a checkout from before the regroup
+        from sweep.grid import plan_trials
+        from sweep.trainable import MC_PASSES, MODEL, PLAN, TRAIN, build_spec
+        from sweep.trial_files import publish_trial_file, write_trial_parquet
 
     train_stack = trial_module.train_stack
     spent: dict[str, float] = {}
