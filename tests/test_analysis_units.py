@@ -23,6 +23,7 @@ from analysis.bootstrap import (
     paired_seed_test,
     percentile_interval,
     resample_indices,
+    signed_rank_exact_p,
 )
 from analysis.layout import fmt_cell
 from analysis.load import load_sweep
@@ -137,6 +138,26 @@ def test_paired_bootstrap_detects_a_consistent_shift_only() -> None:
     assert shifted.ci_low == pytest.approx(0.1) and shifted.p_value == pytest.approx(1 / 500)
     noise = paired_bootstrap(0.0, 0.0, base, base[::-1])
     assert noise.ci_low < 0 < noise.ci_high and noise.p_value > 0.05
+
+
+@pytest.mark.parametrize("n", [5, 6, 9, 15, 24, 50])
+def test_exact_signed_rank_p_equals_scipy_bit_for_bit(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for shift in (0.0, 0.3, 1.0, 3.0):  # p from 1 down to the smallest possible
+        a, b = rng.normal(size=n) + shift, rng.normal(size=n)
+        assert signed_rank_exact_p(a - b) == stats.wilcoxon(a, b).pvalue
+        _, p = paired_seed_test(dict(enumerate(a)), dict(enumerate(b)))
+        assert p == stats.wilcoxon(a, b).pvalue
+
+
+def test_signed_rank_ties_zeros_and_large_n_go_to_scipy() -> None:
+    tied = np.array([0.1, -0.1, 0.2, 0.3, -0.4, 0.5])
+    with_zero = np.array([0.0, 0.1, -0.2, 0.3, 0.4, 0.5])
+    assert signed_rank_exact_p(tied) is None and signed_rank_exact_p(with_zero) is None
+    assert signed_rank_exact_p(np.arange(1.0, 52.0)) is None
+    for d in (tied, with_zero):
+        _, p = paired_seed_test(dict(enumerate(d)), dict(enumerate(np.zeros(d.size))))
+        assert p == stats.wilcoxon(d).pvalue
 
 
 def test_paired_seed_test_uses_matched_seeds() -> None:
