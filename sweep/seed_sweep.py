@@ -154,16 +154,11 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
 # and the one line printed says how to rebuild the report from them.
 # ======================================================================================
 
-REPORT_TABLES: tuple[tuple[str, str], ...] = (
-    ("table2", "Table 2: predicted vs empirical MEAN (test split)"),
-    ("table3", "Table 3: predicted vs empirical SD (test split)"),
-)
-
-
 def _print_report_tables(report_dir: Path) -> None:
     from analysis.report import TABLES_DIRNAME
+    from analysis.tables import TABLE_TITLES  # the report's own titles and file stems
 
-    for stem, title in REPORT_TABLES:
+    for stem, title in TABLE_TITLES.items():
         table = report_dir / TABLES_DIRNAME / f"{stem}.md"
         if table.is_file():
             print(f"\n{title}\n{table.read_text()}", flush=True)

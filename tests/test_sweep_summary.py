@@ -27,8 +27,8 @@ def test_sweep_prints_the_report_tables(tmp_path, capsys) -> None:
     assert write_final_report(sweep_dir)
     out = capsys.readouterr().out
     table2 = (sweep_dir / "report" / "tables" / "table2.md").read_text()
-    assert f"Table 2: predicted vs empirical MEAN (test split)\n{table2}" in out
-    assert "Table 3: predicted vs empirical SD (test split)" in out
+    assert f"Table 2: predicted vs empirical MEAN rating (test split)\n{table2}" in out
+    assert "Table 3: predicted vs empirical inter-rater SD (test split)" in out
     assert f"[sweep] report: {sweep_dir / 'report' / 'report.md'}" in out
 
 
