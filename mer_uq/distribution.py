@@ -12,6 +12,7 @@ log sigma = -softplus(z)): sigma is derived, never stored twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -41,8 +42,9 @@ class DiagGaussian:
                 f"log_sigma shape {tuple(self.log_sigma.shape)} != mu shape {tuple(self.mu.shape)}"
             )
 
-    @property
+    @cached_property
     def sigma(self) -> Tensor:
+        """exp(log_sigma), computed once: a loss and its written-out gradient share it."""
         if self.log_sigma is None:
             raise ValueError("mean-only prediction has no sigma")
         return torch.exp(self.log_sigma)

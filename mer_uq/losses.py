@@ -27,6 +27,16 @@ them under their own names:
   toward the raters' spread, which is what the study wants to predict.
 * `mse_mean`: plain squared error of the mean, for mean-only models.
 
+Gradients written out (`*_backward`, for the training loss of each paper method): given
+the upstream gradient `grad` of the elementwise loss, each returns the gradients with
+respect to mu_hat and sigma_hat. They run the very ops autograd's derivative formulas run
+on these graphs (pow: grad * (2 * x); division: grad / b and -grad * ((a / b) / b); log:
+grad / x; clamp: where(x >= floor, grad, 0)), and sum the contributions to sigma_hat in
+the order the autograd engine does, so the gradients are bit-identical to autograd's
+(tested). Why: training steps of tiny networks cost the autograd engine more than the
+arithmetic, and a written-out gradient removes ~100 us of ~2.5 ms per stacked step while
+leaving every trained weight unchanged. Losses without one train through autograd.
+
 Numerical guards (documented, tested): sigma_hat is floored at SIGMA_FLOOR = 1e-3 (so
 sigma_hat^2 >= 1e-6, the same floor as GaussianNLLLoss's default eps); a target SD that
 appears in a denominator (KLD forms) is floored at TARGET_SD_FLOOR = 0.02, a tenth of one
@@ -89,6 +99,56 @@ def kl_gaussian(mu_hat: Tensor, sigma_hat: Tensor, mu: Tensor, sigma: Tensor) ->
     return (
         torch.log(sigma / sigma_hat) + (sigma_hat**2 + (mu_hat - mu) ** 2) / (2.0 * sigma**2) - 0.5
     )
+
+
+def mse_mean_backward(grad: Tensor, mu_hat: Tensor, mu: Tensor) -> Tensor:
+    """d/d mu_hat of sum(grad * mse_mean(mu_hat, mu)), as autograd computes it."""
+    return grad * (2.0 * (mu_hat - mu))
+
+
+def mse_paper_backward(
+    grad: Tensor, mu_hat: Tensor, sigma_hat: Tensor, mu: Tensor, sigma: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Gradients of sum(grad * mse_paper(...)) with respect to (mu_hat, sigma_hat)."""
+    grad_var = grad * (2.0 * (sigma_hat**2 - sigma**2))
+    return grad * (2.0 * (mu_hat - mu)), grad_var * (2.0 * sigma_hat)
+
+
+def kld_paper_backward(
+    grad: Tensor, mu_hat: Tensor, sigma_hat: Tensor, mu: Tensor, sigma: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Gradients of sum(grad * kld_paper(...)) with respect to (mu_hat, sigma_hat).
+
+    sigma_hat gets three contributions; autograd adds the log term's and the
+    (sigma_hat / sigma)^2 term's first, then the residual term's.
+    """
+    floored = _floor(sigma_hat, SIGMA_FLOOR)
+    sigma = _floor(sigma, TARGET_SD_FLOOR)
+    residual = mu_hat - mu
+    grad_z = (grad * 0.5) * (2.0 * (residual / floored))
+    from_residual = -grad_z * ((residual / floored) / floored)
+    from_log = (-grad) / floored
+    from_ratio = ((grad * 0.5) * (2.0 * (floored / sigma))) / sigma
+    grad_floored = (from_log + from_ratio) + from_residual
+    return grad_z / floored, _floor_backward(grad_floored, sigma_hat, SIGMA_FLOOR)
+
+
+def nll_paper_backward(
+    grad: Tensor, mu_hat: Tensor, sigma_hat: Tensor, mu: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Gradients of sum(grad * nll_paper(...)) with respect to (mu_hat, sigma_hat)."""
+    floored = _floor(sigma_hat, SIGMA_FLOOR)
+    residual = mu_hat - mu
+    grad_z = (grad * 0.5) * (2.0 * (residual / floored))
+    from_residual = -grad_z * ((residual / floored) / floored)
+    from_log = (grad * 0.5) / floored
+    grad_floored = from_log + from_residual
+    return grad_z / floored, _floor_backward(grad_floored, sigma_hat, SIGMA_FLOOR)
+
+
+def _floor_backward(grad: Tensor, sigma: Tensor, floor: float) -> Tensor:
+    """clamp's gradient: passed where sigma >= floor (the subgradient 1 at the floor)."""
+    return torch.where(sigma >= floor, grad, torch.zeros((), dtype=grad.dtype, device=grad.device))
 
 
 def beta_nll(mu_hat: Tensor, sigma_hat: Tensor, y: Tensor, beta: float = DEFAULT_BETA) -> Tensor:

@@ -48,6 +48,11 @@ class Uncertainty(StrEnum):
 
 
 Objective = Callable[["DiagGaussian", "Tensor"], "Tensor"]
+# (prediction, target, upstream gradient of the elementwise loss) -> the gradients with
+# respect to the prediction's mu and sigma (None for a mean-only model).
+ObjectiveBackward = Callable[
+    ["DiagGaussian", "Tensor", "Tensor"], "tuple[Tensor, Tensor | None]"
+]
 
 
 def _mean(target: Tensor) -> Tensor:
@@ -64,10 +69,26 @@ def _objective_mean(pred: DiagGaussian, target: Tensor) -> Tensor:
     return losses.mse_mean(pred.mu, _mean(target))
 
 
+def _objective_mean_backward(
+    pred: DiagGaussian, target: Tensor, grad: Tensor
+) -> tuple[Tensor, None]:
+    from mer_uq import losses
+
+    return losses.mse_mean_backward(grad, pred.mu, _mean(target)), None
+
+
 def _objective_nll_paper(pred: DiagGaussian, target: Tensor) -> Tensor:
     from mer_uq import losses
 
     return losses.nll_paper(pred.mu, pred.sigma, _mean(target))
+
+
+def _objective_nll_paper_backward(
+    pred: DiagGaussian, target: Tensor, grad: Tensor
+) -> tuple[Tensor, Tensor]:
+    from mer_uq import losses
+
+    return losses.nll_paper_backward(grad, pred.mu, pred.sigma, _mean(target))
 
 
 def _objective_mse_paper(pred: DiagGaussian, target: Tensor) -> Tensor:
@@ -76,10 +97,26 @@ def _objective_mse_paper(pred: DiagGaussian, target: Tensor) -> Tensor:
     return losses.mse_paper(pred.mu, pred.sigma, _mean(target), _sd(target))
 
 
+def _objective_mse_paper_backward(
+    pred: DiagGaussian, target: Tensor, grad: Tensor
+) -> tuple[Tensor, Tensor]:
+    from mer_uq import losses
+
+    return losses.mse_paper_backward(grad, pred.mu, pred.sigma, _mean(target), _sd(target))
+
+
 def _objective_kld_paper(pred: DiagGaussian, target: Tensor) -> Tensor:
     from mer_uq import losses
 
     return losses.kld_paper(pred.mu, pred.sigma, _mean(target), _sd(target))
+
+
+def _objective_kld_paper_backward(
+    pred: DiagGaussian, target: Tensor, grad: Tensor
+) -> tuple[Tensor, Tensor]:
+    from mer_uq import losses
+
+    return losses.kld_paper_backward(grad, pred.mu, pred.sigma, _mean(target), _sd(target))
 
 
 def _objective_nll_exact(pred: DiagGaussian, target: Tensor) -> Tensor:
@@ -116,6 +153,9 @@ class TrainingSpec:
     sigma^(2 beta) x NLL, which grows as sigma shrinks even while the fit improves, so
     selecting on it keeps the first epoch. It is validated on the Gaussian NLL, the
     proper score Seitzer et al. (2022) report.
+
+    `objective_backward`, where given, is the objective's gradient written out (see
+    `mer_uq.losses`): training then skips autograd for the loss, with the same result.
     """
 
     key: str
@@ -124,6 +164,7 @@ class TrainingSpec:
     loss: str  # the function in mer_uq.losses, for reports
     objective: Objective
     validation: Objective | None = None
+    objective_backward: ObjectiveBackward | None = None
 
     @property
     def validation_objective(self) -> Objective:
@@ -166,10 +207,14 @@ class MethodSpec:
 TRAININGS: dict[str, TrainingSpec] = {
     spec.key: spec
     for spec in (
-        TrainingSpec("mean", False, Targets.MEAN, "mse_mean", _objective_mean),
-        TrainingSpec("nll", True, Targets.MEAN, "nll_paper (eq. 3)", _objective_nll_paper),
-        TrainingSpec("mse", True, Targets.MEAN_AND_SD, "mse_paper (eq. 1)", _objective_mse_paper),
-        TrainingSpec("kld", True, Targets.MEAN_AND_SD, "kld_paper (eq. 2)", _objective_kld_paper),
+        TrainingSpec("mean", False, Targets.MEAN, "mse_mean", _objective_mean,
+                     objective_backward=_objective_mean_backward),
+        TrainingSpec("nll", True, Targets.MEAN, "nll_paper (eq. 3)", _objective_nll_paper,
+                     objective_backward=_objective_nll_paper_backward),
+        TrainingSpec("mse", True, Targets.MEAN_AND_SD, "mse_paper (eq. 1)", _objective_mse_paper,
+                     objective_backward=_objective_mse_paper_backward),
+        TrainingSpec("kld", True, Targets.MEAN_AND_SD, "kld_paper (eq. 2)", _objective_kld_paper,
+                     objective_backward=_objective_kld_paper_backward),
         TrainingSpec("nll_exact", True, Targets.MEAN, "gaussian_nll", _objective_nll_exact),
         TrainingSpec("kld_exact", True, Targets.MEAN_AND_SD, "kl_gaussian", _objective_kld_exact),
         TrainingSpec(

@@ -257,51 +257,98 @@ class StackedFCN:
         mean_raw, spread_raw = out.split(N_DIMS, dim=-1)
         return DiagGaussian(torch.tanh(mean_raw), -F.softplus(spread_raw))
 
+    def _heads_backward(
+        self, out: Tensor, pred: DiagGaussian, grad_mu: Tensor, grad_sigma: Tensor | None
+    ) -> Tensor:
+        """Gradient with respect to the output layer of a loss whose gradients with
+        respect to pred.mu and pred.sigma are given: autograd's formulas for tanh, exp,
+        negation and softplus, on the same tensors (bit-identical)."""
+        grad_mean = torch.ops.aten.tanh_backward(grad_mu, pred.mu)
+        if not self.two_outputs:
+            return grad_mean
+        if grad_sigma is None:
+            raise ValueError("a two-output model needs the loss's gradient for sigma")
+        spread_raw = out[..., N_DIMS:]
+        grad_log_sigma = grad_sigma * pred.sigma
+        grad_spread = torch.ops.aten.softplus_backward(grad_log_sigma.neg(), spread_raw, 1, 20)
+        return torch.cat([grad_mean, grad_spread], dim=-1)
+
     def loss_and_grads(
         self,
         x: Tensor,
         masks: list[Tensor] | None,
         member_loss: Callable[[DiagGaussian], Tensor],
+        member_loss_backward: Callable[[DiagGaussian], tuple[Tensor, Tensor | None]]
+        | None = None,
     ) -> tuple[Tensor, list[Tensor]]:
         """One training step's forward and backward pass: each member's loss [K] (what
         `member_loss` makes of the outputs) and the gradients of their sum, in
         `params.values` order. x: [K, B, in]; masks as in `forward`.
+        `member_loss_backward`, where given, returns the gradients of that sum with
+        respect to the outputs' mu and sigma (written out, see `mer_uq.losses`);
+        otherwise autograd differentiates `member_loss`. The gradients returned live in
+        one buffer that the next call overwrites (see `_gradient_buffers`): use them,
+        e.g. in the optimiser step, before the next step.
 
         The layers' backward is written out: the same kernels on the same tensors that
         autograd runs (BaddbmmBackward: bias sum over the batch, h^T g and g W^T by bmm;
         MulBackward for the mask; elu_backward), so the gradients are bit-identical to
-        autograd's, without building and walking a graph of ~20 nodes every step. Only
-        the heads and the loss, which differ per training key, go through autograd.
+        autograd's, without building and walking a graph of ~20 nodes every step.
         """
         self.check_features(x)
-        tensors = self.params.tensors
-        n_layers = len(self.layer_sizes)
+        weights, biases = self._layers()
+        n_layers = len(weights)
         inputs: list[Tensor] = []  # each layer's input
         pre_activations: list[Tensor] = []
         with torch.no_grad():
             h = x
             for i in range(n_layers):
                 inputs.append(h)
-                h = torch.baddbmm(tensors[f"bias{i}"], h, tensors[f"weight{i}"])
+                h = torch.baddbmm(biases[i], h, weights[i])
                 if i < n_layers - 1:
                     pre_activations.append(h)
                     h = F.elu(h)
                     if masks is not None:
                         h = h * masks[i]
-        out = h.requires_grad_()
-        with torch.enable_grad():
-            loss = member_loss(self._heads(out))
-            (grad,) = torch.autograd.grad(loss.sum(), out)
-        grads: list[Tensor] = [grad] * (2 * n_layers)
+            if member_loss_backward is not None:
+                pred = self._heads(h)
+                loss = member_loss(pred)
+                grad = self._heads_backward(h, pred, *member_loss_backward(pred))
+        if member_loss_backward is None:
+            out = h.requires_grad_()
+            with torch.enable_grad():
+                loss = member_loss(self._heads(out))
+                (grad,) = torch.autograd.grad(loss.sum(), out)
+        grads = self._gradient_buffers()
         with torch.no_grad():
             for i in reversed(range(n_layers)):
-                grads[2 * i] = inputs[i].transpose(1, 2).bmm(grad)
-                grads[2 * i + 1] = grad.sum(1, keepdim=True)
+                torch.bmm(inputs[i].transpose(1, 2), grad, out=grads[2 * i])
+                torch.sum(grad, 1, keepdim=True, out=grads[2 * i + 1])
                 if i > 0:
-                    grad = grad.bmm(tensors[f"weight{i}"].transpose(1, 2))
+                    grad = grad.bmm(weights[i].transpose(1, 2))
                     if masks is not None:
                         grad = grad * masks[i - 1]
-                    grad = torch.ops.aten.elu_backward(
-                        grad, 1.0, 1, 1, False, pre_activations[i - 1]
-                    )
+                    grad = _elu_backward(grad, 1.0, 1, 1, False, pre_activations[i - 1])
         return loss.detach(), grads
+
+    def _gradient_buffers(self) -> list[Tensor]:
+        """Where `loss_and_grads` writes the gradients: one flat buffer laid out like the
+        parameters, made once and overwritten every step. Why: the ~2 MB of gradients
+        of a 15-member stack, written to fresh memory each step, missed the caches;
+        written in place they stay warm for the optimiser that reads them next."""
+        if getattr(self, "_grads", None) is None:
+            buffer = torch.empty_like(self.params.data)
+            self._grads = list(self.params.views(buffer).values())
+        return self._grads
+
+    def _layers(self) -> tuple[list[Tensor], list[Tensor]]:
+        """Each layer's weight and bias tensors, in order."""
+        tensors = self.params.tensors
+        n_layers = len(self.layer_sizes)
+        return (
+            [tensors[f"weight{i}"] for i in range(n_layers)],
+            [tensors[f"bias{i}"] for i in range(n_layers)],
+        )
+
+
+_elu_backward = torch.ops.aten.elu_backward.default

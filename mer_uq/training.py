@@ -402,17 +402,30 @@ def _train_epoch(
     targets = t_train[index]  # [steps, K, batch, 2D]
     dropout = EpochDropout(model, steps, batch, x_train.device) if model.dropout.active else None
     loss_sum = torch.zeros(k, device=x_train.device)
+    backward = spec.objective_backward
+    upstream = _member_mean_gradient((k, batch, N_DIMS), x_train.device)
     for step in range(steps):
         masks = None if dropout is None else dropout.step(step)
         # index_select on the flat indices: the same rows as x_train[index[step]], cheaper
         inputs = x_train.index_select(0, index[step].view(-1)).view(k, batch, -1)
         target = targets[step]
         member_loss, grads = model.loss_and_grads(
-            inputs, masks, lambda pred: spec.objective(pred, target).mean(dim=(1, 2))  # noqa: B023
+            inputs,
+            masks,
+            lambda pred: spec.objective(pred, target).mean(dim=(1, 2)),  # noqa: B023
+            None if backward is None else lambda pred: backward(pred, target, upstream),  # noqa: B023
         )
         adam.step(grads)
         loss_sum += member_loss
     return (loss_sum / steps).cpu().numpy().astype(np.float64)
+
+
+def _member_mean_gradient(shape: tuple[int, int, int], device: torch.device) -> Tensor:
+    """Gradient of sum over members of the mean over songs and dimensions, with respect to
+    the elementwise loss [K, B, D]: 1 / (B D) everywhere, made as autograd makes it (the
+    member sum's gradient expanded, then divided)."""
+    k, batch, dims = shape
+    return torch.ones(k, 1, 1, device=device).expand(shape) / (batch * dims)
 
 
 def train_stack(

@@ -159,3 +159,68 @@ def test_target_sd_floor_only_touches_sd_below_it() -> None:
     s = torch.tensor([0.06])
     ref = kl_divergence(Normal(0.0, 0.3), Normal(0.0, s))
     torch.testing.assert_close(losses.kl_gaussian(mu[:1], torch.tensor([0.3]), mu[:1], s), ref)
+
+
+BACKWARDS = {
+    "mse_mean": (losses.mse_mean, losses.mse_mean_backward, ("mu_hat", "mu")),
+    "nll_paper": (losses.nll_paper, losses.nll_paper_backward, ("mu_hat", "sigma_hat", "mu")),
+    "mse_paper": (
+        losses.mse_paper, losses.mse_paper_backward, ("mu_hat", "sigma_hat", "mu", "sigma")
+    ),
+    "kld_paper": (
+        losses.kld_paper, losses.kld_paper_backward, ("mu_hat", "sigma_hat", "mu", "sigma")
+    ),
+}  # fmt: skip
+
+
+def _float32_batch(seed: int, n: int = 480) -> dict[str, torch.Tensor]:
+    """float32 like training; a quarter of the predicted SDs below SIGMA_FLOOR and some
+    target SDs below TARGET_SD_FLOOR, so the clamps' gradients are exercised."""
+    g = torch.Generator().manual_seed(seed)
+    sigma_hat = torch.rand(n, 2, generator=g) * 0.6 + 0.05
+    sigma_hat[: n // 4] = torch.rand(n // 4, 2, generator=g) * 2 * losses.SIGMA_FLOOR
+    sigma = torch.rand(n, 2, generator=g) * 0.4 + 0.06
+    sigma[: n // 8] *= 0.1
+    return {
+        "mu_hat": torch.rand(n, 2, generator=g) * 1.8 - 0.9,
+        "sigma_hat": sigma_hat,
+        "mu": torch.rand(n, 2, generator=g) * 1.8 - 0.9,
+        "sigma": sigma,
+    }
+
+
+@pytest.mark.parametrize("name", sorted(BACKWARDS))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_written_out_gradients_equal_autograd_bit_for_bit(name: str, seed: int) -> None:
+    """Training uses these instead of autograd: any difference in the last bit would move
+    every trained weight, so they must be autograd's exactly (upstream gradient 1 / 100,
+    not a power of two, like a mean over 50 songs x 2 dimensions)."""
+    loss, backward, args = BACKWARDS[name]
+    batch = _float32_batch(seed)
+    grad = torch.full((480, 2), 1.0) / 100
+    inputs = {k: batch[k].clone().requires_grad_(k in ("mu_hat", "sigma_hat")) for k in args}
+    value = loss(*(inputs[k] for k in args))
+    wrt = [inputs[k] for k in ("mu_hat", "sigma_hat") if k in args]
+    reference = torch.autograd.grad(value, wrt, grad)
+    mine = backward(grad, *(batch[k] for k in args))
+    mine = (mine,) if isinstance(mine, torch.Tensor) else mine
+    for got, expected in zip(mine, reference, strict=True):
+        assert torch.equal(got, expected), name
+
+
+@pytest.mark.parametrize("name", sorted(BACKWARDS))
+def test_written_out_gradients_match_the_closed_form(name: str, batch) -> None:
+    """Independent of autograd: the derivatives by hand (float64, clamps inactive)."""
+    _, backward, args = BACKWARDS[name]
+    m, s, mu, sd = batch["mu_hat"], batch["sigma_hat"], batch["mu"], batch["sigma"]
+    r = m - mu
+    closed = {
+        "mse_mean": (2 * r,),
+        "nll_paper": (r / s**2, -(r**2) / s**3 + 0.5 / s),
+        "mse_paper": (2 * r, 4 * s * (s**2 - sd**2)),
+        "kld_paper": (r / s**2, -(r**2) / s**3 - 1 / s + s / sd**2),
+    }[name]
+    got = backward(torch.ones_like(m), *(batch[k] for k in args))
+    got = (got,) if isinstance(got, torch.Tensor) else got
+    for mine, expected in zip(got, closed, strict=True):
+        torch.testing.assert_close(mine, expected)

@@ -221,6 +221,24 @@ def test_nan_during_training_names_epoch_and_method(data, monkeypatch) -> None:
         train_stack("nll", (0,), data, SMALL_MODEL, SHORT)
 
 
+@pytest.mark.parametrize(
+    "training", [k for k, spec in methods.TRAININGS.items() if spec.objective_backward]
+)
+def test_written_out_loss_gradient_trains_exactly_as_autograd(data, training, monkeypatch):
+    """The written-out loss gradients are a speed-up only: with autograd instead, every
+    member trains to the same weights, bit for bit (with dropout, early stopping off)."""
+    cfg = dataclasses.replace(SHORT, early_stopping_patience=10)
+    model = dataclasses.replace(SMALL_MODEL, dropout=0.3)
+    fast = train_stack(training, (0, 1, 2), data, model, cfg)
+    spec = methods.TRAININGS[training]
+    monkeypatch.setitem(
+        methods.TRAININGS, training, dataclasses.replace(spec, objective_backward=None)
+    )
+    reference = train_stack(training, (0, 1, 2), data, model, cfg)
+    assert torch.equal(fast.model.params.data, reference.model.params.data)
+    np.testing.assert_array_equal(fast.best_val_loss, reference.best_val_loss)
+
+
 def test_bad_inputs_are_named(data: TrainingData) -> None:
     with pytest.raises(methods.UnknownMethodError, match="unknown training key 'nope'"):
         train_stack("nope", (0,), data, SMALL_MODEL, SHORT)
