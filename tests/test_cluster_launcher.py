@@ -242,16 +242,23 @@ def render(folder: Path, token: str, mark: str) -> tuple[Path, int]:
 ALIVE_NODES = """
 import json, sys, ray
 ray.init(address=sys.argv[1], log_to_driver=False, logging_level="ERROR")
-print(json.dumps([{"ip": n["NodeManagerAddress"], "id": n["NodeID"]}
-                  for n in ray.nodes() if n["Alive"]]))
+print("alive nodes:", json.dumps([{"ip": n["NodeManagerAddress"], "id": n["NodeID"]}
+                                  for n in ray.nodes() if n["Alive"]]))
 """
 
 
 def alive_nodes(address: str, env: dict[str, str]) -> list[dict[str, str]]:
-    """The cluster's live nodes, seen by a fresh driver (as a user's would see them)."""
+    """The cluster's live nodes, seen by a fresh driver (as a user's would see them).
+
+    The answer is the line marked "alive nodes:": Ray may print its own lines around it
+    (after a node was killed: "raylet has lagging heartbeats ...")."""
     done = subprocess.run([sys.executable, "-c", ALIVE_NODES, address], env=env,
                           capture_output=True, text=True, timeout=60)
-    return json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else []
+    if done.returncode != 0:
+        return []
+    marked = [line for line in done.stdout.splitlines() if line.startswith("alive nodes: ")]
+    assert marked, f"no 'alive nodes:' line in the driver's output:\n{done.stdout[-2000:]}"
+    return json.loads(marked[-1].removeprefix("alive nodes: "))
 
 
 def wait_for_nodes(address: str, env: dict[str, str], ips: set[str], timeout_s: float,
