@@ -33,9 +33,10 @@ respect to mu_hat and sigma_hat. They run the very ops autograd's derivative for
 on these graphs (pow: grad * (2 * x); division: grad / b and -grad * ((a / b) / b); log:
 grad / x; clamp: where(x >= floor, grad, 0)), and sum the contributions to sigma_hat in
 the order the autograd engine does, so the gradients are bit-identical to autograd's
-(tested). Why: training steps of tiny networks cost the autograd engine more than the
-arithmetic, and a written-out gradient removes ~100 us of ~2.5 ms per stacked step while
-leaving every trained weight unchanged. Losses without one train through autograd.
+(tested). Why: for tiny networks the autograd engine's bookkeeping costs more than the
+loss's arithmetic; measured on a 15-member stacked step (130-d, 'nll' and 'kld'), the
+written-out gradient saved 0.1-0.25 ms of 2.4-2.9 ms, with every trained weight unchanged.
+Losses without one train through autograd.
 
 Numerical guards (documented, tested): sigma_hat is floored at SIGMA_FLOOR = 1e-3 (so
 sigma_hat^2 >= 1e-6, the same floor as GaussianNLLLoss's default eps); a target SD that

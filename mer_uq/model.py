@@ -172,6 +172,10 @@ class StackedFCN:
             shapes[f"weight{i}"] = (k, fan_in, fan_out)
             shapes[f"bias{i}"] = (k, 1, fan_out)
         self.params = FlatParameters(shapes, self.device)
+        # Each layer's weight and bias, in order: looked up once, not on every step.
+        self.weights = [self.params.tensors[f"weight{i}"] for i in range(len(self.layer_sizes))]
+        self.biases = [self.params.tensors[f"bias{i}"] for i in range(len(self.layer_sizes))]
+        self._grads: list[Tensor] | None = None  # see _gradient_buffers
 
     def subset(self, members: Sequence[int]) -> StackedFCN:
         """A stack of some members (positions in this stack): copies of their weights,
@@ -234,11 +238,9 @@ class StackedFCN:
         the caller so that their randomness is owned by each member's stream.
         """
         self.check_features(x)
-        tensors = self.params.tensors
         h = x
         last = len(self.layer_sizes) - 1
-        for i in range(len(self.layer_sizes)):
-            weight, bias = tensors[f"weight{i}"], tensors[f"bias{i}"]
+        for i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
             if members is not None:
                 weight, bias = weight[members], bias[members]
             if h.dim() == 3 and h.shape[0] == weight.shape[0]:
@@ -296,7 +298,7 @@ class StackedFCN:
         autograd's, without building and walking a graph of ~20 nodes every step.
         """
         self.check_features(x)
-        weights, biases = self._layers()
+        weights, biases = self.weights, self.biases
         n_layers = len(weights)
         inputs: list[Tensor] = []  # each layer's input
         pre_activations: list[Tensor] = []
@@ -336,19 +338,10 @@ class StackedFCN:
         parameters, made once and overwritten every step. Why: the ~2 MB of gradients
         of a 15-member stack, written to fresh memory each step, missed the caches;
         written in place they stay warm for the optimiser that reads them next."""
-        if getattr(self, "_grads", None) is None:
+        if self._grads is None:
             buffer = torch.empty_like(self.params.data)
             self._grads = list(self.params.views(buffer).values())
         return self._grads
-
-    def _layers(self) -> tuple[list[Tensor], list[Tensor]]:
-        """Each layer's weight and bias tensors, in order."""
-        tensors = self.params.tensors
-        n_layers = len(self.layer_sizes)
-        return (
-            [tensors[f"weight{i}"] for i in range(n_layers)],
-            [tensors[f"bias{i}"] for i in range(n_layers)],
-        )
 
 
 _elu_backward = torch.ops.aten.elu_backward.default
