@@ -20,6 +20,13 @@ Measures, on ONE CPU thread (torch.set_num_threads(1)):
   ensemble (stack_module_state + vmap(functional_call), one Adam over the stacked
   parameters) and K nn.Sequential models stepped one after another; ms per model-step
   and as ratios to the floor and to ours. All run with denormals flushed, as ours does.
+  Two bounds sit beside them, because the FLOP floor (a large matmul's rate) is one that
+  K small batched GEMMs cannot reach: 'kernels alone', the step's own kernels (the eight
+  batched GEMMs, ELU and its backward, the dropout multiplies, the gather and the fused
+  Adam step) each timed alone at the step's shapes with its operands hot, summed; and
+  'step alone', our real step (`loss_and_grads` + `StackedAdam.step`) repeated on one
+  batch, i.e. training without the epoch's data, masks and validation. vmap / kernels
+  alone is the most that ANY loop over these kernels could beat the vmap peer by.
 
 Inputs: the bundled openSMILE features (130-d) and random 1024-d features for the same
 songs (MusicFM's width). Results print as a table and, with --json PATH, are saved.
@@ -39,15 +46,25 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from mer_uq.data import FeatureTable, load_deam, load_features, standardise
 from mer_uq.methods import TRAININGS
-from mer_uq.model import FCNConfig
-from mer_uq.training import TrainConfig, TrainingData, cpu_threads, train_stack
+from mer_uq.model import FCNConfig, StackedFCN
+from mer_uq.training import (
+    EpochDropout,
+    StackedAdam,
+    TrainConfig,
+    TrainingData,
+    _member_mean_gradient,
+    cpu_threads,
+    train_stack,
+)
 from mer_uq.trial import training_targets
 
 BATCH = 32
 WIDTH = 128
+ELU_BACKWARD = torch.ops.aten.elu_backward.default
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
@@ -172,15 +189,96 @@ def stacked_ms(data: TrainingData, k: int, epochs: int) -> float:
     return trial_ms("nll", data, tuple(range(k)), cfg)["ms_per_model_step"]
 
 
+def _stack_and_batch(data: TrainingData, k: int) -> tuple:
+    """A K-member 'nll' stack of the paper's FCN, its optimiser, and one batch (inputs,
+    targets, dropout masks) as a training step sees them."""
+    model = StackedFCN(data.x_train.shape[1], FCNConfig(), True, tuple(range(k)))
+    adam = StackedAdam(model.params.values)
+    adam.set_member_lr(np.full(k, 1e-3))
+    rows = torch.arange(k * BATCH) % len(data.x_train)
+    x = torch.as_tensor(data.x_train, dtype=torch.float32)[rows].view(k, BATCH, -1)
+    target = torch.as_tensor(data.t_train, dtype=torch.float32)[rows].view(k, BATCH, -1)
+    masks = EpochDropout(model, 1, BATCH, torch.device("cpu")).step(0)
+    return model, adam, x, target, masks
+
+
+def _hot_ms(run, repeats: int) -> float:
+    for _ in range(max(10, repeats // 10)):
+        run()
+    started = time.process_time()
+    for _ in range(repeats):
+        run()
+    return (time.process_time() - started) / repeats * 1e3
+
+
+def kernels_alone_ms(data: TrainingData, k: int, repeats: int = 300) -> float:
+    """The stacked step's own kernels, each timed alone at the step's shapes (operands hot
+    in cache), summed: ms per model-step. The heads, the loss and its gradient (~45 small
+    elementwise ops on [K, B, 2]) are left out, so no loop over these kernels beats it."""
+    model, adam, x, _, masks = _stack_and_batch(data, k)
+    weights, biases = model.weights, model.biases
+    last = len(weights) - 1
+    buffers = model._gradient_buffers()
+    source = torch.as_tensor(data.x_train, dtype=torch.float32)
+    rows = torch.randint(0, len(source), (k * BATCH,))
+    with torch.no_grad(), cpu_threads(1):
+        inputs, pre = [x], []
+        for i in range(last):  # realistic operands: the forward pass's own activations
+            pre.append(torch.baddbmm(biases[i], inputs[-1], weights[i]))
+            inputs.append(F.elu(pre[-1]) * masks[i])
+        grads = [torch.randn(k, BATCH, w.shape[2]) * 1e-3 for w in weights]
+        runs = [lambda: source.index_select(0, rows)]
+        for i in range(len(weights)):
+            runs += [
+                lambda i=i: torch.baddbmm(biases[i], inputs[i], weights[i]),
+                lambda i=i: torch.bmm(inputs[i].transpose(1, 2), grads[i], out=buffers[2 * i]),
+                lambda i=i: torch.sum(grads[i], 1, keepdim=True, out=buffers[2 * i + 1]),
+            ]
+            if i > 0:
+                runs.append(lambda i=i: grads[i].bmm(weights[i].transpose(1, 2)))
+            if i < last:
+                runs += [
+                    lambda i=i: F.elu(pre[i]),
+                    lambda i=i: pre[i] * masks[i],  # forward
+                    lambda i=i: pre[i] * masks[i],  # backward
+                    lambda i=i: ELU_BACKWARD(grads[i], 1.0, 1, 1, False, pre[i]),
+                ]
+        runs.append(lambda: adam.step(buffers))
+        return sum(_hot_ms(run, repeats) for run in runs) / k
+
+
+def step_alone_ms(data: TrainingData, k: int, repeats: int = 300) -> float:
+    """Our training step ('nll': `loss_and_grads`, then the fused Adam step) repeated on
+    one batch: ms per model-step, without the epoch's gathers, masks and validation."""
+    model, adam, x, target, masks = _stack_and_batch(data, k)
+    spec = TRAININGS["nll"]
+    upstream = _member_mean_gradient((k, BATCH, 2), x.device)
+
+    def step() -> None:
+        _, grads = model.loss_and_grads(
+            x,
+            masks,
+            lambda pred: spec.objective(pred, target).mean(dim=(1, 2)),
+            lambda pred: spec.objective_backward(pred, target, upstream),
+        )
+        adam.step(grads)
+
+    with cpu_threads(1):
+        return _hot_ms(step, repeats) / k
+
+
 def peers(data: TrainingData, d: int, gflops: float, k: int, rounds: int) -> dict:
     """Ours, the torch.func vmap ensemble and the sequential loop, interleaved round by
     round (best of `rounds`), against the FLOP floor."""
     floor = step_flops(d) / (gflops * 1e9) * 1e3
     epochs = 3
     steps = epochs * TrainConfig().steps_per_epoch
-    times: dict[str, list[float]] = {"ours (stacked)": [], "torch.func vmap": [],
+    times: dict[str, list[float]] = {"kernels alone": [], "step alone (one batch)": [],
+                                     "ours (stacked)": [], "torch.func vmap": [],
                                      "sequential nn.Sequential": []}
     for _ in range(rounds):
+        times["kernels alone"].append(kernels_alone_ms(data, k))
+        times["step alone (one batch)"].append(step_alone_ms(data, k))
         times["ours (stacked)"].append(stacked_ms(data, k, epochs))
         with cpu_threads(1):
             times["torch.func vmap"].append(vmap_peer_ms(data.x_train, data.t_train, k, steps))
@@ -198,6 +296,9 @@ def print_peers(name: str, result: dict) -> None:
     print(f"{'FLOP floor (large matmul)':<26} {floor:>7.3f} {1.0:>8.2f} {floor / ours:>7.2f}")
     for peer, ms in best.items():
         print(f"{peer:<26} {ms:>7.3f} {ms / floor:>8.2f} {ms / ours:>7.2f}")
+    vmap, kernels = best["torch.func vmap"], best["kernels alone"]
+    print(f"vmap / ours {vmap / ours:.2f}; vmap / kernels alone {vmap / kernels:.2f} (the most "
+          f"any loop over these kernels could reach); ours / kernels alone {ours / kernels:.2f}")
 
 
 def trial_ms(key: str, data: TrainingData, seeds: tuple[int, ...], cfg: TrainConfig) -> dict:
