@@ -56,9 +56,10 @@ from mer_uq.training import (
     StackedAdam,
     TrainConfig,
     TrainingData,
-    _member_mean_gradient,
     cpu_threads,
+    member_mean_gradient,
     train_stack,
+    training_step,
 )
 from mer_uq.trial import training_targets
 
@@ -202,15 +203,6 @@ def _stack_and_batch(data: TrainingData, k: int) -> tuple:
     return model, adam, x, target, masks
 
 
-def _hot_ms(run, repeats: int) -> float:
-    for _ in range(max(10, repeats // 10)):
-        run()
-    started = time.process_time()
-    for _ in range(repeats):
-        run()
-    return (time.process_time() - started) / repeats * 1e3
-
-
 def kernels_alone_ms(data: TrainingData, k: int, repeats: int = 300) -> float:
     """The stacked step's own kernels, each timed alone at the step's shapes (operands hot
     in cache), summed: ms per model-step. The heads, the loss and its gradient (~45 small
@@ -244,27 +236,19 @@ def kernels_alone_ms(data: TrainingData, k: int, repeats: int = 300) -> float:
                     lambda i=i: ELU_BACKWARD(grads[i], 1.0, 1, 1, False, pre[i]),
                 ]
         runs.append(lambda: adam.step(buffers))
-        return sum(_hot_ms(run, repeats) for run in runs) / k
+        return sum(_ms_per_model_step(run, repeats, k) for run in runs)
 
 
 def step_alone_ms(data: TrainingData, k: int, repeats: int = 300) -> float:
-    """Our training step ('nll': `loss_and_grads`, then the fused Adam step) repeated on
-    one batch: ms per model-step, without the epoch's gathers, masks and validation."""
+    """Our training step (`mer_uq.training.training_step`, 'nll') repeated on one batch:
+    ms per model-step, without the epoch's gathers, masks and validation."""
     model, adam, x, target, masks = _stack_and_batch(data, k)
     spec = TRAININGS["nll"]
-    upstream = _member_mean_gradient((k, BATCH, 2), x.device)
-
-    def step() -> None:
-        _, grads = model.loss_and_grads(
-            x,
-            masks,
-            lambda pred: spec.objective(pred, target).mean(dim=(1, 2)),
-            lambda pred: spec.objective_backward(pred, target, upstream),
-        )
-        adam.step(grads)
-
+    upstream = member_mean_gradient((k, BATCH, 2), x.device)
     with cpu_threads(1):
-        return _hot_ms(step, repeats) / k
+        return _ms_per_model_step(
+            lambda: training_step(model, spec, adam, x, target, masks, upstream), repeats, k
+        )
 
 
 def peers(data: TrainingData, d: int, gflops: float, k: int, rounds: int) -> dict:

@@ -402,25 +402,40 @@ def _train_epoch(
     targets = t_train[index]  # [steps, K, batch, 2D]
     dropout = EpochDropout(model, steps, batch, x_train.device) if model.dropout.active else None
     loss_sum = torch.zeros(k, device=x_train.device)
-    backward = spec.objective_backward
-    upstream = _member_mean_gradient((k, batch, N_DIMS), x_train.device)
+    upstream = member_mean_gradient((k, batch, N_DIMS), x_train.device)
     for step in range(steps):
         masks = None if dropout is None else dropout.step(step)
         # index_select on the flat indices: the same rows as x_train[index[step]], cheaper
         inputs = x_train.index_select(0, index[step].view(-1)).view(k, batch, -1)
-        target = targets[step]
-        member_loss, grads = model.loss_and_grads(
-            inputs,
-            masks,
-            lambda pred: spec.objective(pred, target).mean(dim=(1, 2)),  # noqa: B023
-            None if backward is None else lambda pred: backward(pred, target, upstream),  # noqa: B023
-        )
-        adam.step(grads)
-        loss_sum += member_loss
+        loss_sum += training_step(model, spec, adam, inputs, targets[step], masks, upstream)
     return (loss_sum / steps).cpu().numpy().astype(np.float64)
 
 
-def _member_mean_gradient(shape: tuple[int, int, int], device: torch.device) -> Tensor:
+def training_step(
+    model: StackedFCN,
+    spec: TrainingSpec,
+    adam: StackedAdam,
+    inputs: Tensor,
+    target: Tensor,
+    masks: list[Tensor] | None,
+    upstream: Tensor,
+) -> Tensor:
+    """One optimiser step of every member on one batch (inputs [K, B, in], target
+    [K, B, 2D]); returns each member's loss [K]. `upstream` is `member_mean_gradient` of
+    the batch's shape, made once per epoch. The loss's gradient is the written-out one
+    where the key has it (`spec.objective_backward`), autograd's otherwise."""
+    backward = spec.objective_backward
+    member_loss, grads = model.loss_and_grads(
+        inputs,
+        masks,
+        lambda pred: spec.objective(pred, target).mean(dim=(1, 2)),
+        None if backward is None else lambda pred: backward(pred, target, upstream),
+    )
+    adam.step(grads)
+    return member_loss
+
+
+def member_mean_gradient(shape: tuple[int, int, int], device: torch.device) -> Tensor:
     """Gradient of sum over members of the mean over songs and dimensions, with respect to
     the elementwise loss [K, B, D]: 1 / (B D) everywhere, made as autograd makes it (the
     member sum's gradient expanded, then divided)."""
