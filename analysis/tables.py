@@ -90,6 +90,21 @@ class _ResampledTruth:
         return np.where(self.sum_sq == 0.0, np.nan, r2)
 
 
+# How many resample-by-song entries one chunk of the bootstrap holds: ~2^18 keeps a
+# chunk's few integer and float arrays in the core's cache (the work streams through
+# them ~15 times per member), and bounds the bootstrap's memory whatever the song count.
+CHUNK_ENTRIES = 2**18
+
+
+def resample_chunks(n_boot: int, n_items: int, entries: int = CHUNK_ENTRIES
+                    ) -> list[slice]:
+    """Consecutive blocks of resamples of about ``entries`` resample-by-item entries each
+    (at least one resample per block). Every draw is computed from its own resample
+    only, so the blocks change no number, only the memory and the cache traffic."""
+    rows = max(1, entries // max(n_items, 1))
+    return [slice(start, min(start + rows, n_boot)) for start in range(0, n_boot, rows)]
+
+
 def resample_counts(indices: np.ndarray, n_items: int) -> np.ndarray:
     """[n_boot, n_items]: how often each item was drawn in each resample."""
     n_boot = indices.shape[0]
@@ -98,6 +113,45 @@ def resample_counts(indices: np.ndarray, n_items: int) -> np.ndarray:
     # int32 halves the memory the rank sums stream through, where their products
     # (count x doubled rank deviation^2 <= 4 n^3) cannot overflow it
     return counts.astype(np.int32) if 4 * n_items**3 < 2**31 else counts
+
+
+@dataclass(frozen=True)
+class _RankPlan:
+    """What ranking one vector needs on every resample, worked out once: its sort order
+    and, where values tie, the first and last position of each position's run."""
+
+    order: np.ndarray
+    run_first: np.ndarray | None
+    run_last: np.ndarray | None
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> _RankPlan:
+        order = np.argsort(values, kind="stable")
+        ordered = values[order]
+        ties = ordered[1:] == ordered[:-1]
+        if not ties.any():
+            return cls(order, None, None)
+        ends = np.flatnonzero(np.r_[~ties, True])
+        starts = np.r_[0, ends[:-1] + 1]
+        run = np.repeat(np.arange(ends.size), np.diff(np.r_[-1, ends]))
+        return cls(order, starts[run], ends[run])
+
+    def deviations(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(drawn, deviation), both in this vector's sorted order: ``drawn[b, p]`` how often
+        item ``order[p]`` was drawn in resample b, ``deviation[b, p]`` twice its average
+        rank's distance from (n + 1) / 2 (see ``resampled_rank_deviations``)."""
+        n = counts.shape[1]
+        drawn = counts[:, self.order]
+        upto = np.cumsum(drawn, axis=1, dtype=drawn.dtype)
+        if self.run_first is None:  # below = upto - drawn: 2 upto - drawn - n
+            dev = upto * 2
+            dev -= drawn
+        else:  # every item of a run of equal values takes the run's counts
+            dev = upto[:, self.run_last]
+            dev += upto[:, self.run_first]
+            dev -= drawn[:, self.run_first]
+        dev -= n
+        return drawn, dev
 
 
 def resampled_rank_deviations(values: np.ndarray, counts: np.ndarray
@@ -112,72 +166,86 @@ def resampled_rank_deviations(values: np.ndarray, counts: np.ndarray
     sum of the counts in value order. Items not drawn get the rank their value would
     have; they carry weight 0 wherever it is used.
     """
-    n = values.size
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    drawn = counts[:, order]
-    upto = np.cumsum(drawn, axis=1, dtype=drawn.dtype)
-    below = upto - drawn
-    ties = ordered[1:] == ordered[:-1]
-    if ties.any():  # every item of a run of equal values takes the run's counts
-        ends = np.flatnonzero(np.r_[~ties, True])
-        starts = np.r_[0, ends[:-1] + 1]
-        run = np.repeat(np.arange(ends.size), np.diff(np.r_[-1, ends]))
-        upto, below = upto[:, ends[run]], below[:, starts[run]]
-    return order, below + upto + 1 - (n + 1)
+    plan = _RankPlan.of(values)
+    return plan.order, plan.deviations(counts)[1]
 
 
-def _spearman_draws(y_true: np.ndarray, members: np.ndarray, indices: np.ndarray
-                    ) -> list[np.ndarray]:
+def _spearman_draws(y_true: np.ndarray, members: np.ndarray, indices: np.ndarray,
+                    entries: int = CHUNK_ENTRIES) -> list[np.ndarray]:
     """mer_uq.metrics' Spearman rho of every resample, per member: Pearson's r of the
     average ranks, summed over items weighted by how often each was drawn.
 
     Every term is exact: the ranks' mean over n draws is exactly (n + 1) / 2, and twice
     a rank's deviation from it is an integer, so the three sums are exact integers (in
     any order) and r = S_xy / sqrt(S_xx S_yy) is the metric's value to the last bit (the
-    factor 4 of the doubled deviations cancels exactly: powers of two).
+    factor 4 of the doubled deviations cancels exactly: powers of two). Being exact, the
+    sums are the same whatever blocks of resamples they are taken over.
     """
-    n = y_true.size
-    counts = resample_counts(indices, n)
-    order, truth = resampled_rank_deviations(y_true, counts)
-    weighted = counts[:, order] * truth
-    sum_xx = np.sum(weighted * truth, axis=-1, dtype=np.int64).astype(np.float64)
-    weighted_by_item = np.empty_like(weighted)
-    weighted_by_item[:, order] = weighted           # counts x truth deviation, item order
+    n, n_boot = y_true.size, indices.shape[0]
+    truth_plan = _RankPlan.of(y_true)
+    plans = [_RankPlan.of(pred) for pred in members]
+    sum_xx = np.empty(n_boot, dtype=np.int64)
+    sum_yy = np.empty((len(plans), n_boot), dtype=np.int64)
+    sum_xy = np.empty((len(plans), n_boot), dtype=np.int64)
+    for block in resample_chunks(n_boot, n, entries):
+        counts = resample_counts(indices[block], n)
+        drawn, truth = truth_plan.deviations(counts)
+        weighted = drawn * truth
+        sum_xx[block] = np.sum(weighted * truth, axis=-1, dtype=np.int64)
+        weighted_by_item = np.empty_like(weighted)
+        weighted_by_item[:, truth_plan.order] = weighted  # counts x truth deviation
+        for m, plan in enumerate(plans):
+            drawn, dev = plan.deviations(counts)
+            drawn *= dev
+            sum_xy[m, block] = np.sum(weighted_by_item[:, plan.order] * dev, axis=-1,
+                                      dtype=np.int64)
+            drawn *= dev
+            sum_yy[m, block] = np.sum(drawn, axis=-1, dtype=np.int64)
     draws = []
-    for pred in members:
-        order, dev = resampled_rank_deviations(pred, counts)
-        sum_yy = np.sum(counts[:, order] * dev * dev, axis=-1, dtype=np.int64)
-        sum_xy = np.sum(weighted_by_item[:, order] * dev, axis=-1, dtype=np.int64)
-        sum_yy, sum_xy = sum_yy.astype(np.float64), sum_xy.astype(np.float64)
-        denom = np.sqrt(sum_xx * sum_yy)
+    for yy, xy in zip(sum_yy.astype(np.float64), sum_xy.astype(np.float64), strict=True):
+        denom = np.sqrt(sum_xx.astype(np.float64) * yy)
         with np.errstate(invalid="ignore", divide="ignore"):
-            r = np.clip(sum_xy / denom, -1.0, 1.0)
+            r = np.clip(xy / denom, -1.0, 1.0)
         draws.append(np.where(denom == 0.0, np.nan, r))  # exact: 0 only when constant
     return draws
 
 
+def _moment_draws(y_true: np.ndarray, members: np.ndarray, indices: np.ndarray, metric: str,
+                  entries: int = CHUNK_ENTRIES) -> list[np.ndarray]:
+    """Pearson's r or R^2 of every resample, per member, in blocks of resamples: each
+    draw is a reduction over its own resample's row, the same sums in the same order
+    whatever the block, so blocks change no bit."""
+    n_boot = indices.shape[0]
+    out = np.empty((len(members), n_boot))
+    for block in resample_chunks(n_boot, y_true.size, entries):
+        rows = indices[block]
+        truth = _ResampledTruth(y_true[rows])
+        for m, pred in enumerate(members):
+            out[m, block] = (truth.correlation(pred[rows]) if metric == PEARSON
+                             else truth.r2(pred[rows]))
+    return list(out)
+
+
 def bootstrap_cell(row: PredictionRow, target: str, dim: str, y_true: np.ndarray,
-                   metric: str, indices: np.ndarray) -> np.ndarray:
+                   metric: str, indices: np.ndarray, entries: int = CHUNK_ENTRIES
+                   ) -> np.ndarray:
     """The cell's statistic (mean over members) on every resample: [n_boot].
 
-    All resamples of a member at once, as [n_boot, n_songs] arrays (one call per resample
-    and member was 99 % of the report's time), one member after another: a member's
-    arrays stay in cache, and a 2-D reduction sums each resample in the same order as
-    mer_uq.metrics does on one vector, so every draw EQUALS the metric of that resample
-    (a 3-D [members, resamples, songs] reduction groups the sums differently, ~1e-16 off).
-    Spearman's rho is Pearson's r of the average ranks (mer_uq's definition), from counts
-    of draws rather than a sort per resample (``_spearman_draws``).
+    All resamples of a member at once, as [resamples, n_songs] arrays (one call per
+    resample and member was 99 % of the report's time), taken in blocks of resamples
+    (``resample_chunks``) so that memory stays bounded and the arrays stay in cache
+    whatever the number of songs. A 2-D reduction sums each resample in the same order
+    as mer_uq.metrics does on one vector, so every draw EQUALS the metric of that
+    resample (a 3-D [members, resamples, songs] reduction groups the sums differently,
+    ~1e-16 off). Spearman's rho is Pearson's r of the average ranks (mer_uq's
+    definition), from counts of draws rather than a sort per resample
+    (``_spearman_draws``).
     """
     members = predicted(row, target, dim)
     if metric == SPEARMAN:
-        draws = _spearman_draws(y_true, members, indices)
-    elif metric == PEARSON:
-        truth = _ResampledTruth(y_true[indices])
-        draws = [truth.correlation(pred[indices]) for pred in members]
-    elif metric == R2:
-        truth = _ResampledTruth(y_true[indices])
-        draws = [truth.r2(pred[indices]) for pred in members]
+        draws = _spearman_draws(y_true, members, indices, entries)
+    elif metric in (PEARSON, R2):
+        draws = _moment_draws(y_true, members, indices, metric, entries)
     else:
         raise ValueError(f"no batched form of metric {metric!r}")
     return np.mean(draws, axis=0)

@@ -32,7 +32,7 @@ from analysis.reading import BETTER, TIED, WORSE, verdict
 from analysis.render import Heading, Image, Paragraph, Table, to_html, to_markdown
 from analysis.ridge import fit_ridge, ridge_path
 from analysis.rows import PredictionRow
-from analysis.tables import bootstrap_cell
+from analysis.tables import bootstrap_cell, resample_chunks
 from mer_uq import schema
 from mer_uq.metrics import pearson_r, r2_score, spearman_rho
 
@@ -122,6 +122,23 @@ def test_spearman_by_ranks_equals_mer_uq_spearman() -> None:
     flat = {d: np.vstack([preds[d][0], np.ones(40)]) for d in schema.DIMENSIONS}
     flat_row = PredictionRow("c", "c", "paper", "c", False, (0, 1), flat, flat)
     assert np.isnan(bootstrap_cell(flat_row, "mean", "valence", y, "pearson", indices)).all()
+
+
+@pytest.mark.parametrize("metric", ["spearman", "pearson", "r2"])
+def test_bootstrap_in_blocks_equals_one_block(metric: str) -> None:
+    """Blocks of resamples (bounded memory) change no bit of any draw, whatever the
+    block size, with ties on both sides and a constant member."""
+    y = np.round(RNG.normal(size=300), 1)
+    preds = {d: np.vstack([np.round(RNG.normal(size=(2, 300)), 1), np.full((1, 300), 0.5)])
+             for d in schema.DIMENSIONS}
+    row = PredictionRow("x", "x", "paper", "x", False, (0, 1, 2), preds, preds)
+    indices = resample_indices(300, 97, seed=5)
+    whole = bootstrap_cell(row, "mean", "valence", y, metric, indices, entries=10**9)
+    assert len(resample_chunks(97, 300, 10**9)) == 1
+    for entries in (1, 300 * 7, 300 * 32):
+        assert len(resample_chunks(97, 300, entries)) > 1
+        blocks = bootstrap_cell(row, "mean", "valence", y, metric, indices, entries=entries)
+        np.testing.assert_array_equal(blocks, whole)
 
 
 def test_percentile_interval_and_nan_handling() -> None:

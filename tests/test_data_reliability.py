@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mer_uq.data import DeamDataError, load_deam, split_half_reliability
+from mer_uq.data import DeamDataError, load_deam, reliability, split_half_reliability
 from mer_uq.data.reliability import _weighted_r, ceiling, spearman_brown
 from mer_uq.schema import DIMENSIONS
 
@@ -47,6 +47,21 @@ def test_weighted_r_matches_scipy():
         for rep in range(3):
             idx = np.repeat(np.arange(50), weights[w].astype(int))
             assert got[w, rep] == pytest.approx(stats.pearsonr(x[rep, idx], y[rep, idx])[0])
+
+
+def test_reliability_in_blocks_equals_one_block(monkeypatch: pytest.MonkeyPatch):
+    """Blocks of repeats and of bootstrap resamples (bounded memory) change no number:
+    the same random stream, the same half statistics, the same products per resample.
+    Mixed rater counts make several groups; 600 resamples make 3 blocks of 256 rows."""
+    ratings = fabricate(700, 6, 1.0, 1.5, seed=4)
+    ratings = ratings[~((ratings["song_id"] % 3 == 0) & (ratings["rater"] == "r5"))]
+    whole = split_half_reliability(ratings, n_repeats=30, n_boot=600, seed=2)
+    monkeypatch.setattr(reliability, "HALVES_BLOCK_ENTRIES", 700 * 6 * 4)
+    monkeypatch.setattr(reliability, "BOOT_BLOCK_ENTRIES", 1)
+    blocked = split_half_reliability(ratings, n_repeats=30, n_boot=600, seed=2)
+    for dim in DIMENSIONS:
+        for stat in ("mean", "sd"):
+            assert blocked[dim][stat] == whole[dim][stat]
 
 
 @pytest.mark.parametrize("true_sd, noise_sd", [(1.0, 2.0), (1.0, 1.0), (0.5, 2.5)])

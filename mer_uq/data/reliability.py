@@ -78,37 +78,81 @@ def _ratings_by_count(ratings: pd.DataFrame, dim: str) -> list[np.ndarray]:
     return groups
 
 
+# Bounded memory. The half statistics are drawn in blocks of repeats holding about
+# HALVES_BLOCK_ENTRIES random keys; the bootstrap's song counts are kept as small
+# integers and turned into floats one block of resamples at a time, blocks of about
+# BOOT_BLOCK_ENTRIES weights, in whole multiples of BOOT_BLOCK_ROWS resamples. Neither
+# changes a number: a generator yields the same stream in blocks as in one call, each
+# half statistic is a reduction over one song's raters, and each bootstrap row's products
+# are the same BLAS kernel's in blocks of whole 128-row tiles as in one product (tested;
+# OpenBLAS on 2 threads runs blocks of 192 or 320 rows several times slower than 256 or
+# 384). DEAM-sized data fits one block.
+HALVES_BLOCK_ENTRIES = 2**22
+BOOT_BLOCK_ENTRIES = 2**22
+BOOT_BLOCK_ROWS = 256
+
+
 def _half_statistics(
-    groups: list[np.ndarray], n_repeats: int, rng: np.random.Generator
+    groups: list[np.ndarray], n_repeats: int, rng: np.random.Generator,
+    block_entries: int = HALVES_BLOCK_ENTRIES,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """statistic -> (half A, half B), each [n_repeats, n_songs]."""
-    halves: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {s: ([], []) for s in STATISTICS}
+    n_songs = sum(matrix.shape[0] for matrix in groups)
+    halves = {s: (np.empty((n_repeats, n_songs)), np.empty((n_repeats, n_songs)))
+              for s in STATISTICS}
+    first = 0
     for matrix in groups:
-        n_songs, k = matrix.shape
-        perm = np.argsort(rng.random((n_repeats, n_songs, k)), axis=2)
-        shuffled = np.take_along_axis(np.broadcast_to(matrix, perm.shape), perm, axis=2)
+        n_group, k = matrix.shape
+        columns = slice(first, first + n_group)
         half = k // 2
-        for part, block in enumerate((shuffled[..., :half], shuffled[..., half:])):
-            halves["mean"][part].append(block.mean(axis=2))
-            halves["sd"][part].append(block.std(axis=2))
-    return {
-        s: (np.concatenate(a, axis=1), np.concatenate(b, axis=1)) for s, (a, b) in halves.items()
-    }
+        step = max(1, block_entries // (n_group * k))
+        for start in range(0, n_repeats, step):
+            repeats = slice(start, min(start + step, n_repeats))
+            keys = rng.random((repeats.stop - start, n_group, k))
+            perm = np.argsort(keys, axis=2)
+            del keys
+            shuffled = np.take_along_axis(np.broadcast_to(matrix, perm.shape), perm, axis=2)
+            for part, block in enumerate((shuffled[..., :half], shuffled[..., half:])):
+                halves["mean"][part][repeats, columns] = block.mean(axis=2)
+                halves["sd"][part][repeats, columns] = block.std(axis=2)
+        first += n_group
+    return halves
 
 
-def _weighted_r(weights: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson r of x and y (each [n_repeats, n_songs]) under song weights [n_w, n_songs]:
-    [n_w, n_repeats]. Weights are resampling counts, so this is the bootstrap r. Centring
-    first keeps the raw-moment formula free of cancellation for data far from zero."""
+def _bootstrap_counts(rng: np.random.Generator, n_songs: int, n_boot: int) -> list[np.ndarray]:
+    """How often each song is drawn in each bootstrap resample, [resamples, n_songs] in
+    blocks of rows (the stream of one draw of all), each block in the narrowest integer
+    type that holds it (counts are small: 1 byte per song and resample, not 8)."""
+    rows = max(1, BOOT_BLOCK_ENTRIES // n_songs // BOOT_BLOCK_ROWS) * BOOT_BLOCK_ROWS
+    uniform = np.full(n_songs, 1.0 / n_songs)
+    blocks = []
+    for start in range(0, n_boot, rows):
+        counts = rng.multinomial(n_songs, uniform, size=min(rows, n_boot - start))
+        blocks.append(counts.astype(np.min_scalar_type(counts.max())))
+    return blocks
+
+
+def _weighted_r(weights: np.ndarray | list[np.ndarray], x: np.ndarray, y: np.ndarray
+                ) -> np.ndarray:
+    """Pearson r of x and y (each [n_repeats, n_songs]) under song weights [n_w, n_songs]
+    (one array, or a list of row blocks of it): [n_w, n_repeats]. Weights are
+    resampling counts, so this is the bootstrap r. Centring first keeps the raw-moment
+    formula free of cancellation for data far from zero."""
     x = x - x.mean(axis=1, keepdims=True)
     y = y - y.mean(axis=1, keepdims=True)
-    total = weights.sum(axis=1, keepdims=True)
-    mx, my = weights @ x.T / total, weights @ y.T / total
-    cov = weights @ (x * y).T / total - mx * my
-    vx = weights @ (x * x).T / total - mx * mx
-    vy = weights @ (y * y).T / total - my * my
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return cov / np.sqrt(vx * vy)
+    xt, yt, xyt, xxt, yyt = x.T, y.T, (x * y).T, (x * x).T, (y * y).T
+    blocks = [weights] if isinstance(weights, np.ndarray) else weights
+    out = []
+    for block in blocks:
+        w = block.astype(float)
+        total = w.sum(axis=1, keepdims=True)
+        mx, my = w @ xt / total, w @ yt / total
+        cov = w @ xyt / total - mx * my
+        vx = w @ xxt / total - mx * mx
+        vy = w @ yyt / total - my * my
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append(cov / np.sqrt(vx * vy))
+    return np.concatenate(out) if out else np.empty((0, x.shape[0]))
 
 
 def split_half_reliability(
@@ -137,7 +181,7 @@ def split_half_reliability(
         )
     rng = np.random.default_rng(seed)
     n_songs = len(counts)
-    boot_weights = rng.multinomial(n_songs, np.full(n_songs, 1.0 / n_songs), size=n_boot)
+    boot_weights = _bootstrap_counts(rng, n_songs, n_boot)
     alpha = (1.0 - ci_level) / 2.0
     out: dict[str, dict[str, ReliabilityEstimate]] = {}
     for dim in DIMENSIONS:
@@ -145,7 +189,7 @@ def split_half_reliability(
         out[dim] = {}
         for stat, (a, b) in halves.items():
             r = float(np.nanmean(_weighted_r(np.ones((1, n_songs)), a, b)))
-            boot_r = np.nanmean(_weighted_r(boot_weights.astype(float), a, b), axis=1)
+            boot_r = np.nanmean(_weighted_r(boot_weights, a, b), axis=1)
             rel = float(spearman_brown(r))
             lo, hi = (float(spearman_brown(q)) for q in np.nanquantile(boot_r, [alpha, 1 - alpha]))
             out[dim][stat] = ReliabilityEstimate(
