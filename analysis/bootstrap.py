@@ -42,6 +42,25 @@ def percentile_interval(values: np.ndarray, level: float = DEFAULT_LEVEL) -> tup
     return float(low), float(high)
 
 
+def resampling_note(what: str, option: str, n_boot: int, n_items: int,
+                    widths: np.ndarray, resolution: float) -> str:
+    """One sentence for the report: how many resamples ``what``'s intervals used, under which
+    option, and, where every interval is narrower than ``resolution`` (what the report
+    prints), that the resamples cannot move a printed digit: at that many items the
+    interval is known to the digits shown, and the option can spend less. The resamples
+    are never cut silently; this says where they are of no use."""
+    if n_boot == 0:
+        return f"{what}: no bootstrap resamples ({option} 0), so no interval."
+    widths = np.asarray(widths, dtype=np.float64)
+    text = f"{what}: {n_boot} bootstrap resamples of {n_items} songs ({option})."
+    if widths.size and np.all(np.isfinite(widths)) and float(widths.max()) < resolution:
+        text += (f" Every interval is narrower than {resolution:g} (widest "
+                 f"{float(widths.max()):.1e}), below the precision printed: at this many "
+                 f"songs the resamples cannot change what is shown, and {option} with fewer "
+                 f"(0: no interval) saves their time.")
+    return text
+
+
 @dataclass(frozen=True)
 class PairedComparison:
     """A - B for one metric, with its paired bootstrap interval and two-sided p-value."""

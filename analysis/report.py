@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.bootstrap import resampling_note
 from analysis.data_axes import write_section as write_data_axes_section
 from analysis.figures import PAPER_FIGURE_SEED, figure_seed, write_figures
-from analysis.layout import fmt, paper_comparison, paper_layout
+from analysis.layout import DIGITS, fmt, paper_comparison, paper_layout
 from analysis.load import trial_overview
 from analysis.pipeline import AnalysisSettings, ReportData, compute_report_data
 from analysis.reading import read_paper_comparison, write_reading
@@ -130,6 +131,13 @@ def _key_comparisons(data: ReportData) -> pd.DataFrame:
     })
 
 
+def _reliability_note(what: str, estimates: list[dict[str, Any]]) -> str:
+    """How many resamples the reliability intervals used, and whether they could matter."""
+    widths = np.array([e["ci_high"] - e["ci_low"] for e in estimates], dtype=np.float64)
+    return resampling_note(what, "--reliability-boot", int(estimates[0]["n_boot"]),
+                           int(estimates[0]["n_songs"]), widths, 10.0**-DIGITS)
+
+
 def _audit_blocks(summary: dict[str, Any]) -> list[Block]:
     swap = summary.get("swap", {})
     correlations = swap.get("correlations", {})
@@ -144,6 +152,9 @@ def _audit_blocks(summary: dict[str, Any]) -> list[Block]:
         cells = ", ".join(f"{k} = {v:.3f}" for k, v in corr.items())
         lines.append(f"Swap evidence, {subset}: {cells or 'no dynamic annotations'}.")
     rel = summary.get("reliability", {})
+    estimates = [e for stats in rel.values() for e in stats.values()]
+    if estimates:
+        lines.append(_reliability_note("Reliability over all songs", estimates))
     rel_lines = [
         {"dimension": dim, "statistic": stat, "reliability": fmt(e["reliability"]),
          "95% CI": f"[{fmt(e['ci_low'])}, {fmt(e['ci_high'])}]",
@@ -276,7 +287,8 @@ def build_document(data: ReportData, figures: dict[str, Path], report_dir: Path)
     blocks += [Heading("Reliability ceilings on the test songs"),
                Table(data.reliability.map(lambda v: fmt(v) if isinstance(v, float) else v),
                      "mer_uq.data.reliability.split_half_reliability on the test songs' "
-                     "per-rater table")]
+                     "per-rater table. " + _reliability_note(
+                         "Ceiling intervals", data.reliability.to_dict("records")))]
     blocks += [Heading("Uncertainty scores on the held-out individual ratings"),
                Table(_score_table(data.scores),
                      "Gaussian NLL and CRPS of every normalised test rating under the row's "

@@ -74,8 +74,11 @@ def ensure_sweep(n_songs: int, work: Path) -> Path:
     return sweep_dir
 
 
-def timed_report(code_dir: Path, sweep_dir: Path, extra: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of ``python -m analysis.report`` on a copy."""
+def timed_report(code_dir: Path, sweep_dir: Path, extra: list[str]
+                 ) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds (user + sys), peak RSS in MB) of ``python -m
+    analysis.report`` on a copy. On a shared machine the CPU seconds move less than the
+    wall seconds with the other load."""
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
         copy = Path(tmp) / sweep_dir.name
         shutil.copytree(sweep_dir, copy, ignore=shutil.ignore_patterns("report", "tune"))
@@ -86,7 +89,9 @@ def timed_report(code_dir: Path, sweep_dir: Path, extra: list[str]) -> tuple[flo
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         wall = time.perf_counter() - start
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)[1])
-    return wall, peak_kb / 1024.0
+    cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", done.stderr)[1])
+              for kind in ("User", "System"))
+    return wall, cpu, peak_kb / 1024.0
 
 
 def phase_times(sweep_dir: Path) -> dict[str, float]:
@@ -136,15 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     variants = ([("before", args.before.resolve())] if args.before else []) + [("after", REPO)]
-    results = []
     for n_songs in args.songs:
         sweep_dir = ensure_sweep(n_songs, args.work)
         for i in range(args.repeats):
             for name, code in variants:
-                wall, peak = timed_report(code, sweep_dir, extra)
-                results.append((n_songs, name, wall, peak))
-                print(f"{n_songs:>7} songs  run {i + 1} {name:6s}  report {wall:6.1f} s  "
-                      f"peak {peak:7.0f} MB", flush=True)
+                wall, cpu, peak = timed_report(code, sweep_dir, extra)
+                print(f"{n_songs:>7} songs  run {i + 1} {name:6s}  report wall {wall:6.1f} s  "
+                      f"cpu {cpu:6.1f} s  peak {peak:7.0f} MB", flush=True)
         if not args.no_phases:
             for phase, seconds in phase_times(sweep_dir).items():
                 print(f"{n_songs:>7} songs  phase {phase:34s} {seconds:6.2f} s", flush=True)

@@ -23,6 +23,7 @@ from analysis.bootstrap import (
     paired_seed_test,
     percentile_interval,
     resample_indices,
+    resampling_note,
     signed_rank_exact_p,
 )
 from analysis.layout import fmt_cell
@@ -139,6 +140,16 @@ def test_bootstrap_in_blocks_equals_one_block(metric: str) -> None:
         assert len(resample_chunks(97, 300, entries)) > 1
         blocks = bootstrap_cell(row, "mean", "valence", y, metric, indices, entries=entries)
         np.testing.assert_array_equal(blocks, whole)
+
+
+def test_resampling_note_says_when_resamples_cannot_show() -> None:
+    note = resampling_note("X", "--opt", 1000, 100000, np.array([4e-4, 8e-4]), 1e-3)
+    assert "1000 bootstrap resamples of 100000 songs (--opt)" in note
+    assert "narrower than 0.001" in note and "8.0e-04" in note
+    wide = resampling_note("X", "--opt", 1000, 300, np.array([4e-4, 0.05]), 1e-3)
+    assert "narrower" not in wide
+    assert "narrower" not in resampling_note("X", "--opt", 1000, 9, np.array([np.nan]), 1e-3)
+    assert "no interval" in resampling_note("X", "--opt", 0, 300, np.array([]), 1e-3)
 
 
 def test_percentile_interval_and_nan_handling() -> None:

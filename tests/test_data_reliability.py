@@ -64,6 +64,19 @@ def test_reliability_in_blocks_equals_one_block(monkeypatch: pytest.MonkeyPatch)
             assert blocked[dim][stat] == whole[dim][stat]
 
 
+def test_no_resamples_no_interval():
+    """--reliability-boot 0: the point estimate, and an interval that is missing (NaN),
+    never a made-up one (the ceiling of a missing end is missing, not 0). (The point
+    estimate is not the one with resamples: the resamples are drawn first from the same
+    generator, so the half splits differ.)"""
+    ratings = fabricate(60, 4, 1.0, 1.0, seed=6)
+    without = split_half_reliability(ratings, n_repeats=10, n_boot=0, seed=1)
+    for dim in DIMENSIONS:
+        est = without[dim]["mean"]
+        assert 0.5 < est.reliability < 1.0 and est.ceiling == np.sqrt(est.reliability)
+        assert np.isnan([est.ci_low, est.ci_high, est.ceiling_ci_low, est.ceiling_ci_high]).all()
+
+
 @pytest.mark.parametrize("true_sd, noise_sd", [(1.0, 2.0), (1.0, 1.0), (0.5, 2.5)])
 def test_mean_reliability_recovers_closed_form(true_sd: float, noise_sd: float):
     n = 10

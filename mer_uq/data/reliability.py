@@ -60,7 +60,10 @@ def spearman_brown(r: np.ndarray | float, factor: float = 2.0) -> np.ndarray | f
 
 
 def ceiling(reliability: float) -> float:
-    """sqrt(reliability), 0 for a non-positive reliability (no shared signal)."""
+    """sqrt(reliability), 0 for a non-positive reliability (no shared signal), NaN for an
+    undefined one (e.g. the end of an interval that was not computed)."""
+    if math.isnan(reliability):
+        return math.nan
     return math.sqrt(reliability) if reliability > 0 else 0.0
 
 
@@ -191,7 +194,10 @@ def split_half_reliability(
             r = float(np.nanmean(_weighted_r(np.ones((1, n_songs)), a, b)))
             boot_r = np.nanmean(_weighted_r(boot_weights, a, b), axis=1)
             rel = float(spearman_brown(r))
-            lo, hi = (float(spearman_brown(q)) for q in np.nanquantile(boot_r, [alpha, 1 - alpha]))
+            lo, hi = math.nan, math.nan  # no resamples asked for (n_boot 0): no interval
+            if n_boot > 0:
+                lo, hi = (float(spearman_brown(q))
+                          for q in np.nanquantile(boot_r, [alpha, 1 - alpha]))
             out[dim][stat] = ReliabilityEstimate(
                 dimension=dim,
                 statistic=stat,
