@@ -8,6 +8,7 @@ say, by name, what did not: that is why loading collects problems instead of rai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mer_uq import schema, sweep_folder
+from mer_uq import schema, sweep_folder, trial_check
 
 _FLOAT_COLUMNS = tuple(
     c for d in schema.DIMENSIONS for c in (schema.PRED_MU[d], schema.PRED_SIGMA[d])
@@ -91,8 +92,11 @@ def _missing_seed_problems(config: dict[str, Any], seeds_by_training: dict[str, 
     return problems
 
 
-def load_sweep(sweep_dir: Path) -> SweepResults:
-    """Read every trial file of a sweep folder; never raises for a bad trial file."""
+def load_sweep(sweep_dir: Path, planned_songs: Mapping[str, np.ndarray] | None = None
+               ) -> SweepResults:
+    """Read every trusted trial file of a sweep folder (mer_uq.trial_check: a file of
+    the folder itself, planned by sweep.json, whose rows pass the writer's checks and, when
+    given, cover ``planned_songs``); never raises for a bad trial file, names it instead."""
     sweep_dir = Path(sweep_dir)
     config, problems = read_sweep_config(sweep_dir)
     trial_dir = sweep_dir / sweep_folder.TRIALS_DIR
@@ -103,10 +107,17 @@ def load_sweep(sweep_dir: Path) -> SweepResults:
     seeds_by_training: dict[str, set[int]] = {}
     for path in sweep_folder.trial_files(trial_dir):
         name = str(path.relative_to(sweep_dir))
+        untrusted = trial_check.path_problem(sweep_dir, path)
         try:
-            frame, meta = read_trial_file(path)
+            if untrusted is None:
+                frame, meta = read_trial_file(path)
+                untrusted = (trial_check.plan_problem(meta, config, path.stem)
+                             or trial_check.frame_problem(frame, meta, planned_songs))
         except Exception as exc:  # any unreadable file is reported, never fatal
             problems.append(TrialProblem(name, f"corrupt or invalid: {type(exc).__name__}: {exc}"))
+            continue
+        if untrusted is not None:
+            problems.append(TrialProblem(name, f"not used: {untrusted}"))
             continue
         frames.append(frame)
         loaded.append(name)
