@@ -59,19 +59,11 @@ def read_trial_file(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One trial Parquet as a validated frame and its metadata; raises ValueError (or an
     Arrow error) with a readable reason when the file is not a usable trial."""
     frame, metadata = sweep_folder.read_trial_file(path)
-    missing = [c for c in schema.PREDICTION_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"missing columns {missing}")
-    if frame.empty:
-        raise ValueError("no rows")
+    problem = trial_check.frame_problem(frame)  # the writer's guarantees, as resume checks
+    if problem is not None:
+        raise ValueError(problem)
     frame = frame.astype({c: "float64" for c in _FLOAT_COLUMNS})
     frame = frame.astype({"song_id": "int64", "seed": "int64", "split": str, "method": str})
-    bad_splits = sorted(set(frame["split"]) - set(schema.SPLITS))
-    if bad_splits:
-        raise ValueError(f"unknown split values {bad_splits}")
-    mu_columns = [schema.PRED_MU[d] for d in schema.DIMENSIONS]
-    if not np.isfinite(frame[mu_columns].to_numpy()).all():
-        raise ValueError("non-finite predicted means")
     return frame, metadata
 
 
@@ -111,7 +103,8 @@ def load_sweep(sweep_dir: Path, planned_songs: Mapping[str, np.ndarray] | None =
         try:
             if untrusted is None:
                 frame, meta = read_trial_file(path)
-                untrusted = (trial_check.plan_problem(meta, config, path.stem)
+                row_seeds = sorted(int(x) for x in frame["seed"].unique())
+                untrusted = (trial_check.plan_problem(meta, config, path.stem, row_seeds)
                              or trial_check.frame_problem(frame, meta, planned_songs))
         except Exception as exc:  # any unreadable file is reported, never fatal
             problems.append(TrialProblem(name, f"corrupt or invalid: {type(exc).__name__}: {exc}"))

@@ -152,18 +152,19 @@ def _coverage_problem(frame: pd.DataFrame, record: Mapping[str, Any] | None,
     return None
 
 
-def plan_problem(record: Mapping[str, Any], plan: Mapping[str, Any], stem: str) -> str | None:
-    """Why a trial file's record is not a trial of the sweep ``plan`` (sweep.json), or
-    None: its training and seeds must be planned (a file of another sweep, say one of 15
-    seeds in a sweep of 2, is not), and its model, training settings and MC passes must be
-    the sweep's. An empty ``plan`` (no sweep.json) checks nothing."""
+def plan_problem(record: Mapping[str, Any], plan: Mapping[str, Any], stem: str,
+                 row_seeds: list[int] | None = None) -> str | None:
+    """Why a trial file is not a trial of the sweep ``plan`` (sweep.json), or None: its
+    training and seeds (from its record, else ``row_seeds``, the seeds of its rows) must be
+    planned (a file of another sweep, say one of 15 seeds in a sweep of 2, is not), and the
+    model, training settings and MC passes its record names must be the sweep's. An empty
+    ``plan`` (no sweep.json) checks nothing."""
     from mer_uq.sweep_folder import PLANNED_TRIALS_KEY, training_of_stem
 
     if not plan:
         return None
-    if not record:
-        return "no trial record"
-    training = record.get("training")
+    record = record or {}
+    training = record.get("training", training_of_stem(stem))
     if training != training_of_stem(stem):
         return f"its record's training {training!r} is not the file name's"
     if training not in plan.get("trainings", []):
@@ -171,7 +172,7 @@ def plan_problem(record: Mapping[str, Any], plan: Mapping[str, Any], stem: str) 
     planned_stems = plan.get(PLANNED_TRIALS_KEY)
     if planned_stems is not None and stem not in planned_stems:
         return "not a trial sweep.json plans"
-    seeds = record.get("seeds") if isinstance(record.get("seeds"), list) else []
+    seeds = record.get("seeds") if isinstance(record.get("seeds"), list) else row_seeds or []
     unplanned = sorted(set(seeds) - set(plan.get("seeds", [])))
     if unplanned:
         return f"seeds {unplanned[:5]} are not planned in sweep.json"

@@ -12,12 +12,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from mer_uq.sweep_folder import LOCK_FILE, SWEEP_JSON, SweepFolderError
+from mer_uq.sweep_folder import LOCK_FILE, SWEEP_JSON, SweepFolderError, read_sweep_json
 from sweep.cli import SweepOptions
 
 # Options that still apply to a resumed sweep: where and how it runs, not what it trains.
@@ -78,12 +81,20 @@ def refuse_foreign_out(sweep_dir: Path) -> None:
     entries = sorted(p.name for p in sweep_dir.iterdir() if p.name != LOCK_FILE)
     if not entries:
         return
-    if (sweep_dir / SWEEP_JSON).exists():
+    if _is_sweep(sweep_dir):
         raise SweepFolderError(f"--out {sweep_dir} already holds a sweep ({SWEEP_JSON}); "
                                f"continue it with --resume {sweep_dir}, or choose a new --out")
     shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
     raise SweepFolderError(f"--out {sweep_dir} is not empty ({shown}) and is not a sweep "
                            "folder; choose a new or empty --out")
+
+
+def _is_sweep(folder: Path) -> bool:
+    try:
+        read_sweep_json(folder)
+    except SweepFolderError:
+        return False
+    return True
 
 
 def check_local_ray_tmp() -> None:
@@ -97,3 +108,17 @@ def check_local_ray_tmp() -> None:
         raise SweepFolderError(f"the temporary folder {folder} is not writable "
                                f"({err.strerror}); a local Ray keeps its session there: set "
                                "TMPDIR (or RAY_TMPDIR) to a writable folder") from None
+
+
+@contextlib.contextmanager
+def tune_stops_cleanly() -> Iterator[None]:
+    """Tune's own state failing (a full disk: its experiment state or a result pickle cut
+    short, read back as ``EOFError: Ran out of input``) ends the run like failed trials:
+    one line here, then the sweep's "failed ... --resume" line for the missing trials. The
+    finished trial files and sweep.json are untouched, so --resume completes later."""
+    try:
+        yield
+    except (EOFError, OSError) as err:
+        reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+        print(f"[sweep] Ray Tune stopped ({reason}); is the disk full? Trials that finished "
+              "are kept", file=sys.stderr, flush=True)
