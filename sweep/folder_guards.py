@@ -99,7 +99,8 @@ def _is_sweep(folder: Path) -> bool:
 
 def check_local_ray_tmp() -> None:
     """A local Ray keeps its session under the temporary folder (RAY_TMPDIR, else
-    TMPDIR, else /tmp): it must be writable, or ray.init fails with a traceback."""
+    TMPDIR, else /tmp) and its token under ~/.ray: both must be writable, or ray.init
+    fails with a traceback."""
     folder = Path(os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp")
     ray_dir = folder / "ray"  # Ray's own folder there (it may exist, owned by us)
     try:
@@ -108,6 +109,13 @@ def check_local_ray_tmp() -> None:
         raise SweepFolderError(f"the temporary folder {folder} is not writable "
                                f"({err.strerror}); a local Ray keeps its session there: set "
                                "TMPDIR (or RAY_TMPDIR) to a writable folder") from None
+    home_ray = Path(os.path.expanduser("~")) / ".ray"  # where Ray keeps its auth token
+    try:
+        tempfile.TemporaryFile(dir=home_ray if home_ray.is_dir() else home_ray.parent).close()
+    except OSError as err:
+        raise SweepFolderError(f"the home folder {home_ray.parent} is not writable "
+                               f"({err.strerror}); a local Ray keeps its token in "
+                               f"{home_ray}: set HOME to a writable folder") from None
 
 
 @contextlib.contextmanager

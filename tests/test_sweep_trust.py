@@ -379,6 +379,11 @@ def test_a_non_utf8_out_and_a_read_only_temp_folder_are_one_line(
     assert sweep_main(["--out", str(tmp_path / "new"), "--methods", "nll", "--no-report"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "temporary folder" in err[0] and "TMPDIR" in err[0]
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setenv("HOME", str(not_a_folder))
+    assert sweep_main(["--out", str(tmp_path / "new"), "--methods", "nll", "--no-report"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "home folder" in err[0] and "set HOME" in err[0]
 
 
 def test_no_command_writes_over_a_sweeps_own_files(sweep: Path, tmp_path: Path,
