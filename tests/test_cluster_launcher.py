@@ -311,14 +311,32 @@ def finished_on(out: Path) -> set[str]:
     return {read_trial_record(p)["node"]["node_ip"] for p in (out / "trials").glob("*.parquet")}
 
 
-def trial_running_under(raylet: int) -> bool:
-    """A Tune trial actor (a child of that raylet, titled ray::ImplicitFunc...) is alive."""
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of ``pid`` so far, or None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def trial_running_under(raylet: int, window_s: float = 1.0, busy_s: float = 0.1) -> bool:
+    """A Tune trial is TRAINING under that raylet: a child titled ray::ImplicitFunc... that
+    used at least ``busy_s`` of CPU in ``window_s``. Being alive is not enough: the sweep
+    reuses actors, so the actor of a finished trial lingers idle under the raylet, and
+    killing the raylet then fails no trial (seen on a loaded machine: no retry to test)."""
+    actors = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, IndexError):
             if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == raylet and (
                     b"ImplicitFunc" in (stat.parent / "cmdline").read_bytes()):
-                return True
-    return False
+                actors.append(int(stat.parent.name))
+    before = {pid: _cpu_seconds(pid) for pid in actors}
+    if not actors:
+        return False
+    time.sleep(window_s)
+    return any(start is not None and (now := _cpu_seconds(pid)) is not None
+               and now - start >= busy_s for pid, start in before.items())
 
 
 def worker_raylet(cluster_pids: list[int]) -> int:
