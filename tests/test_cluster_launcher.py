@@ -49,6 +49,7 @@ HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 MARK = "MER_UQ_LAUNCHER_TEST"
 SONGS = 8  # generated songs embedded on the cluster
+SWEEP_EPOCHS = 300  # per trial of the sweep whose worker is killed (no early stopping)
 # Deadlines, generous: CI machines are shared, and under another job's load `ray up`, a
 # fresh driver's ray.init and the trials all take several times longer than alone. Each
 # wait polls its condition and, when the deadline passes, says what it waited for.
@@ -311,32 +312,30 @@ def finished_on(out: Path) -> set[str]:
     return {read_trial_record(p)["node"]["node_ip"] for p in (out / "trials").glob("*.parquet")}
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of ``pid`` so far, or None when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _last_result(path: Path) -> dict:
+    """The last complete line of a Tune result.json ({} before the first)."""
+    with contextlib.suppress(OSError):
+        for line in reversed(path.read_text().splitlines()):
+            with contextlib.suppress(ValueError):
+                return json.loads(line)
+    return {}
 
 
-def trial_running_under(raylet: int, window_s: float = 1.0, busy_s: float = 0.1) -> bool:
-    """A Tune trial is TRAINING under that raylet: a child titled ray::ImplicitFunc... that
-    used at least ``busy_s`` of CPU in ``window_s``. Being alive is not enough: the sweep
-    reuses actors, so the actor of a finished trial lingers idle under the raylet, and
-    killing the raylet then fails no trial (seen on a loaded machine: no retry to test)."""
-    actors = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == raylet and (
-                    b"ImplicitFunc" in (stat.parent / "cmdline").read_bytes()):
-                actors.append(int(stat.parent.name))
-    before = {pid: _cpu_seconds(pid) for pid in actors}
-    if not actors:
-        return False
-    time.sleep(window_s)
-    return any(start is not None and (now := _cpu_seconds(pid)) is not None
-               and now - start >= busy_s for pid, start in before.items())
+def trial_training_on(ip: str, ray_tmp: Path, out: Path, epochs: int) -> bool:
+    """A trial of the sweep is TRAINING on node ``ip``, with at least a fifth of its
+    ``epochs`` still to go: the driver's live result.json of that trial (Tune writes one
+    line per report, with the node's IP, under RAY_TMPDIR's driver_artifacts) says so, and
+    its file is not published yet. An actor alive under the node's raylet is not enough:
+    the sweep reuses actors, so a finished trial's actor lingers idle there, and killing
+    the raylet then fails no trial (seen on a loaded machine: no retry to test)."""
+    published = {p.stem for p in (out / "trials").glob("*.parquet")}
+    for path in ray_tmp.glob("**/driver_artifacts/*/result.json"):
+        last = _last_result(path)
+        stem = path.parent.name.removesuffix(f"_{last.get('trial_id')}")
+        if (last.get("node_ip") == ip and not last.get("done") and stem not in published
+                and int(last.get("training_iteration", epochs)) <= 0.8 * epochs):
+            return True
+    return False
 
 
 def worker_raylet(cluster_pids: list[int]) -> int:
@@ -489,14 +488,15 @@ def test_ray_up_sweep_worker_loss_embedding_ray_down(launched_cluster) -> None:
     out = folder / "sweep"
     argv = [sys.executable, "-m", "sweep.run", "--address", address, "--storage-path",
             str(folder / "storage"), "--out", str(out), "--methods", "nll", "--seeds", "6",
-            "--seeds-per-trial", "1", "--epochs", "300", "--steps-per-epoch", "8",
+            "--seeds-per-trial", "1", "--epochs", str(SWEEP_EPOCHS), "--steps-per-epoch", "8",
             "--early-stopping-patience", "1000"]
     with open(folder / "sweep.log", "w") as log:
         sweep_started = time.monotonic()
         sweep = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         raylet = worker_raylet(c["sshd"].tree())
-        wait_until(lambda: WORKER_IP in finished_on(out) and trial_running_under(raylet),
-                   WORKER_TRIAL_S, "a trial to finish on the worker while another runs there",
+        wait_until(lambda: (WORKER_IP in finished_on(out)
+                            and trial_training_on(WORKER_IP, folder, out, SWEEP_EPOCHS)),
+                   WORKER_TRIAL_S, "a trial to finish on the worker while another trains there",
                    alive=lambda: (sweep.poll() is None,
                                   "the sweep ended early:\n"
                                   + (folder / "sweep.log").read_text()[-3000:]))
@@ -518,7 +518,8 @@ def test_ray_up_sweep_worker_loss_embedding_ray_down(launched_cluster) -> None:
             and n["id"] not in first_ids]
     print(f"[launcher] worker node restarted by the autoscaler and alive: {bool(back)}")
     print(f"[launcher] sweep with the worker killed: {time.monotonic() - sweep_started:.0f} s")
-    assert "; retrying" in output, output[-3000:]  # Tune saw the loss and retried
+    progress = "\n".join(line for line in output.splitlines() if line.startswith("[sweep]"))
+    assert "; retrying" in output, progress[-3000:]  # Tune saw the loss and retried
     records = [read_trial_record(p) for p in sorted((out / "trials").glob("*.parquet"))]
     assert sorted((r["methods"], r["seeds"]) for r in records) == [
         (["nll"], [s]) for s in range(6)], records  # every trial once: none lost or twice
