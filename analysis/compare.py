@@ -19,7 +19,8 @@ import pandas as pd
 from analysis.bootstrap import paired_bootstrap
 from analysis.layout import column_name, fmt, fmt_interval
 from analysis.pipeline import AnalysisSettings, ReportData, compute_report_data
-from mer_uq.sweep_folder import SWEEP_JSON
+from mer_uq.cli_args import count
+from mer_uq.sweep_folder import SWEEP_JSON, SweepFolderError, refuse_contract_path
 
 CELL_KEY = ["table", "row_key", "dimension", "metric"]
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.compare",
                                      description="sweep folders side by side, cell by cell")
     parser.add_argument("folders", type=Path, nargs="+")
-    parser.add_argument("--n-boot", type=int, default=AnalysisSettings.n_boot)
+    parser.add_argument("--n-boot", type=count(0), default=AnalysisSettings.n_boot)
     parser.add_argument("--csv", type=Path, default=None, help="also write the long table")
     args = parser.parse_args(argv)
     if len(args.folders) < 2:
@@ -96,13 +97,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"analysis.compare: {folder}: not a sweep folder (no {SWEEP_JSON})",
                   file=sys.stderr)
             return 2
+    try:  # the long table never replaces a sweep's own files
+        if args.csv is not None:
+            refuse_contract_path(args.csv, "--csv")
+    except SweepFolderError as err:
+        print(f"analysis.compare: {err}", file=sys.stderr)
+        return 2
     names = [str(f) for f in args.folders]
     if len(set(names)) < len(names):
         print("analysis.compare: a folder is given twice", file=sys.stderr)
         return 2
     try:
         frame = compare_folders(args.folders, AnalysisSettings(n_boot=args.n_boot))
-    except FolderMismatch as exc:
+    except (FolderMismatch, SweepFolderError) as exc:
         print(f"analysis.compare: {exc}", file=sys.stderr)
         return 2
     if args.csv is not None:

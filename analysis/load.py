@@ -8,6 +8,7 @@ say, by name, what did not: that is why loading collects problems instead of rai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mer_uq import schema, sweep_folder
+from mer_uq import schema, sweep_folder, trial_check
 
 _FLOAT_COLUMNS = tuple(
     c for d in schema.DIMENSIONS for c in (schema.PRED_MU[d], schema.PRED_SIGMA[d])
@@ -58,19 +59,11 @@ def read_trial_file(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One trial Parquet as a validated frame and its metadata; raises ValueError (or an
     Arrow error) with a readable reason when the file is not a usable trial."""
     frame, metadata = sweep_folder.read_trial_file(path)
-    missing = [c for c in schema.PREDICTION_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"missing columns {missing}")
-    if frame.empty:
-        raise ValueError("no rows")
+    problem = trial_check.frame_problem(frame)  # the writer's guarantees, as resume checks
+    if problem is not None:
+        raise ValueError(problem)
     frame = frame.astype({c: "float64" for c in _FLOAT_COLUMNS})
     frame = frame.astype({"song_id": "int64", "seed": "int64", "split": str, "method": str})
-    bad_splits = sorted(set(frame["split"]) - set(schema.SPLITS))
-    if bad_splits:
-        raise ValueError(f"unknown split values {bad_splits}")
-    mu_columns = [schema.PRED_MU[d] for d in schema.DIMENSIONS]
-    if not np.isfinite(frame[mu_columns].to_numpy()).all():
-        raise ValueError("non-finite predicted means")
     return frame, metadata
 
 
@@ -91,8 +84,11 @@ def _missing_seed_problems(config: dict[str, Any], seeds_by_training: dict[str, 
     return problems
 
 
-def load_sweep(sweep_dir: Path) -> SweepResults:
-    """Read every trial file of a sweep folder; never raises for a bad trial file."""
+def load_sweep(sweep_dir: Path, planned_songs: Mapping[str, np.ndarray] | None = None
+               ) -> SweepResults:
+    """Read every trusted trial file of a sweep folder (mer_uq.trial_check: a file of
+    the folder itself, planned by sweep.json, whose rows pass the writer's checks and, when
+    given, cover ``planned_songs``); never raises for a bad trial file, names it instead."""
     sweep_dir = Path(sweep_dir)
     config, problems = read_sweep_config(sweep_dir)
     trial_dir = sweep_dir / sweep_folder.TRIALS_DIR
@@ -103,10 +99,18 @@ def load_sweep(sweep_dir: Path) -> SweepResults:
     seeds_by_training: dict[str, set[int]] = {}
     for path in sweep_folder.trial_files(trial_dir):
         name = str(path.relative_to(sweep_dir))
+        untrusted = trial_check.path_problem(sweep_dir, path)
         try:
-            frame, meta = read_trial_file(path)
+            if untrusted is None:
+                frame, meta = read_trial_file(path)
+                row_seeds = sorted(int(x) for x in frame["seed"].unique())
+                untrusted = (trial_check.plan_problem(meta, config, path.stem, row_seeds)
+                             or trial_check.frame_problem(frame, meta, planned_songs))
         except Exception as exc:  # any unreadable file is reported, never fatal
             problems.append(TrialProblem(name, f"corrupt or invalid: {type(exc).__name__}: {exc}"))
+            continue
+        if untrusted is not None:
+            problems.append(TrialProblem(name, f"not used: {untrusted}"))
             continue
         frames.append(frame)
         loaded.append(name)

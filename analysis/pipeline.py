@@ -18,8 +18,9 @@ from analysis.baselines import compute_baselines
 from analysis.bootstrap import DEFAULT_N_BOOT, resample_indices
 from analysis.ceilings import ceiling_cells, reliability_frame, reliability_of_songs
 from analysis.comparisons import compare_rows
+from analysis.coverage import coverage_problems, planned_songs
 from analysis.data_axes import reference_cell
-from analysis.load import SweepResults, TrialProblem, load_sweep
+from analysis.load import SweepResults, TrialProblem, load_sweep, read_sweep_config
 from analysis.paper import PaperTables, compare_cell, load_paper_tables
 from analysis.rows import PAPER, PredictionRow, build_rows, loss_form, paper_row_key
 from analysis.scores import calibration_table, rating_score_table, variance_parts
@@ -110,8 +111,9 @@ def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = Non
     """Load the sweep and its dataset, and compute tables, ceilings, baselines, scores,
     bootstrap intervals and comparisons."""
     settings = settings or AnalysisSettings()
-    sweep = load_sweep(Path(sweep_dir))
-    dataset = load_trained_dataset(sweep.config)
+    config, _ = read_sweep_config(Path(sweep_dir))  # a bad record stops here, by key
+    dataset = load_trained_dataset(config)
+    sweep = load_sweep(Path(sweep_dir), planned_songs(dataset))
     summary = summarise(dataset, n_repeats=settings.reliability_repeats,
                         n_boot=settings.reliability_boot, seed=settings.seed)
     song_ids = dataset.song_ids(EVAL_SPLIT)
@@ -119,6 +121,7 @@ def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = Non
     rows = build_rows(reference_cell(sweep.predictions), song_ids, EVAL_SPLIT,
                       baseline_predictions, settings.seeds_sd_ddof)  # one data-axes cell
     problems = list(sweep.problems) + problems
+    problems += coverage_problems(sweep.config, sweep.predictions, song_ids, problems)
     problems += [TrialProblem(r.label, note) for r in rows for note in r.notes]
     targets = empirical_targets(dataset.songs, song_ids)
     indices = (resample_indices(song_ids.size, settings.n_boot, settings.seed)

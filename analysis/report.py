@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.bootstrap import resampling_note
+from analysis.coverage import first_screen_lines
 from analysis.data_axes import write_section as write_data_axes_section
 from analysis.figures import PAPER_FIGURE_SEED, figure_seed, write_figures
 from analysis.layout import DIGITS, fmt, paper_comparison, paper_layout
@@ -42,12 +43,15 @@ from analysis.render import (
 from analysis.tables import TABLE_TITLES
 from analysis.wandb_summary import DEFAULT_MODE, DEFAULT_PROJECT, WANDB_MODES, log_summary
 from mer_uq import schema
+from mer_uq.cli_args import count
+from mer_uq.folder_swap import staged_folder
 from mer_uq.scores import PEARSON, R2
 from mer_uq.sweep_folder import (
     REPORT_DIR,
     SWEEP_JSON,
     TRIAL_SUFFIX,
     TRIALS_DIR,
+    SweepFolderError,
     looks_like_sweep,
     write_atomically,
     write_text_atomically,
@@ -230,6 +234,11 @@ def build_document(data: ReportData, figures: dict[str, Path], report_dir: Path)
         Heading(f"mer-uq report: {sweep.sweep_dir.name}", 1),
         Paragraph(_what_ran(data)),
     ]
+    incomplete = first_screen_lines(data.problems)
+    if incomplete:  # a method never leaves a table without a line saying so, up front
+        blocks += [Paragraph("**Not in the tables as planned** (details under 'Sweep "
+                             "problems' and in tables/problems.csv):"),
+                   Bullets(tuple(incomplete))]
     for table in ("table2", "table3"):
         blocks.append(Table(paper_layout(data.cells, data.ceilings, table, with_paper=True),
                             f"{TABLE_TITLES[table]}. mean ± SD over seeds (one value: an "
@@ -348,7 +357,20 @@ def write_report_files(data: ReportData, *, use_wandb: bool = False,
                        ) -> Path:
     """Write the tables, figures, report.md and report.html of already computed numbers."""
     sweep_dir = data.sweep.sweep_dir
-    report_dir = sweep_dir / REPORT_DIR
+    with staged_folder(sweep_dir / REPORT_DIR) as report_dir:  # swapped in whole at the end
+        tables, figures = _write_report_folder(data, report_dir)
+    final = sweep_dir / REPORT_DIR
+    if use_wandb:
+        log_summary(final, tables, {k: final / v.relative_to(report_dir)
+                                    for k, v in figures.items()}, data.sweep.config,
+                    mode=wandb_mode, project=wandb_project, name=f"report-{sweep_dir.name}")
+    return final / "report.md"
+
+
+def _write_report_folder(data: ReportData, report_dir: Path
+                         ) -> tuple[dict[str, pd.DataFrame], dict[str, Path]]:
+    """Every file of the report into ``report_dir`` (a staging folder)."""
+    sweep_dir = data.sweep.sweep_dir
     tables = _output_tables(data)
     markdown_stems = {"table2", "table3", "table2_bootstrap_ci", "table3_bootstrap_ci",
                       "table2_vs_paper", "table3_vs_paper"}
@@ -360,13 +382,10 @@ def write_report_files(data: ReportData, *, use_wandb: bool = False,
                             data.targets, data.calibration)
     blocks = build_document(data, figures, report_dir)
     blocks += write_data_axes_section(data, report_dir)  # [] unless --raters/--train-fraction
-    report_md = write_text_atomically(report_dir / "report.md", to_markdown(blocks))
+    write_text_atomically(report_dir / "report.md", to_markdown(blocks))
     write_text_atomically(report_dir / "report.html",
                       to_html(blocks, f"mer-uq report: {sweep_dir.name}"))
-    if use_wandb:
-        log_summary(report_dir, tables, figures, data.sweep.config, mode=wandb_mode,
-                    project=wandb_project, name=f"report-{sweep_dir.name}")
-    return report_md
+    return tables, figures
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -378,9 +397,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wandb-project", default=DEFAULT_PROJECT)
     parser.add_argument("--n-boot", type=_count, default=AnalysisSettings.n_boot,
                         help="bootstrap resamples of the test songs (0: no intervals)")
-    parser.add_argument("--reliability-repeats", type=_count,
+    parser.add_argument("--reliability-repeats", type=count(1),
                         default=AnalysisSettings.reliability_repeats)
-    parser.add_argument("--reliability-boot", type=_count,
+    parser.add_argument("--reliability-boot", type=count(1),
                         default=AnalysisSettings.reliability_boot)
     parser.add_argument("--population-sd", action="store_true",
                         help="SD across the random seeds with ddof 0 (default: the paper's "
@@ -410,7 +429,7 @@ def check_sweep_dir(sweep_dir: Path) -> None:
     if target.exists() and not target.is_dir():
         raise SweepDirError(f"{target} is a file; the report needs that name for its folder")
     try:  # a real write: root passes os.access checks on read-only mounts
-        tempfile.TemporaryFile(dir=target if target.is_dir() else sweep_dir).close()
+        tempfile.TemporaryFile(dir=sweep_dir).close()  # the report is staged beside it
     except OSError as err:
         raise SweepDirError(f"{target} cannot be written ({err.strerror})") from err
 
@@ -424,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         check_sweep_dir(args.sweep_dir)
         path = write_report(args.sweep_dir, use_wandb=args.wandb, wandb_mode=args.wandb_mode,
                             wandb_project=args.wandb_project, settings=settings)
-    except (SweepDirError, FileNotFoundError) as err:
+    except (SweepDirError, SweepFolderError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(path)

@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mer_uq import sweep_record
+
 if TYPE_CHECKING:  # pyarrow and pandas load only when a trial file is touched
     import pandas as pd
 
@@ -47,11 +49,11 @@ TRIAL_METADATA_KEY = b"mer_uq.trial"
 # sweep.json's key listing the planned trial file stems.
 PLANNED_TRIALS_KEY = "trials"
 
-# Keys sweep.json must hold (the contract with the analysis), plus the sweep's own.
-REQUIRED_KEYS: tuple[str, ...] = (
-    "deam_dir", "split_file", "fix_swap", "include_2015", "features", "feature_column",
-    "methods", "trainings", "seeds", "model", "train", "mc_passes", "created",
-)  # fmt: skip
+# A sweep that writes into a folder holds this file (mer_uq.sweep_lock): its PID and host.
+LOCK_FILE = ".sweep.lock"
+# Keys sweep.json must hold (the contract with the analysis), plus the sweep's own; the
+# whole schema (types, ranges, known keys) lives in mer_uq.sweep_record.
+REQUIRED_KEYS = sweep_record.REQUIRED_KEYS
 
 
 class SweepFolderError(ValueError):
@@ -148,13 +150,29 @@ def looks_like_sweep(sweep_dir: Path) -> bool:
     return (sweep_dir / SWEEP_JSON).is_file() or bool(trial_files(sweep_dir / TRIALS_DIR))
 
 
+def refuse_contract_path(path: Path, flag: str) -> None:
+    """SweepFolderError when writing ``path`` would replace a sweep folder's own files:
+    its record, its lock, or anything under trials/, search/, tune/ or report/ (the report
+    is replaced whole, so a file put there would vanish). Any other path is fine."""
+    target = Path(os.path.abspath(path))
+    for folder in target.parents:
+        if not looks_like_sweep(folder):
+            continue
+        parts = target.relative_to(folder).parts
+        if parts[0] in (SWEEP_JSON, LOCK_FILE, TRIALS_DIR, SEARCH_DIR, TUNE_DIR, REPORT_DIR):
+            raise SweepFolderError(f"{flag} {path} would write over the sweep folder {folder}'s "
+                                   f"own {parts[0]}; write it elsewhere")
+    if target.is_dir():
+        raise SweepFolderError(f"{flag} {path} is a folder; give a file name")
+
+
 # --- sweep.json ------------------------------------------------------------------------
 
 
 def write_sweep_json(sweep_dir: Path, record: dict[str, Any]) -> Path:
-    missing = [k for k in REQUIRED_KEYS if k not in record]
-    if missing:
-        raise ValueError(f"{SWEEP_JSON} record lacks {missing}")
+    """The record, checked by the schema every reader applies (so the writer cannot write
+    what a resume would refuse), written atomically."""
+    sweep_record.validate_sweep_record(json.loads(json.dumps(record)), sweep_dir / SWEEP_JSON)
     return write_json(sweep_dir / SWEEP_JSON, record)
 
 
@@ -169,29 +187,32 @@ def read_sweep_json(sweep_dir: Path) -> dict[str, Any]:
             f"--resume {sweep_dir} is not a sweep folder: it has no {SWEEP_JSON} "
             "(give the --out folder of an earlier `python -m sweep.run`)"
         )
+    return _read_valid_record(path)
+
+
+def _read_valid_record(path: Path) -> dict[str, Any]:
+    """sweep.json parsed and checked by the one schema (mer_uq.sweep_record)."""
+    if path.is_symlink():
+        raise SweepFolderError(f"{path} is a symbolic link; a sweep record must be the "
+                               "folder's own file")
     try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise SweepFolderError(f"{path} is not valid JSON: {err}") from err
-    missing = [k for k in REQUIRED_KEYS if k not in record] if isinstance(record, dict) else []
-    if not isinstance(record, dict) or missing:
-        raise SweepFolderError(f"{path} is not a sweep record (missing {missing or 'all keys'})")
-    return record
+    try:
+        return sweep_record.validate_sweep_record(record, path)
+    except sweep_record.SweepRecordError as err:
+        raise SweepFolderError(str(err)) from err
 
 
 def read_sweep_config(sweep_dir: Path) -> tuple[dict[str, Any], str | None]:
-    """sweep.json as a dict for the analysis, or ({}, why not): the trial files alone
-    still give the tables (with the bundled default dataset), so this never raises."""
+    """sweep.json as a dict for the analysis, or ({}, why not) when there is none: the
+    trial files alone still give the tables (with the bundled default dataset). A record
+    that exists but breaks the schema raises SweepFolderError: nothing is guessed."""
     path = Path(sweep_dir) / SWEEP_JSON
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return {}, "missing: bundled dataset defaults assumed"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        return {}, f"unreadable ({exc}): defaults assumed"
-    if not isinstance(config, dict):
-        return {}, "not a JSON object: defaults assumed"
-    return config, None
+    return _read_valid_record(path), None
 
 
 # --- trial files -----------------------------------------------------------------------
@@ -244,20 +265,29 @@ def publish_trial_file(source: Path, target: Path) -> Path:
 def trial_file_problem(path: Path, expected: dict[str, Any]) -> str | None:
     """Why the trial file at ``path`` cannot count as finished, or None when it can.
 
-    A finished trial is a file that reads back whole (every column of every row group,
-    not only the footer) and whose record matches the plan: each key of ``expected``
-    (training, seeds, model, train, mc_passes) equal in the record. This is what
-    ``--resume`` trusts; a truncated copy or a file of another plan is rerun instead."""
+    A finished trial is a regular file of the folder itself (mer_uq.trial_check) that
+    reads back whole (every column of every row group, not only the footer), whose record
+    matches the plan (each key of ``expected``: training, seeds, model, train, mc_passes)
+    and whose rows pass the writer's guarantees (mer_uq.trial_check.frame_problem). This
+    is what ``--resume`` trusts; a truncated copy, a link, a file of another plan or of an
+    older version is rerun instead."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
+    from mer_uq import trial_check
+
+    where = trial_check.path_problem(Path(path).parent.parent, Path(path))
+    if where is not None:
+        return where
     try:
-        pq.read_table(path)
-        record = read_trial_record(path)
+        frame, record = read_trial_file(path)
     except (OSError, ValueError, pa.ArrowException) as err:
         return f"unreadable ({str(err).splitlines()[0][:120]})"
+    if not record:
+        return f"no {TRIAL_METADATA_KEY.decode()} record"
     differing = [k for k, v in expected.items() if _comparable(record.get(k)) != _comparable(v)]
-    return f"record differs from the plan in {', '.join(differing)}" if differing else None
+    if differing:
+        return f"record differs from the plan in {', '.join(differing)}"
+    return trial_check.frame_problem(frame, record)
 
 
 def _comparable(value: Any) -> Any:

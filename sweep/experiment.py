@@ -182,8 +182,9 @@ class TrialPublisher(Callback):
 # One readable progress line instead of Ray's trial tables.
 #
 # Users of a long sweep need three things: how many trials are done / running / failed, and
-# when it will end. The ETA weights each trial by the fraction of its epochs done, so it
-# moves during the (few, long) trials of the default study, not only when one finishes.
+# when it will end. Once a trial has finished, the ETA weights each running trial by the
+# fraction of its epochs done, so it moves during the (few, long) trials of the default
+# study; before, it reads "unknown".
 # ======================================================================================
 
 EPOCH_KEY = "epoch"
@@ -238,9 +239,12 @@ class ProgressPrinter(Callback):
         self.failed = 0
 
     def eta_seconds(self) -> float | None:
-        """Remaining time if work goes on at the average pace so far; None before any."""
+        """Remaining time if work goes on at the average pace so far; None until a trial
+        has finished (before that, the epoch fractions alone say nothing of the time a
+        trial spends before its first epoch and after its last: 0m00s was printed while
+        the only trial still wrote its predictions)."""
         finished_work = self.done + self.failed + sum(self.running.values())
-        if finished_work <= 0:
+        if self.done == 0 or finished_work <= 0:
             return None
         elapsed = time.monotonic() - self.started
         return elapsed * (self.total - finished_work) / finished_work
@@ -250,7 +254,7 @@ class ProgressPrinter(Callback):
         return (
             f"[{self.label}] trials {self.done}/{self.total} done, {len(self.running)} running, "
             f"{self.failed} failed | elapsed {format_duration(time.monotonic() - self.started)}"
-            f" | ETA {'?' if eta is None else format_duration(eta)}"
+            f" | ETA {'unknown' if eta is None else format_duration(eta)}"
         )
 
     def _print(self, force: bool) -> None:

@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from mer_uq import sweep_lock
 from mer_uq.sweep_folder import (
     SWEEP_JSON,
     TRIALS_DIR,
@@ -29,6 +30,12 @@ from mer_uq.sweep_folder import (
     read_sweep_json,
 )
 from sweep.cli import SweepOptions, parse_options
+from sweep.folder_guards import (
+    check_local_ray_tmp,
+    check_path_text,
+    refuse_foreign_out,
+    refuse_ignored_resume_flags,
+)
 from sweep.ray_runtime import ResourceError, TrialResources
 from sweep.study import (
     PlanError,
@@ -64,6 +71,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 def check_out_dir(sweep_dir: Path) -> None:
     """--out must be (or become) a writable folder; checked before any data is loaded."""
+    check_path_text(sweep_dir, "--out")
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise SweepFolderError(f"--out {sweep_dir} is a file, not a folder")
     parent = sweep_dir
@@ -81,6 +89,7 @@ def check_out_dir(sweep_dir: Path) -> None:
             f"--out {sweep_dir} already holds trial results; use --resume {sweep_dir} to "
             "continue that sweep, or choose a new --out"
         )
+    refuse_foreign_out(sweep_dir)
 
 
 def _study_from_record(sweep_dir: Path) -> Study:
@@ -105,8 +114,12 @@ def _check_request(options: SweepOptions) -> None:
     resources.validate()
     if options.address is None:
         resources.check_local_cpus()
+        check_local_ray_tmp()
     if options.wandb and importlib.util.find_spec("wandb") is None:
         raise PlanError("--wandb needs wandb: pip install 'mer-uq[wandb]'")
+    if options.resume is not None:
+        check_path_text(Path(options.resume), "--resume")
+        refuse_ignored_resume_flags(options)
     if options.resume is None:
         for flag, path in (("--features", options.features), ("--deam", options.deam),
                            ("--split-file", options.split_file), ("--config", options.config)):
@@ -138,13 +151,14 @@ def run(options: SweepOptions) -> int:
     # the run as if trials had failed: the driver then says "interrupted" (exit 130).
     os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     try:
-        if options.search == "optuna":
-            from sweep.search import run_search
+        with sweep_lock.holding(sweep_dir):  # one writer per folder
+            if options.search == "optuna":
+                from sweep.search import run_search
 
-            return run_search(options, study, sweep_dir)
-        from sweep.seed_sweep import run_seed_sweep
+                return run_search(options, study, sweep_dir)
+            from sweep.seed_sweep import run_seed_sweep
 
-        return 1 if run_seed_sweep(options, study, sweep_dir, resuming) else 0
+            return 1 if run_seed_sweep(options, study, sweep_dir, resuming) else 0
     except KeyboardInterrupt:
         print(f"[sweep] interrupted; finished trials are kept in {sweep_dir / TRIALS_DIR}; "
               f"continue with: python -m sweep.run --resume {sweep_dir}", file=sys.stderr)

@@ -21,6 +21,7 @@ from mer_uq.sweep_folder import (
     write_sweep_json,
 )
 from sweep.cli import SweepOptions
+from sweep.folder_guards import tune_stops_cleanly
 from sweep.inputs import load_inputs
 from sweep.ray_runtime import check_cluster, connect, disconnect, in_background
 from sweep.study import Study, TrialPlan, longest_first
@@ -120,19 +121,20 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
             )
 
             check_cluster(trial_resources(options), options.address)
-            run_experiment(
-                make_trainable(dataset, features, trial_resources(options)),
-                {**base_config(study),
-                 PLAN: tune.grid_search([p.to_config() for p in longest_first(pending)])},
-                storage_path=default_storage(sweep_dir, options.storage_path),
-                name=experiment_name(sweep_dir, "sweep"),
-                max_concurrent=options.max_concurrent,
-                max_failures=options.max_failures,
-                callbacks=[
-                    TrialPublisher(trials_dir),
-                    *trial_callbacks(options, study, len(pending), "sweep", sweep_dir),
-                ],
-            )
+            with tune_stops_cleanly():
+                run_experiment(
+                    make_trainable(dataset, features, trial_resources(options)),
+                    {**base_config(study),
+                     PLAN: tune.grid_search([p.to_config() for p in longest_first(pending)])},
+                    storage_path=default_storage(sweep_dir, options.storage_path),
+                    name=experiment_name(sweep_dir, "sweep"),
+                    max_concurrent=options.max_concurrent,
+                    max_failures=options.max_failures,
+                    callbacks=[
+                        TrialPublisher(trials_dir),
+                        *trial_callbacks(options, study, len(pending), "sweep", sweep_dir),
+                    ],
+                )
         finally:
             with in_background(lambda: _import_all(REPORT_MODULES if options.report else ())):
                 disconnect(connection)

@@ -49,6 +49,32 @@ HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 MARK = "MER_UQ_LAUNCHER_TEST"
 SONGS = 8  # generated songs embedded on the cluster
+SWEEP_EPOCHS = 300  # per trial of the sweep whose worker is killed (no early stopping)
+# Deadlines, generous: CI machines are shared, and under another job's load `ray up`, a
+# fresh driver's ray.init and the trials all take several times longer than alone. Each
+# wait polls its condition and, when the deadline passes, says what it waited for.
+SSHD_S = 60
+RAY_UP_S = 420
+NODES_S = 300
+DRIVER_S = 120  # one fresh driver asking which nodes are alive
+EMBED_S = 420
+WORKER_TRIAL_S = 420
+SWEEP_S = 600
+RAY_DOWN_S = 300
+STOP_GRACE_S = 20.0
+
+
+def wait_until(condition, timeout_s: float, what: str, interval_s: float = 0.3,
+               alive=None) -> None:
+    """Poll ``condition`` until true; fail naming ``what`` after ``timeout_s``. ``alive``
+    (optional) is checked each round and fails at once with its message when false."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if alive is not None:
+            ok, message = alive()
+            assert ok, f"while waiting for {what}: {message}"
+        assert time.monotonic() < deadline, f"waited {timeout_s:.0f} s for {what}"
+        time.sleep(interval_s)
 
 
 def _require_tools() -> None:
@@ -137,7 +163,7 @@ def descendants(root: int) -> list[int]:
     return sorted(found)
 
 
-def stop_pids(pids_of, grace_s: float = 8.0) -> None:
+def stop_pids(pids_of, grace_s: float = STOP_GRACE_S) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids_of():
             with contextlib.suppress(ProcessLookupError):
@@ -181,13 +207,14 @@ def start_sshd(folder: Path, mark: str) -> Sshd:
     supervisor = subprocess.Popen(
         [sys.executable, "-c", SUPERVISOR, str(pid_file), SSHD, "-D", "-e", "-f", str(config)],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 20
-    while True:
+
+    def listening() -> bool:
         with contextlib.suppress(OSError), socket.create_connection((WORKER_IP, port), 1):
-            break
-        assert supervisor.poll() is None, (folder / "sshd.log").read_text()
-        assert time.monotonic() < deadline, "sshd not listening"
-        time.sleep(0.1)
+            return pid_file.exists()
+        return False
+
+    wait_until(listening, SSHD_S, f"sshd to listen on {WORKER_IP}:{port}",
+               alive=lambda: (supervisor.poll() is None, (folder / "sshd.log").read_text()))
     sshd_pid = int(pid_file.read_text())
     assert sshd_pid in descendants(supervisor.pid), (folder / "sshd.log").read_text()
     wrapper = folder / "bin" / "ssh"
@@ -247,13 +274,18 @@ print("alive nodes:", json.dumps([{"ip": n["NodeManagerAddress"], "id": n["NodeI
 """
 
 
-def alive_nodes(address: str, env: dict[str, str]) -> list[dict[str, str]]:
-    """The cluster's live nodes, seen by a fresh driver (as a user's would see them).
+def alive_nodes(address: str, env: dict[str, str],
+                timeout_s: float = DRIVER_S) -> list[dict[str, str]]:
+    """The cluster's live nodes, seen by a fresh driver (as a user's would see them); []
+    when the driver fails or takes longer than ``timeout_s`` (a loaded machine: ask again).
 
     The answer is the line marked "alive nodes:": Ray may print its own lines around it
     (after a node was killed: "raylet has lagging heartbeats ...")."""
-    done = subprocess.run([sys.executable, "-c", ALIVE_NODES, address], env=env,
-                          capture_output=True, text=True, timeout=60)
+    try:
+        done = subprocess.run([sys.executable, "-c", ALIVE_NODES, address], env=env,
+                              capture_output=True, text=True, timeout=max(5.0, timeout_s))
+    except subprocess.TimeoutExpired:
+        return []
     if done.returncode != 0:
         return []
     marked = [line for line in done.stdout.splitlines() if line.startswith("alive nodes: ")]
@@ -265,10 +297,11 @@ def wait_for_nodes(address: str, env: dict[str, str], ips: set[str], timeout_s: 
                    exclude_ids: set[str] = frozenset()) -> list[dict[str, str]]:
     deadline = time.monotonic() + timeout_s
     while True:
-        nodes = alive_nodes(address, env)
+        nodes = alive_nodes(address, env, min(DRIVER_S, deadline - time.monotonic()))
         if {n["ip"] for n in nodes if n["id"] not in exclude_ids} >= ips:
             return nodes
-        assert time.monotonic() < deadline, f"nodes {ips} not alive after {timeout_s} s: {nodes}"
+        assert time.monotonic() < deadline, (
+            f"waited {timeout_s:.0f} s for nodes {sorted(ips)} to be alive; last seen: {nodes}")
         time.sleep(2)
 
 
@@ -279,13 +312,29 @@ def finished_on(out: Path) -> set[str]:
     return {read_trial_record(p)["node"]["node_ip"] for p in (out / "trials").glob("*.parquet")}
 
 
-def trial_running_under(raylet: int) -> bool:
-    """A Tune trial actor (a child of that raylet, titled ray::ImplicitFunc...) is alive."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == raylet and (
-                    b"ImplicitFunc" in (stat.parent / "cmdline").read_bytes()):
-                return True
+def _last_result(path: Path) -> dict:
+    """The last complete line of a Tune result.json ({} before the first)."""
+    with contextlib.suppress(OSError):
+        for line in reversed(path.read_text().splitlines()):
+            with contextlib.suppress(ValueError):
+                return json.loads(line)
+    return {}
+
+
+def trial_training_on(ip: str, ray_tmp: Path, out: Path, epochs: int) -> bool:
+    """A trial of the sweep is TRAINING on node ``ip``, with at least a fifth of its
+    ``epochs`` still to go: the driver's live result.json of that trial (Tune writes one
+    line per report, with the node's IP, under RAY_TMPDIR's driver_artifacts) says so, and
+    its file is not published yet. An actor alive under the node's raylet is not enough:
+    the sweep reuses actors, so a finished trial's actor lingers idle there, and killing
+    the raylet then fails no trial (seen on a loaded machine: no retry to test)."""
+    published = {p.stem for p in (out / "trials").glob("*.parquet")}
+    for path in ray_tmp.glob("**/driver_artifacts/*/result.json"):
+        last = _last_result(path)
+        stem = path.parent.name.removesuffix(f"_{last.get('trial_id')}")
+        if (last.get("node_ip") == ip and not last.get("done") and stem not in published
+                and int(last.get("training_iteration", epochs)) <= 0.8 * epochs):
+            return True
     return False
 
 
@@ -332,7 +381,7 @@ def launched_cluster() -> Iterator[dict]:
         ["ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
          "-i", str(folder / "user_key"), f"{getpass.getuser()}@{HEAD_IP}",
          "bash --login -c -i 'true && source ~/.bashrc && command -v ray'"],
-        env=env, capture_output=True, text=True, timeout=30)
+        env=env, capture_output=True, text=True, timeout=SSHD_S)
     if login_ray.stdout.strip():
         stop_all()
         shutil.rmtree(folder, ignore_errors=True)
@@ -342,11 +391,11 @@ def launched_cluster() -> Iterator[dict]:
     try:
         started = time.monotonic()
         up = subprocess.run([ray_bin, "up", "-y", "--no-config-cache", str(rendered)],
-                            env=env, capture_output=True, text=True, timeout=180)
+                            env=env, capture_output=True, text=True, timeout=RAY_UP_S)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         print(f"[launcher] ray up returned after {time.monotonic() - started:.0f} s")
         address = f"{HEAD_IP}:{gcs}"
-        nodes = wait_for_nodes(address, env, {HEAD_IP, WORKER_IP}, timeout_s=150)
+        nodes = wait_for_nodes(address, env, {HEAD_IP, WORKER_IP}, timeout_s=NODES_S)
         print(f"[launcher] 2 nodes active {time.monotonic() - started:.0f} s after ray up")
         yield {"address": address, "env": env, "folder": folder, "sshd": sshd, "nodes": nodes}
         # `ray down` runs `ray stop` on the head through a login shell: on this shared host
@@ -356,7 +405,7 @@ def launched_cluster() -> Iterator[dict]:
         stop_pids(lambda: started_here(keep_sshd=True))
         started = time.monotonic()
         down = subprocess.run([ray_bin, "down", "-y", str(rendered)], env=env,
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=RAY_DOWN_S)
         assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-3000:]
         print(f"[launcher] ray down took {time.monotonic() - started:.0f} s")
     finally:
@@ -417,7 +466,7 @@ def test_ray_up_sweep_worker_loss_embedding_ray_down(launched_cluster) -> None:
          str(model["audio"]), "--checkpoint", str(model["checkpoint"]), "--stats",
          str(model["stats"]), "--model-config", str(model["config"]), "--out", str(features),
          "--workers", "3", "--cpus-per-worker", "0.5", "--threads-per-worker", "1"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=EMBED_S)
     assert done.returncode == 0, done.stderr[-3000:]
     print(f"[launcher] sweep.embed of {SONGS} songs: {time.monotonic() - embed_started:.0f} s")
     by_node = embedding_nodes(features)
@@ -439,21 +488,29 @@ def test_ray_up_sweep_worker_loss_embedding_ray_down(launched_cluster) -> None:
     out = folder / "sweep"
     argv = [sys.executable, "-m", "sweep.run", "--address", address, "--storage-path",
             str(folder / "storage"), "--out", str(out), "--methods", "nll", "--seeds", "6",
-            "--seeds-per-trial", "1", "--epochs", "300", "--steps-per-epoch", "8",
+            "--seeds-per-trial", "1", "--epochs", str(SWEEP_EPOCHS), "--steps-per-epoch", "8",
             "--early-stopping-patience", "1000"]
     with open(folder / "sweep.log", "w") as log:
         sweep_started = time.monotonic()
         sweep = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 150
         raylet = worker_raylet(c["sshd"].tree())
-        while not (WORKER_IP in finished_on(out) and trial_running_under(raylet)):
-            assert sweep.poll() is None, (folder / "sweep.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "no trial finished, then ran, on the worker"
-            time.sleep(0.3)
+        wait_until(lambda: (WORKER_IP in finished_on(out)
+                            and trial_training_on(WORKER_IP, folder, out, SWEEP_EPOCHS)),
+                   WORKER_TRIAL_S, "a trial to finish on the worker while another trains there",
+                   alive=lambda: (sweep.poll() is None,
+                                  "the sweep ended early:\n"
+                                  + (folder / "sweep.log").read_text()[-3000:]))
         os.kill(raylet, signal.SIGKILL)
         killed = time.monotonic()
         print(f"[launcher] worker raylet killed {killed - sweep_started:.0f} s into the sweep")
-        assert sweep.wait(timeout=240) == 0, (folder / "sweep.log").read_text()[-3000:]
+        try:
+            code = sweep.wait(timeout=SWEEP_S)
+        except subprocess.TimeoutExpired:
+            sweep.kill()
+            sweep.wait()
+            code = None
+        assert code == 0, (f"sweep after the worker's loss: exit {code} (None: still running "
+                           f"after {SWEEP_S} s)\n" + (folder / "sweep.log").read_text()[-3000:])
     output = (folder / "sweep.log").read_text()
     print(f"[launcher] sweep finished {time.monotonic() - killed:.0f} s after the kill")
     first_ids = {n["id"] for n in c["nodes"]}
@@ -461,7 +518,8 @@ def test_ray_up_sweep_worker_loss_embedding_ray_down(launched_cluster) -> None:
             and n["id"] not in first_ids]
     print(f"[launcher] worker node restarted by the autoscaler and alive: {bool(back)}")
     print(f"[launcher] sweep with the worker killed: {time.monotonic() - sweep_started:.0f} s")
-    assert "; retrying" in output, output[-3000:]  # Tune saw the loss and retried
+    progress = "\n".join(line for line in output.splitlines() if line.startswith("[sweep]"))
+    assert "; retrying" in output, progress[-3000:]  # Tune saw the loss and retried
     records = [read_trial_record(p) for p in sorted((out / "trials").glob("*.parquet"))]
     assert sorted((r["methods"], r["seeds"]) for r in records) == [
         (["nll"], [s]) for s in range(6)], records  # every trial once: none lost or twice

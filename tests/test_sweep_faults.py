@@ -76,12 +76,13 @@ def test_user_error_is_one_line_before_anything_heavy(tmp_path, argv, expected) 
 
 
 def test_resume_of_a_record_naming_an_unknown_method(tmp_path) -> None:
-    from mer_uq.sweep_folder import REQUIRED_KEYS
-
-    record = {key: None for key in REQUIRED_KEYS} | {"methods": ["nll", "bogus"], "seeds": [0]}
+    record = {"deam_dir": None, "split_file": None, "fix_swap": True, "include_2015": False,
+              "features": None, "feature_column": None, "methods": ["nll", "bogus"],
+              "trainings": ["nll"], "seeds": [0], "model": {}, "train": {}, "mc_passes": 2,
+              "created": "2026-01-01"}
     (tmp_path / "sweep.json").write_text(json.dumps(record))
     line = _one_error_line(_run_cli("--resume", str(tmp_path), cwd=tmp_path))
-    assert "cannot be resumed" in line and "bogus" in line
+    assert "key 'methods'" in line and "unknown method 'bogus'" in line
 
 
 def test_wandb_missing_fails_before_ray_or_sweep_json(tmp_path, monkeypatch, capsys) -> None:

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from mer_uq.cli_args import count
 from mer_uq.data.dataset import load_deam
 from mer_uq.data.errors import DeamDataError
 from mer_uq.data.summary import format_summary, summarise
@@ -37,8 +38,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="keep the raw valence/arousal columns of swapped subsets",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--repeats", type=int, default=200, help="split-half repeats")
-    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples of songs")
+    parser.add_argument("--repeats", type=count(1), default=200, help="split-half repeats")
+    parser.add_argument("--boot", type=count(1), default=1000,
+                        help="bootstrap resamples of songs")
     parser.add_argument("--seed", type=int, default=0, help="seed of the reliability estimate")
     return parser.parse_args(argv)
 

@@ -164,6 +164,12 @@ def _read_table(path: Path, what: str) -> tuple[pd.DataFrame, str, int]:
             return frame, "row", 1
         if suffix in (".csv", ".txt", ".gz"):
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+            # pandas renames a repeated header ('valence' -> 'valence.1'): keep the header
+            # as written, so _columns can refuse the clash instead of using one silently
+            header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False,
+                                 skipinitialspace=True)
+            if header.shape[1] == frame.shape[1]:
+                frame.columns = [str(c) for c in header.iloc[0]]
             return frame, "line", 2
     except (OSError, ValueError) as err:
         raise DeamDataError(f"{path}: cannot read the {what} table ({err})") from err
@@ -171,7 +177,16 @@ def _read_table(path: Path, what: str) -> tuple[pd.DataFrame, str, int]:
 
 
 def _columns(frame: pd.DataFrame, path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """Columns matched ignoring case and surrounding spaces; a missing one is named."""
+    """Columns matched ignoring case and surrounding spaces; a missing one is named, and
+    two headers that match the same name (valence twice, or Valence and valence) are
+    refused: which one is meant cannot be guessed."""
+    keys = [str(c).strip().lower() for c in frame.columns]
+    clashing = sorted({k for k in keys if keys.count(k) > 1})
+    if clashing:
+        shown = "; ".join(", ".join(repr(str(c)) for c in frame.columns
+                                    if str(c).strip().lower() == k) for k in clashing)
+        raise DeamDataError(f"{path}: column(s) given more than once (case and spaces "
+                            f"ignored): {shown}; keep one of each")
     by_key = {str(c).strip().lower(): c for c in frame.columns}
     missing = [c for c in required if c not in by_key]
     if missing:

@@ -1,0 +1,187 @@
+"""When a trial file may be trusted: the checks ``--resume`` and the report both apply.
+
+A trial file is trusted only when (1) it is a regular file of the sweep folder itself, not
+a symbolic link and not reached through a linked ``trials/`` (a link can point at another
+sweep's results, and a resume would then write into that other sweep), and (2) its rows
+are what the writer (mer_uq.trial) guarantees: every prediction column, finite means, a
+finite sigma > 0 wherever the method has a spread of its own, and each (method, seed)
+covering the same songs once each, as many as the trial record says it scored. A file
+that fails is named with the first reason; nothing from it is used.
+
+Which methods have a per-row spread is read from the registry (mer_uq.methods), so a new
+method is checked without editing this module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mer_uq import schema
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Splits a trial predicts (mer_uq.trial.EVAL_SPLITS), without importing torch.
+PREDICTED_SPLITS: tuple[str, ...] = ("valid", "test")
+
+
+def has_row_spread(method: str) -> bool | None:
+    """Whether each prediction row of ``method`` carries its own sigma (None: a method the
+    registry does not know). Only the random-seeds method gets its spread across seeds,
+    after the fact; every other way of reading uncertainty gives one sigma per row."""
+    from mer_uq.methods import METHODS, Uncertainty
+
+    spec = METHODS.get(method)
+    if spec is None:
+        return None
+    return spec.uncertainty is not Uncertainty.SEED_ENSEMBLE
+
+
+def path_problem(sweep_dir: Path, path: Path) -> str | None:
+    """Why ``path`` is not a trial file of ``sweep_dir`` itself, or None."""
+    from mer_uq.sweep_folder import TRIALS_DIR
+
+    trials = Path(sweep_dir) / TRIALS_DIR
+    if trials.is_symlink():
+        return f"{TRIALS_DIR}/ is a symbolic link (to {os.readlink(trials)}), not this sweep's"
+    if path.is_symlink():
+        return f"a symbolic link (to {os.readlink(path)}), not a file of this sweep"
+    if not path.is_file():
+        return "not a regular file"
+    if Path(os.path.realpath(path)).parent != Path(os.path.realpath(trials)):
+        return "lies outside this sweep's folder"
+    return None
+
+
+def frame_problem(frame: pd.DataFrame, record: Mapping[str, Any] | None = None,
+                  planned_songs: Mapping[str, np.ndarray] | None = None) -> str | None:
+    """Why the predictions of one trial file break the writer's guarantees, or None.
+
+    ``record``: the file's trial record; its seeds and per-split song counts must match the
+    rows. ``planned_songs``: split -> the song ids the sweep's dataset plans there (known
+    to the report, which loads the dataset); every (method, seed) must cover exactly them."""
+    missing = [c for c in schema.PREDICTION_COLUMNS if c not in frame.columns]
+    if missing:
+        return f"missing columns {missing}"
+    if frame.empty:
+        return "no rows"
+    clashing = _clashing_columns(list(frame.columns))
+    if clashing:
+        return f"duplicate columns {clashing}"
+    bad_splits = sorted({str(s) for s in frame["split"]} - set(schema.SPLITS))
+    if bad_splits:
+        return f"unknown split values {bad_splits}"
+    try:
+        values = {c: frame[c].to_numpy(dtype=np.float64) for d in schema.DIMENSIONS
+                  for c in (schema.PRED_MU[d], schema.PRED_SIGMA[d])}
+    except (TypeError, ValueError):
+        return "non-numeric predictions"
+    mu_ok = np.all([np.isfinite(values[schema.PRED_MU[d]]) for d in schema.DIMENSIONS], axis=0)
+    if not mu_ok.all():
+        return f"non-finite predicted means in {int((~mu_ok).sum())} row(s)"
+    problem = _sigma_problem(frame, values) or _coverage_problem(frame, record, planned_songs)
+    return problem
+
+
+def _clashing_columns(columns: list[str]) -> list[str]:
+    seen: dict[str, str] = {}
+    clashes = []
+    for name in columns:
+        key = str(name).strip().lower()
+        if key in seen:
+            clashes.append(str(name))
+        seen.setdefault(key, str(name))
+    return clashes
+
+
+def _sigma_problem(frame: pd.DataFrame, values: dict[str, np.ndarray]) -> str | None:
+    methods = frame["method"].astype(str).to_numpy()
+    for method in sorted(set(methods)):
+        if not has_row_spread(method):
+            continue
+        rows = methods == method
+        for d in schema.DIMENSIONS:
+            sigma = values[schema.PRED_SIGMA[d]][rows]
+            bad = ~(np.isfinite(sigma) & (sigma > 0))
+            if bad.any():
+                return (f"{method}: {schema.PRED_SIGMA[d]} is not a finite value > 0 in "
+                        f"{int(bad.sum())} row(s)")
+    return None
+
+
+def _coverage_problem(frame: pd.DataFrame, record: Mapping[str, Any] | None,
+                      planned_songs: Mapping[str, np.ndarray] | None) -> str | None:
+    """Every (method, seed) predicts the same songs, once each, as the record and the plan
+    say."""
+    seeds = sorted(int(s) for s in frame["seed"].unique())
+    recorded = record.get("seeds") if record else None
+    if isinstance(recorded, list) and sorted(int(s) for s in recorded) != seeds:
+        return f"rows hold seeds {seeds}, its record says {sorted(recorded)}"
+    keys = ["song_id", "split", "method", "seed"]
+    if frame.duplicated(keys).any():
+        return "a (song, split, method, seed) appears more than once"
+    counts = record.get("songs") if record and isinstance(record.get("songs"), dict) else {}
+    reference: dict[str, set[int]] | None = None
+    for (method, seed), group in frame.groupby(["method", "seed"], sort=True):
+        songs = {split: set(group.loc[group["split"] == split, "song_id"].astype(int))
+                 for split in PREDICTED_SPLITS}
+        for split in PREDICTED_SPLITS:
+            expected = counts.get(split)
+            if isinstance(expected, int) and len(songs[split]) != expected:
+                return (f"{method} seed {seed}: {len(songs[split])} {split} songs, its record "
+                        f"says {expected}")
+            if planned_songs is not None and split in planned_songs:
+                planned = {int(s) for s in planned_songs[split]}
+                lost = sorted(planned - songs[split])
+                if lost:
+                    return (f"{method} seed {seed}: lacks {len(lost)} planned {split} song(s), "
+                            f"e.g. {lost[:3]}")
+                extra = sorted(songs[split] - planned)
+                if extra:
+                    return (f"{method} seed {seed}: {len(extra)} {split} song(s) the sweep does "
+                            f"not plan, e.g. {extra[:3]} (another dataset?)")
+        if reference is None:
+            reference = songs
+        elif songs != reference:
+            return f"{method} seed {seed} predicts other songs than the file's first method/seed"
+    return None
+
+
+def plan_problem(record: Mapping[str, Any], plan: Mapping[str, Any], stem: str,
+                 row_seeds: list[int] | None = None) -> str | None:
+    """Why a trial file is not a trial of the sweep ``plan`` (sweep.json), or None: its
+    training and seeds (from its record, else ``row_seeds``, the seeds of its rows) must be
+    planned (a file of another sweep, say one of 15 seeds in a sweep of 2, is not), and the
+    model, training settings and MC passes its record names must be the sweep's. An empty
+    ``plan`` (no sweep.json) checks nothing."""
+    from mer_uq.sweep_folder import PLANNED_TRIALS_KEY, training_of_stem
+
+    if not plan:
+        return None
+    record = record or {}
+    training = record.get("training", training_of_stem(stem))
+    if training != training_of_stem(stem):
+        return f"its record's training {training!r} is not the file name's"
+    if training not in plan.get("trainings", []):
+        return f"training {training!r} is not planned in sweep.json"
+    planned_stems = plan.get(PLANNED_TRIALS_KEY)
+    if planned_stems is not None and stem not in planned_stems:
+        return "not a trial sweep.json plans"
+    seeds = record.get("seeds") if isinstance(record.get("seeds"), list) else row_seeds or []
+    unplanned = sorted(set(seeds) - set(plan.get("seeds", [])))
+    if unplanned:
+        return f"seeds {unplanned[:5]} are not planned in sweep.json"
+    differing = [k for k in ("model", "train", "mc_passes") if k in plan and k in record
+                 and _json(record[k]) != _json(plan[k])]
+    return f"its record differs from sweep.json in {', '.join(differing)}" if differing else None
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
