@@ -259,7 +259,7 @@ def run_node(head_node: str, head_ip: str, gcs_port: int, timeout_s: float) -> i
     ip = node_address(node)
     head = node == head_node
     # Node-local and per job and node: Ray's sockets live here (paths under 108 bytes).
-    tmp = Path(os.environ.get("TMPDIR") or "/tmp") / f"mer-uq-ray-{_env('SLURM_JOB_ID')}-{node}"
+    tmp = Path(os.environ.get("TMPDIR") or "/tmp") / f"mer-uq-{_env('SLURM_JOB_ID')}-{node}"
     tmp.mkdir(parents=True, exist_ok=True)
     os.environ["RAY_TMPDIR"] = str(tmp)
     try:
@@ -274,7 +274,7 @@ def run_node(head_node: str, head_ip: str, gcs_port: int, timeout_s: float) -> i
             print(f"[slurm] ray start failed on {node}:\n{started.stdout[-3000:]}", flush=True)
             return 1
         print(f"{NODE_UP} {node} {ip} ({'head' if head else 'worker'}; Ray's logs: "
-              f"{tmp}/session_latest/logs)", flush=True)
+              f"{tmp}/ray/session_latest/logs)", flush=True)
         while not stop.wait(0.5):
             _reap()
         return 0
@@ -365,8 +365,11 @@ def run_job(ray_start: str, entry: Sequence[str], nodes_timeout_s: float) -> int
             return 1
         print(f"[slurm] {len(nodes)} Ray nodes up in {time.monotonic() - started:.1f} s; "
               f"running: python -m {module} {' '.join(args)}", flush=True)
+        running = time.monotonic()
         job.entry = subprocess.Popen(command)
         code = job.entry.wait()
+        print(f"[slurm] python -m {module} ended (exit {code}) after "
+              f"{time.monotonic() - running:.1f} s", flush=True)
         return 128 + job.signalled if job.signalled else code
     finally:
         stopping = time.monotonic()
