@@ -215,27 +215,44 @@ def _wait_listening(ip: str, port: int, timeout_s: float, what: str) -> None:
         time.sleep(0.2)
 
 
+def port_flags(ip: str, head: bool) -> list[str]:
+    """``ray start`` flags for every port a Ray node opens, each free on ``ip`` now (the
+    GCS port excepted: the job picks it once for all nodes)."""
+    ports = free_ports(ip, 7)
+    low = worker_port_block(ip)
+    flags = [f"--node-manager-port={ports[0]}", f"--object-manager-port={ports[1]}",
+             f"--dashboard-agent-listen-port={ports[2]}",
+             f"--dashboard-agent-grpc-port={ports[3]}",
+             f"--runtime-env-agent-port={ports[4]}", f"--metrics-export-port={ports[5]}",
+             f"--min-worker-port={low}", f"--max-worker-port={low + WORKER_PORTS - 1}"]
+    if head:
+        flags += ["--dashboard-host=127.0.0.1", f"--dashboard-port={ports[6]}"]
+    return flags
+
+
 def ray_start_command(*, head: bool, ip: str, gcs_port: int, head_ip: str) -> list[str]:
     """``ray start`` for this node with this job's ports (module doc), never blocking."""
     ray = str(Path(sys.executable).parent / "ray")
-    ports = free_ports(ip, 7)
-    low = worker_port_block(ip)
     command = [ray, "start", f"--node-ip-address={ip}",
                f"--num-cpus={os.environ.get('SLURM_CPUS_ON_NODE') or job_cpus_per_node()}",
-               f"--node-manager-port={ports[0]}", f"--object-manager-port={ports[1]}",
-               f"--dashboard-agent-listen-port={ports[2]}",
-               f"--dashboard-agent-grpc-port={ports[3]}",
-               f"--runtime-env-agent-port={ports[4]}", f"--metrics-export-port={ports[5]}",
-               f"--min-worker-port={low}", f"--max-worker-port={low + WORKER_PORTS - 1}",
-               "--disable-usage-stats"]
+               *port_flags(ip, head), "--disable-usage-stats"]
     if os.environ.get("SLURM_GPUS_ON_NODE"):  # what SLURM gave this job, not all on the node
         command.append(f"--num-gpus={os.environ['SLURM_GPUS_ON_NODE']}")
     if head:
-        command += ["--head", f"--port={gcs_port}", "--dashboard-host=127.0.0.1",
-                    f"--dashboard-port={ports[6]}"]
+        command += ["--head", f"--port={gcs_port}"]
     else:
         command.append(f"--address={head_ip}:{gcs_port}")
     return command
+
+
+def symmetric_command(address: str, nodes: int, entry: list[str]) -> list[str]:
+    """``ray symmetric-run`` on every node (module doc). Its nodes share one set of ports,
+    picked free on this (the head) node: fine on whole nodes, where no other Ray runs."""
+    ray = str(Path(sys.executable).parent / "ray")
+    head_ip = address.rsplit(":", 1)[0]
+    return [*_srun_nodes(nodes), ray, "symmetric-run", "--address", address, "--min-nodes",
+            str(nodes), f"--num-cpus={job_cpus_per_node()}", *port_flags(head_ip, True),
+            "--disable-usage-stats", "--", *entry]
 
 
 def run_node(head_node: str, head_ip: str, gcs_port: int, timeout_s: float) -> int:
@@ -342,10 +359,9 @@ def run_job(ray_start: str, entry: Sequence[str], nodes_timeout_s: float) -> int
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
         signal.signal(sig, job.on_signal)
     if ray_start == "symmetric":
-        ray = str(Path(sys.executable).parent / "ray")
-        return subprocess.call([*_srun_nodes(len(nodes)), ray, "symmetric-run", "--address",
-                                address, "--min-nodes", str(len(nodes)), "--disable-usage-stats",
-                                f"--num-cpus={job_cpus_per_node()}", "--", *command])
+        tmp = Path(os.environ.get("TMPDIR") or "/tmp") / f"mer-uq-{job_id}"
+        os.environ["RAY_TMPDIR"] = str(tmp)  # node-local on every node, through srun
+        return subprocess.call(symmetric_command(address, len(nodes), command))
     started = time.monotonic()
     step = subprocess.Popen(
         [*_srun_nodes(len(nodes)), "--input=all", sys.executable, "-m", "sweep.slurm", "node",

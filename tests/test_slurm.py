@@ -44,7 +44,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parent.parent
-NODES = {"n1": "127.0.0.2", "n2": "127.0.0.3"}
+NODES = {"n1": "127.0.0.1", "n2": "127.0.0.3"}  # n1 on lo's own address: see below
+DAEMONS = ("munged", "slurmctld", "slurmd", "unshare")
 TOOLS = ("munged", "munge", "slurmctld", "slurmd", "slurmstepd", "sbatch", "squeue",
          "scancel", "scontrol", "sinfo", "srun")
 ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
@@ -68,6 +69,14 @@ def _require() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"{reason}; .ci/run installs the packages and runs as root")
         pytest.skip(reason)
+
+
+def pid_namespaces() -> bool:
+    """Whether this account may run a command in its own PID namespace (root in most
+    containers; not where seccomp or a missing CAP_SYS_ADMIN forbids it)."""
+    unshare = shutil.which("unshare")
+    return bool(unshare) and subprocess.run(
+        [unshare, "--pid", "--fork", "--mount-proc", "true"], capture_output=True).returncode == 0
 
 
 def free_port() -> int:
@@ -120,6 +129,8 @@ class Cluster:
     env: dict[str, str]
     daemons: list[Daemon] = field(default_factory=list)
 
+    namespaced: bool = False
+
     def start(self, name: str, argv: list[str]) -> Daemon:
         log = open(self.folder / "log" / f"{name}.out", "wb")  # noqa: SIM115 - the daemon's
         pid_file = self.folder / f"{name}.supervised.pid"
@@ -144,19 +155,19 @@ class Cluster:
     def strays(self) -> list[str]:
         """Processes other than the daemons that mention the test folder (every Ray process
         of a job names its temp folder there), wherever they hang in the process tree."""
-        daemons = {d.pid for d in self.daemons} | {d.supervisor.pid for d in self.daemons}
-        me = os.getpid()
+        daemons = {d.supervisor.pid for d in self.daemons}
         found = []
         for proc in Path("/proc").glob("[0-9]*"):
-            pid = int(proc.name)
-            if pid not in daemons and pid != me and alive(pid) and str(self.folder) in cmdline(
-                    pid):
-                found.append(f"{pid}: {cmdline(pid)[:200]}")
+            pid, command = int(proc.name), cmdline(int(proc.name))
+            if (pid not in daemons and pid != os.getpid() and alive(pid)
+                    and str(self.folder) in command
+                    and Path(command.split(" ")[0]).name not in DAEMONS):
+                found.append(f"{pid}: {command[:200]}")
         return found
 
-    def run(self, *argv: str) -> str:
-        done = subprocess.run(list(argv), env=self.env, cwd=REPO, capture_output=True,
-                              text=True, timeout=60)
+    def run(self, *argv: str, ray_start: str = "explicit") -> str:
+        done = subprocess.run(list(argv), env={**self.env, "MER_UQ_RAY_START": ray_start},
+                              cwd=REPO, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, f"{argv}: {done.stdout}{done.stderr}"
         return done.stdout
 
@@ -170,10 +181,12 @@ class Cluster:
         path = self.folder / "shared" / f"job-{job_id}.out"
         return path.read_text(errors="replace") if path.is_file() else ""
 
-    def submit(self, sbatch_args: list[str], sweep_args: list[str]) -> str:
+    def submit(self, sbatch_args: list[str], sweep_args: list[str],
+               ray_start: str = "explicit") -> str:
         out = self.run("sbatch", "--parsable", "--cpus-per-task=1", "--time=15",
                        f"--output={self.folder / 'shared' / 'job-%j.out'}", *sbatch_args,
-                       str(REPO / "slurm" / "study.sbatch"), *sweep_args)
+                       str(REPO / "slurm" / "study.sbatch"), *sweep_args,
+                       ray_start=ray_start)
         return out.strip().split(";")[0]
 
     def wait_ended(self, job_id: str, timeout_s: float = 300) -> tuple[str, str]:
@@ -227,7 +240,11 @@ def slurm_cluster() -> Iterator[Cluster]:
            "RAY_USAGE_STATS_ENABLED": "0"}
     for name in [k for k in env if k.startswith("SLURM_") and k != "SLURM_CONF"]:
         del env[name]  # a test run inside a SLURM job must not hand its job to ours
-    cluster = Cluster(folder, env)
+    # Each slurmd in its own PID namespace where allowed: a "node" then sees only its own
+    # processes, as on a real cluster, so that `ray symmetric-run`'s closing `ray stop`
+    # cannot reach any other Ray on this machine (and slurmd, the namespace's init, takes
+    # every process of its node with it when stopped).
+    cluster = Cluster(folder, env, namespaced=pid_namespaces())
     started = time.monotonic()
     try:
         socket_path = folder / "munge" / "socket"
@@ -246,7 +263,10 @@ def slurm_cluster() -> Iterator[Cluster]:
         conf = str(folder / "slurm.conf")
         cluster.start("slurmctld", [_tool("slurmctld"), "-D", "-i", "-f", conf])
         for name in NODES:
-            cluster.start(f"slurmd-{name}", [_tool("slurmd"), "-D", "-N", name, "-f", conf])
+            namespace = ([shutil.which("unshare"), "--pid", "--fork", "--mount-proc"]
+                         if cluster.namespaced else [])
+            cluster.start(f"slurmd-{name}", [*namespace, _tool("slurmd"), "-D", "-N", name,
+                                             "-f", conf])
 
         def idle() -> bool:
             for d in cluster.daemons:
@@ -258,7 +278,8 @@ def slurm_cluster() -> Iterator[Cluster]:
 
         wait_for(idle, 90, "both slurmd nodes idle in sinfo", lambda: subprocess.run(
             ["scontrol", "show", "node"], env=env, capture_output=True, text=True).stdout)
-        print(f"[slurm-test] slurm up (munged, slurmctld, 2 slurmd): "
+        print(f"[slurm-test] slurm up (munged, slurmctld, 2 slurmd, PID namespaces: "
+              f"{cluster.namespaced}): "
               f"{time.monotonic() - started:.1f} s")
         yield cluster
     finally:
@@ -314,6 +335,14 @@ def _times(cluster: Cluster, job_id: str) -> dict[str, float]:
             "sbatch to end": stamp("EndTime") - stamp("SubmitTime")}
 
 
+def _scontrol_seconds(cluster: Cluster, job_id: str) -> float:
+    """EndTime - SubmitTime of an ended job, from slurmctld (whole seconds)."""
+    out = cluster.run("scontrol", "show", "job", "-o", job_id)
+    stamps = [time.mktime(time.strptime(re.search(rf"{name}=(\S+)", out).group(1),
+                                        "%Y-%m-%dT%H:%M:%S")) for name in ("EndTime", "SubmitTime")]
+    return stamps[0] - stamps[1]
+
+
 def _print_times(what: str, times: dict[str, float]) -> None:
     print(f"[slurm-test] {what}: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
 
@@ -356,20 +385,35 @@ def test_sbatch_study_scancel_resume_failure(slurm_cluster: Cluster) -> None:
     _assert_complete(done_sweep, 4)
     from mer_uq.sweep_folder import read_trial_record
 
-    nodes_used = {read_trial_record(p)["node"]["node_ip"]
+    nodes_used = {read_trial_record(p)["node"]["node_id"]
                   for p in (done_sweep / "trials").glob("*.parquet")}
-    assert nodes_used == set(NODES.values()), nodes_used  # the trials ran on both nodes
+    assert len(nodes_used) == 2, nodes_used  # the trials ran on both Ray nodes
     _print_times("job A (4 trials of 0.5 GPU, beside job B)", _times(c, job_a))
     wait_for(lambda: not c.job_pids(job_a), 60, f"job {job_a}'s processes to end")
 
     # B resubmitted with the same --out: continues with --resume, reruns nothing finished.
-    # C fails (an unknown method, found once Ray is up): nothing of it may be left either.
-    job_b2 = c.submit(["--gpus-per-node=0"], [*TINY, "--seeds", "6", "--epochs", "5",
-                                              "--out", str(cut_sweep)])
-    job_c = c.submit(["--gpus-per-node=0"], ["--methods", "no_such_method",
-                                             "--out", str(shared / "failed")])
+    # It runs under `ray symmetric-run`, on n1 alone (whole node), where each slurmd has its
+    # own PID namespace: symmetric-run ends with `ray stop`, which must see only this node.
+    # Its head is found by its address among the host's interface addresses: 127.0.0.1.
+    # C, beside it on n2, fails (an unknown method, found once Ray is up).
+    symmetric = c.namespaced
+    b2_nodes = ["--nodes=1", "--nodelist=n1", "--exclusive", "--cpus-per-task=2"]
+    job_b2 = c.submit(["--gpus-per-node=0", *(b2_nodes if symmetric else [])],
+                      [*TINY, "--seeds", "6", "--epochs", "5", "--out", str(cut_sweep)],
+                      ray_start="symmetric" if symmetric else "explicit")
+    job_c = c.submit(["--gpus-per-node=0", "--nodes=1", "--nodelist=n2"],
+                     ["--methods", "no_such_method", "--out", str(shared / "failed")])
     assert c.wait_ended(job_b2) == ("COMPLETED", "0:0"), c.log(job_b2)[-3000:]
-    _print_times(f"job B resumed ({6 - len(kept)} trials left)", _times(c, job_b2))
+    if symmetric:
+        assert "Running command on head node" in c.log(job_b2), c.log(job_b2)[-3000:]
+        stopped = re.findall(r"Stopped all \d+ Ray processes|Stopped only .*", c.log(job_b2))
+        print(f"[slurm-test] job B resumed under ray symmetric-run ({6 - len(kept)} trials "
+              f"left): sbatch to end {_scontrol_seconds(c, job_b2):.0f} s; its ray stop: "
+              f"{stopped}")
+    else:
+        _print_times(f"job B resumed ({6 - len(kept)} trials left)", _times(c, job_b2))
+        print("[slurm-test] no PID namespaces here: `ray symmetric-run` was not tried (its "
+              "`ray stop` would stop every Ray instance on this machine)")
     assert "continuing it with --resume" in c.log(job_b2)
     assert f"({len(kept)} already finished)" in c.log(job_b2), c.log(job_b2)[-3000:]
     _assert_complete(cut_sweep, 6)
