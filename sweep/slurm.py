@@ -18,9 +18,11 @@ Two ways to start Ray (``--ray-start``):
   double-fork included, stays below it. It stops that whole tree by PID (SIGTERM, then
   SIGKILL) when its stdin closes (the job closes it when the entry point is done; srun
   closes it when the job dies) or when SLURM signals it (scancel, time limit, preemption).
-- ``symmetric``: Ray's own ``ray symmetric-run`` (Ray >= 2.49) on every node. Simpler,
-  but it refuses to start on a node where any Ray already runs and ends with ``ray stop``:
-  for whole-node (``--exclusive``) allocations only.
+- ``symmetric``: Ray's own ``ray symmetric-run`` (Ray >= 2.49) on every node, each under
+  the same kind of supervisor (``supervise``), which stops whatever its closing ``ray
+  stop`` left. It refuses to start on a node where any Ray already runs, and that ``ray
+  stop`` stops every Ray of the account on the node: for whole-node (``--exclusive``)
+  allocations only.
 
 Resume: a ``sweep.run`` job whose ``--out`` folder already holds a sweep record continues
 it with ``--resume`` (finished trials are not rerun): a requeued job (same job id, so the
@@ -250,13 +252,15 @@ def symmetric_command(address: str, nodes: int, entry: list[str]) -> list[str]:
     picked free on this (the head) node: fine on whole nodes, where no other Ray runs."""
     ray = str(Path(sys.executable).parent / "ray")
     head_ip = address.rsplit(":", 1)[0]
-    return [*_srun_nodes(nodes), ray, "symmetric-run", "--address", address, "--min-nodes",
-            str(nodes), f"--num-cpus={job_cpus_per_node()}", *port_flags(head_ip, True),
+    return [*_srun_nodes(nodes), sys.executable, "-m", "sweep.slurm", "supervise", "--",
+            ray, "symmetric-run", "--address", address, "--min-nodes", str(nodes),
+            f"--num-cpus={job_cpus_per_node()}", *port_flags(head_ip, True),
             "--disable-usage-stats", "--", *entry]
 
 
-def run_node(head_node: str, head_ip: str, gcs_port: int, timeout_s: float) -> int:
-    """One node task of the srun step: start Ray here, keep it, stop all of it (module doc)."""
+def _become_subreaper() -> threading.Event:
+    """Keep every process started below this one in its tree (orphans included); the
+    returned event is set by SIGTERM, SIGINT or SIGHUP (SLURM's ways to end a task)."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise SlurmJobError("prctl(PR_SET_CHILD_SUBREAPER) failed: cannot keep Ray's "
@@ -264,6 +268,26 @@ def run_node(head_node: str, head_ip: str, gcs_port: int, timeout_s: float) -> i
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def run_supervised(command: Sequence[str]) -> int:
+    """Run ``command`` below this process and, once it exits or SLURM signals this task,
+    stop everything left below (``ray symmetric-run``'s closing ``ray stop`` may leave
+    processes behind, and it is skipped when the task is signalled); its exit code."""
+    stop = _become_subreaper()
+    child = subprocess.Popen(list(command))
+    while child.poll() is None and not stop.wait(0.5):
+        pass
+    left = stop_tree()
+    if left:
+        print(f"[slurm] still alive after SIGKILL: {left}", flush=True)
+    return child.returncode if child.returncode is not None else 128 + signal.SIGTERM
+
+
+def run_node(head_node: str, head_ip: str, gcs_port: int, timeout_s: float) -> int:
+    """One node task of the srun step: start Ray here, keep it, stop all of it (module doc)."""
+    stop = _become_subreaper()
 
     def until_stdin_closes() -> None:
         with contextlib.suppress(OSError):  # the raw descriptor: no buffer lock at exit
@@ -418,6 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds to wait for Ray to be up on every node")
     job.add_argument("entry", nargs=argparse.REMAINDER,
                      help="-- sweep.run|sweep.embed FLAGS...")
+    supervise = commands.add_parser(
+        "supervise", help="run a command, then stop every process left below it (internal)")
+    supervise.add_argument("argv", nargs=argparse.REMAINDER, help="-- COMMAND...")
     node = commands.add_parser("node", help="one node task of the job's srun step (internal)")
     node.add_argument("--head-node", required=True)
     node.add_argument("--head-ip", required=True)
@@ -429,6 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "supervise":
+            return run_supervised(args.argv[1:] if args.argv[:1] == ["--"] else args.argv)
         if args.command == "node":
             return run_node(args.head_node, args.head_ip, args.port, args.timeout)
         entry = args.entry[1:] if args.entry[:1] == ["--"] else args.entry

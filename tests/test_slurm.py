@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from test_cluster_launcher import SUPERVISOR, descendants, stop_pids
+from test_cluster_launcher import SONGS, SUPERVISOR, _tiny_musicfm, descendants, stop_pids
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -160,7 +160,7 @@ class Cluster:
         for proc in Path("/proc").glob("[0-9]*"):
             pid, command = int(proc.name), cmdline(int(proc.name))
             if (pid not in daemons and pid != os.getpid() and alive(pid)
-                    and str(self.folder) in command
+                    and str(self.folder) in command and "PR_SET_CHILD_SUBREAPER" not in command
                     and Path(command.split(" ")[0]).name not in DAEMONS):
                 found.append(f"{pid}: {command[:200]}")
         return found
@@ -182,10 +182,10 @@ class Cluster:
         return path.read_text(errors="replace") if path.is_file() else ""
 
     def submit(self, sbatch_args: list[str], sweep_args: list[str],
-               ray_start: str = "explicit") -> str:
+               ray_start: str = "explicit", script: str = "study.sbatch") -> str:
         out = self.run("sbatch", "--parsable", "--cpus-per-task=1", "--time=15",
                        f"--output={self.folder / 'shared' / 'job-%j.out'}", *sbatch_args,
-                       str(REPO / "slurm" / "study.sbatch"), *sweep_args,
+                       str(REPO / "slurm" / script), *sweep_args,
                        ray_start=ray_start)
         return out.strip().split(";")[0]
 
@@ -263,7 +263,10 @@ def slurm_cluster() -> Iterator[Cluster]:
         conf = str(folder / "slurm.conf")
         cluster.start("slurmctld", [_tool("slurmctld"), "-D", "-i", "-f", conf])
         for name in NODES:
-            namespace = ([shutil.which("unshare"), "--pid", "--fork", "--mount-proc"]
+            # In its namespace a supervisor is init (PID 1): orphans are re-parented to it,
+            # and it reaps them (slurmd would leave them zombies, which `ray stop` waits on).
+            namespace = ([shutil.which("unshare"), "--pid", "--fork", "--mount-proc",
+                          sys.executable, "-c", SUPERVISOR, str(folder / f"{name}.ns.pid")]
                          if cluster.namespaced else [])
             cluster.start(f"slurmd-{name}", [*namespace, _tool("slurmd"), "-D", "-N", name,
                                              "-f", conf])
@@ -330,7 +333,7 @@ def _times(cluster: Cluster, job_id: str) -> dict[str, float]:
 
     return {"sbatch to start": stamp("StartTime") - stamp("SubmitTime"),
             "Ray up": logged(r"Ray nodes up in ([\d.]+) s"),
-            "sweep": logged(r"ended \(exit \d+\) after ([\d.]+) s"),
+            "entry point": logged(r"ended \(exit \d+\) after ([\d.]+) s"),
             "Ray teardown": logged(r"Ray stopped on all nodes in ([\d.]+) s"),
             "sbatch to end": stamp("EndTime") - stamp("SubmitTime")}
 
@@ -403,6 +406,15 @@ def test_sbatch_study_scancel_resume_failure(slurm_cluster: Cluster) -> None:
                       ray_start="symmetric" if symmetric else "explicit")
     job_c = c.submit(["--gpus-per-node=0", "--nodes=1", "--nodelist=n2"],
                      ["--methods", "no_such_method", "--out", str(shared / "failed")])
+    # E, on n2 too: slurm/embed.sbatch embeds generated songs with a tiny random MusicFM
+    # (one model actor of 0.5 CPU: the decoding tasks need the other half of the 1 CPU).
+    model = _tiny_musicfm(c.folder / "shared")
+    features = shared / "features.parquet"
+    job_e = c.submit(["--gpus-per-node=0", "--nodes=1", "--nodelist=n2"], [
+        "--audio", str(model["audio"]), "--checkpoint", str(model["checkpoint"]), "--stats",
+        str(model["stats"]), "--model-config", str(model["config"]), "--out", str(features),
+        "--workers", "1", "--cpus-per-worker", "0.5", "--threads-per-worker", "1"],
+        script="embed.sbatch")
     assert c.wait_ended(job_b2) == ("COMPLETED", "0:0"), c.log(job_b2)[-3000:]
     if symmetric:
         assert "Running command on head node" in c.log(job_b2), c.log(job_b2)[-3000:]
@@ -423,6 +435,12 @@ def test_sbatch_study_scancel_resume_failure(slurm_cluster: Cluster) -> None:
     assert state_c[0] == "FAILED" and state_c[1] != "0:0", (state_c, c.log(job_c)[-3000:])
     assert "no_such_method" in c.log(job_c), c.log(job_c)[-3000:]
 
-    for job in (job_a, job_b, job_b2, job_c):
+    assert c.wait_ended(job_e) == ("COMPLETED", "0:0"), c.log(job_e)[-3000:]
+    from sweep.embed_output import embedding_nodes
+
+    assert sorted(embedding_nodes(features)) == list(range(1, SONGS + 1))
+    _print_times(f"job E (sweep.embed, {SONGS} songs, 1 node)", _times(c, job_e))
+
+    for job in (job_a, job_b, job_b2, job_c, job_e):
         wait_for(lambda j=job: not c.job_pids(j), 60, f"job {job}'s processes to end")
     assert c.strays() == []  # no Ray process of any job, wherever it may have gone

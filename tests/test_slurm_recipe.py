@@ -50,6 +50,24 @@ def test_embedding_flags_pass_unchanged_and_address_is_the_jobs() -> None:
         entry_args("sweep.search", [], "3")
 
 
+def test_supervise_stops_what_the_command_leaves_behind(tmp_path) -> None:
+    """A command that exits leaving a daemon (double fork, re-parented to the supervisor)
+    behind: the supervisor stops it and returns the command's exit code."""
+    pid_file = tmp_path / "daemon.pid"
+    script = (f"import os, sys, time\nif os.fork() == 0:\n    if os.fork() == 0:\n"
+              f"        open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+              f"        time.sleep(600)\n    os._exit(0)\nos.wait()\n"
+              f"while not os.path.exists({str(pid_file)!r}): time.sleep(0.05)\nsys.exit(3)\n")
+    done = subprocess.run([sys.executable, "-m", "sweep.slurm", "supervise", "--",
+                           sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env={"PATH": "/usr/bin:/bin",
+                                                       "PYTHONPATH": str(REPO)})
+    assert done.returncode == 3, done.stderr
+    daemon = int(pid_file.read_text())
+    assert not Path(f"/proc/{daemon}").exists() or "Z" in Path(
+        f"/proc/{daemon}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
 def test_outside_a_job_one_line_and_exit_2(tmp_path) -> None:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-m", "sweep.slurm", "job", "--", "sweep.run"],
@@ -89,7 +107,9 @@ def test_symmetric_run_line(monkeypatch) -> None:
     command = symmetric_command("127.0.0.1:41234", 3, entry)
     assert command[:2] == ["srun", "--nodes=3"] and "--ntasks-per-node=1" in command
     ray = command.index("symmetric-run")
-    split = command.index("--")
+    # each node's symmetric-run under a supervisor that stops what its `ray stop` leaves
+    assert command[ray - 4:ray - 1] == ["sweep.slurm", "supervise", "--"]
+    split = command.index("--", ray)
     assert command[split + 1:] == entry
     options = command[ray + 1:split]
     assert options[:4] == ["--address", "127.0.0.1:41234", "--min-nodes", "3"]
