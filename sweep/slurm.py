@@ -184,10 +184,21 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def _reap() -> None:
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
-            pass
+def _reap(keep: int | None = None) -> None:
+    """Collect exited children (orphans re-parented here included), except ``keep``, whose
+    exit code its Popen reads."""
+    if keep is None:
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        return
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ChildProcessError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            pid = int(stat.parent.name)
+            if fields[0] == "Z" and fields[1] == me and pid != keep:
+                os.waitpid(pid, os.WNOHANG)
 
 
 def stop_tree(grace_s: float = STOP_GRACE_S) -> list[int]:
@@ -204,7 +215,16 @@ def stop_tree(grace_s: float = STOP_GRACE_S) -> list[int]:
             if not descendants(me) or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
+        if sig == signal.SIGTERM and descendants(me):
+            print(f"[slurm] {grace_s:.0f} s after SIGTERM, killing: "
+                  f"{', '.join(_name(p) for p in descendants(me))}", flush=True)
     return descendants(me)
+
+
+def _name(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return f"{Path(f'/proc/{pid}/comm').read_text().strip()}[{pid}]"
+    return str(pid)
 
 
 def _wait_listening(ip: str, port: int, timeout_s: float, what: str) -> None:
@@ -278,7 +298,7 @@ def run_supervised(command: Sequence[str]) -> int:
     stop = _become_subreaper()
     child = subprocess.Popen(list(command))
     while child.poll() is None and not stop.wait(0.5):
-        pass
+        _reap(keep=child.pid)  # a zombie left unreaped here would hold up `ray stop`
     left = stop_tree()
     if left:
         print(f"[slurm] still alive after SIGKILL: {left}", flush=True)
