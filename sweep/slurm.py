@@ -418,7 +418,9 @@ def run_job(ray_start: str, entry: Sequence[str], nodes_timeout_s: float) -> int
                                                         len(nodes)), daemon=True)
     forwarder.start()
     try:
-        all_up.wait(nodes_timeout_s)
+        deadline = started + nodes_timeout_s
+        while not all_up.wait(0.5) and not job.signalled and time.monotonic() < deadline:
+            pass
         if len(nodes_up) < len(nodes) or job.signalled:
             print(f"[slurm] error: {len(nodes_up)} of {len(nodes)} Ray nodes up after "
                   f"{time.monotonic() - started:.0f} s; stopping", flush=True)
