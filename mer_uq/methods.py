@@ -330,6 +330,68 @@ class UnknownMethodError(ValueError):
     """A method or training key that is not in the registry; the message lists the known."""
 
 
+# ---------------------------------------------------------------- methods from other packages
+
+PLUGIN_GROUP = "mer_uq.methods"
+
+
+class PluginError(RuntimeError):
+    """A package's `mer_uq.methods` entry point is broken; the message names it."""
+
+
+def _register_plugin(name: str, provided: object) -> list[str]:
+    """Add one entry point's trainings and methods; returns its method names."""
+    items = provided() if callable(provided) else provided
+    if not isinstance(items, list | tuple):
+        raise PluginError(f"entry point {name!r} ({PLUGIN_GROUP}) must give a list of "
+                          f"TrainingSpec and MethodSpec, got {type(items).__name__}")
+    added: list[str] = []
+    for item in items:
+        if isinstance(item, TrainingSpec):
+            if item.key in TRAININGS:
+                raise PluginError(f"entry point {name!r}: training key {item.key!r} exists")
+            TRAININGS[item.key] = item
+        elif isinstance(item, MethodSpec):
+            if item.name in METHODS:
+                raise PluginError(f"entry point {name!r}: method {item.name!r} exists")
+            if item.training not in TRAININGS:
+                raise PluginError(f"entry point {name!r}: method {item.name!r} reads the "
+                                  f"unknown training {item.training!r}")
+            METHODS[item.name] = item
+            added.append(item.name)
+        else:
+            raise PluginError(f"entry point {name!r}: {item!r} is neither a TrainingSpec nor "
+                              "a MethodSpec")
+    return added
+
+
+def _load_plugins() -> tuple[str, ...]:
+    """Methods that installed packages register through the `mer_uq.methods` entry-point
+    group (see docs/methods.md, "Add a method"). Each entry point is a list of
+    `TrainingSpec` and `MethodSpec`, or a callable returning one; its names must be new.
+    Every process that imports this module (the sweep's driver, each Ray worker, the
+    analysis) finds the same installed plugins, so a plugin method trains, predicts and
+    is reported like a built-in one. A plugin module must import torch lazily (inside its
+    objective), as this module does, so that the analysis stays torch-free."""
+    from importlib.metadata import entry_points
+
+    added: list[str] = []
+    for point in entry_points(group=PLUGIN_GROUP):
+        try:
+            provided = point.load()
+        except Exception as exc:
+            raise PluginError(f"entry point {point.name!r} ({point.value}) of group "
+                              f"{PLUGIN_GROUP} failed to load: {type(exc).__name__}: {exc}"
+                              ) from exc
+        added += _register_plugin(point.name, provided)
+    return tuple(added)
+
+
+# Methods of installed plugins: in METHODS (so --methods NAME runs them and the report
+# shows them), not in `all+`, whose meaning stays this package's own list.
+PLUGIN_METHODS: tuple[str, ...] = _load_plugins()
+
+
 def method_spec(name: str) -> MethodSpec:
     if name not in METHODS:
         raise UnknownMethodError(f"unknown method {name!r}; known: {', '.join(METHODS)}")

@@ -14,7 +14,7 @@ from scipy import integrate, stats
 from torch.distributions import Categorical, MixtureSameFamily, Normal, StudentT
 
 from mer_uq import families, heads
-from mer_uq.conformal_quantile import cqr_margin, conformalise, level_pairs
+from mer_uq.conformal_quantile import conformalise, cqr_margin, level_pairs
 from mer_uq.families import QUANTILE_LEVELS, quantile_param
 
 RNG = np.random.default_rng(7)
