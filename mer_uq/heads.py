@@ -154,11 +154,11 @@ def mixture_nll(p: HeadOutput, y: Tensor) -> Tensor:
 
 def pinball_loss(p: HeadOutput, y: Tensor) -> Tensor:
     """Mean over QUANTILE_LEVELS of the pinball loss max(t (y - q), (t - 1) (y - q))."""
-    total = torch.zeros_like(y + p[quantile_param(0.5)])
-    for t in QUANTILE_LEVELS:
-        diff = y - p[quantile_param(t)]
-        total = total + torch.maximum(t * diff, (t - 1.0) * diff)
-    return total / len(QUANTILE_LEVELS)
+    knots = torch.stack([p[quantile_param(t)] for t in QUANTILE_LEVELS], dim=-2)  # [.., m, D]
+    levels = torch.as_tensor(QUANTILE_LEVELS, dtype=knots.dtype, device=knots.device)
+    diff = y.unsqueeze(-2) - knots
+    levels = levels.unsqueeze(-1)
+    return torch.maximum(levels * diff, (levels - 1.0) * diff).mean(dim=-2)
 
 
 LOSSES: dict[str, Callable[[HeadOutput, Tensor], Tensor]] = {
