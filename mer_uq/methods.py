@@ -247,6 +247,14 @@ class MethodSpec:
     def outputs(self) -> str:
         return self.spec.outputs
 
+    @property
+    def sees_rater_spread(self) -> bool:
+        """Whether its predicted SD is fitted to the raters' spread (their SD or every
+        rating). Not so: seeds and MC dropout (model uncertainty) and the fits to song
+        means (their SD is the error of the mean)."""
+        model_spread = self.uncertainty in (Uncertainty.SEED_ENSEMBLE, Uncertainty.MC_DROPOUT)
+        return not model_spread and self.trains_on is not Targets.MEAN
+
 
 TRAININGS: dict[str, TrainingSpec] = {
     spec.key: spec
