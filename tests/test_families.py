@@ -251,3 +251,60 @@ def test_cqr_reaches_nominal_coverage_on_exchangeable_data() -> None:
         before = (y[~cal] >= knots[~cal, lo]) & (y[~cal] <= knots[~cal, hi])
         assert before.mean() < level - 0.1
     assert np.all(np.diff(adjusted, axis=1) > 0)
+
+
+# ---------------------------------------------------------------- a trial of a family
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    from mer_uq.synthetic import make_synthetic
+
+    return make_synthetic(n_songs=120, n_features=6, n_raters=7, seed=3)
+
+
+def test_rating_matrix_holds_each_songs_ratings(synthetic) -> None:
+    from mer_uq.methods import rating_columns
+    from mer_uq.trial import rating_matrix, training_targets
+
+    dataset, _ = synthetic
+    ids = dataset.song_ids("valid")[:5]
+    values, mask = rating_matrix(dataset.ratings, ids)
+    for i, song in enumerate(ids):
+        rows = dataset.ratings[dataset.ratings["song_id"] == song]
+        np.testing.assert_array_equal(values[i, mask[i], 1], rows["arousal"].to_numpy())
+    wide = training_targets(dataset, ids, individual_ratings=True)
+    ratings, got_mask = rating_columns(torch.as_tensor(wide))
+    np.testing.assert_array_equal(ratings.numpy(), values)
+    np.testing.assert_array_equal(got_mask.numpy(), mask)
+
+
+@pytest.mark.parametrize("training", ["quantile", "evidential"])
+def test_family_trial_rows_rebuild_their_distribution(synthetic, training) -> None:
+    from mer_uq.scores import row_distribution
+    from mer_uq.trial import TrainConfig, TrialSpec, rating_matrix, run_trial
+
+    dataset, features = synthetic
+    spec = TrialSpec(training, seeds=(0, 1),
+                     train=TrainConfig(epochs=2, steps_per_epoch=4, batch_size=16))
+    result = run_trial(spec, dataset, features)
+    rows = result.predictions
+    family = {"quantile": "quantile", "evidential": "nig"}[training]
+    assert set(rows[families.FAMILY_COLUMN]) == {family}
+    for seed in (0, 1):
+        mine = rows[(rows["seed"] == seed)]
+        for dim in ("valence", "arousal"):
+            dist = row_distribution(mine, dim)
+            np.testing.assert_allclose(dist.mean(), mine[f"{dim}_mu"])
+            np.testing.assert_allclose(dist.sd(), mine[f"{dim}_sigma"])
+        if training == "quantile":  # CQR: each interval covers >= L of the valid ratings
+            valid = mine[mine["split"] == "valid"]
+            values, mask = rating_matrix(dataset.ratings, valid["song_id"].to_numpy())
+            for dim_index, dim in enumerate(("valence", "arousal")):
+                dist = row_distribution(valid, dim)
+                y = values[:, :, dim_index]
+                for level in (0.5, 0.8, 0.95):
+                    lo, hi = dist.interval(level)
+                    inside = (y >= lo[:, None] - 1e-12) & (y <= hi[:, None] + 1e-12)
+                    assert inside[mask].mean() >= level
+    assert np.isfinite(result.metrics[f"test/{training}/valence/rating_crps"])
