@@ -157,8 +157,9 @@ def pinball_loss(p: HeadOutput, y: Tensor) -> Tensor:
     knots = torch.stack([p[quantile_param(t)] for t in QUANTILE_LEVELS], dim=-2)  # [.., m, D]
     levels = torch.as_tensor(QUANTILE_LEVELS, dtype=knots.dtype, device=knots.device)
     diff = y.unsqueeze(-2) - knots
-    levels = levels.unsqueeze(-1)
-    return torch.maximum(levels * diff, (levels - 1.0) * diff).mean(dim=-2)
+    # max(t d, (t - 1) d) = d (t - [d < 0]): one product, whose gradient is one product too
+    weight = levels.unsqueeze(-1) - (diff < 0).to(diff.dtype)
+    return (diff * weight).mean(dim=-2)
 
 
 LOSSES: dict[str, Callable[[HeadOutput, Tensor], Tensor]] = {
