@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import properscoring
 import pytest
 import scoringrules as sr
 import torch
@@ -79,6 +80,7 @@ def test_gaussian_against_torch_normal_and_metrics() -> None:
     np.testing.assert_allclose(d.logpdf(Y), ref.log_prob(_torch(Y)).numpy(), rtol=1e-12)
     np.testing.assert_allclose(d.cdf(Y), ref.cdf(_torch(Y)).numpy(), rtol=1e-9, atol=1e-15)
     assert np.mean(d.crps(Y)) == pytest.approx(metrics.crps_gaussian(Y, loc, scale), rel=1e-12)
+    np.testing.assert_allclose(d.crps(Y), properscoring.crps_gaussian(Y, loc, scale), rtol=1e-9)
 
 
 def test_nig_predictive_is_the_student_t_of_amini_et_al() -> None:
