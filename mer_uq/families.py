@@ -411,6 +411,16 @@ def describe(name: str, dims: Sequence[str]) -> dict[str, Any]:
             "columns": {d: {p: param_column(d, p) for p in cls.param_names} for d in dims}}
 
 
+def describe_predictions(frame: Any, dims: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """{method: `describe(...)`} of the methods of a prediction table that have a family
+    column ({} when none has): what a trial record says about its distributions."""
+    if FAMILY_COLUMN not in frame.columns:
+        return {}
+    named = frame.dropna(subset=[FAMILY_COLUMN]).drop_duplicates(["method", FAMILY_COLUMN])
+    return {str(m): describe(str(f), dims)
+            for m, f in zip(named["method"], named[FAMILY_COLUMN], strict=True)}
+
+
 def to_columns(dist: Predictive, dim: str) -> dict[str, np.ndarray]:
     """The prediction-table columns of one dimension's distribution."""
     return {param_column(dim, p): v for p, v in dist.params.items()}

@@ -1,6 +1,6 @@
 """A method from another installed package, found through the `mer_uq.methods` entry
 point and run through a real `python -m sweep.run` (its own Ray, whose workers see the
-plugin because they inherit the driver's PYTHONPATH)."""
+plugin because they inherit the driver's PYTHONPATH), beside a built-in family method."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from mer_uq import methods
+from mer_uq.sweep_folder import read_trial_record
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = Path(__file__).resolve().parent / "plugins" / "mer_uq_example_plugin"
@@ -59,7 +60,7 @@ def test_plugin_registers_without_torch(tmp_path) -> None:
 def test_plugin_method_runs_through_a_real_sweep(tmp_path) -> None:
     install_plugin(tmp_path / "site")
     out = tmp_path / "sweep"
-    command = [sys.executable, "-m", "sweep.run", "--methods", "crps_gaussian,nll",
+    command = [sys.executable, "-m", "sweep.run", "--methods", "crps_gaussian,student_t",
                "--seeds", "2", "--epochs", "2", "--steps-per-epoch", "3", "--out", str(out)]
     done = subprocess.run(command, env=_env(tmp_path / "site"), cwd=tmp_path,
                           capture_output=True, text=True, timeout=600)
@@ -71,4 +72,10 @@ def test_plugin_method_runs_through_a_real_sweep(tmp_path) -> None:
     assert "crps_gaussian" in set(cells["row_key"])
     assert "ensemble_crps_gaussian" in set(cells["row_key"])
     scores = pd.read_csv(out / "report" / "tables" / "rating_scores.csv")
-    assert "crps_gaussian" in set(scores["row_key"])
+    assert {"crps_gaussian", "student_t"} <= set(scores["row_key"])
+    # a family beyond the Gaussian describes its columns in the trial record
+    family_file = next((out / "trials").glob("student_t__*.parquet"))
+    described = read_trial_record(family_file)["distributions"]["student_t"]
+    assert described["family"] == "student_t"
+    assert set(described["columns"]["arousal"].values()) <= set(pd.read_parquet(family_file))
+    assert "distributions" not in read_trial_record(next((out / "trials").glob("crps_*")))
