@@ -17,6 +17,7 @@ from analysis.load import TrialProblem
 from analysis.paper import PaperTables
 from analysis.rows import BASELINE
 from mer_uq import schema
+from mer_uq.methods import METHODS, Uncertainty
 from mer_uq.scores import NLL, PEARSON, R2, SD, coverage_name
 
 BETTER, WORSE, TIED, UNTESTED = "better", "worse", "not distinguishable", "untested"
@@ -170,6 +171,26 @@ def read_sd_table(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.D
     return out
 
 
+def spread_expectations(cells: pd.DataFrame) -> list[str]:
+    """Which of the rows' methods are not expected to follow the raters' SD, and why
+    (mer_uq.methods.MethodSpec.sees_rater_spread): a low Table 3 r is no failure there."""
+    present = [m for m in dict.fromkeys(cells["row_key"]) if m in METHODS]
+    labels = _labels(cells)
+    model = [labels[m] for m in present
+             if METHODS[m].uncertainty in (Uncertainty.SEED_ENSEMBLE, Uncertainty.MC_DROPOUT)]
+    means = [labels[m] for m in present
+             if not METHODS[m].sees_rater_spread and labels[m] not in model]
+    out = []
+    if model:
+        out.append(f"Not expected to follow the raters' SD: {', '.join(model)}: their SD is "
+                   "the spread of the models (model uncertainty), not of the raters.")
+    if means:
+        out.append(f"Not expected to follow the raters' SD: {', '.join(means)}: fitted to the "
+                   "song means, their SD estimates the error of the mean, never the raters' "
+                   "spread.")
+    return out
+
+
 def read_scores(scores: pd.DataFrame) -> list[str]:
     """Proper scores on the held-out ratings: who beats the constant-SD reference, and
     how the 95 % interval covers."""
@@ -182,7 +203,8 @@ def read_scores(scores: pd.DataFrame) -> list[str]:
         if nll.empty:
             continue
         best = nll.loc[nll["value"].idxmin()]
-        text = (f"Ratings, {dim}: the lowest Gaussian NLL of the test ratings is "
+        text = (f"Ratings, {dim}: the lowest NLL of the test ratings (each row under its own "
+                f"predicted distribution) is "
                 f"{best['row_label']} ({fmt(best['value'])})")
         ref = nll[nll["row_key"] == BASELINE_CONSTANT_SD]
         if not ref.empty:
@@ -249,5 +271,6 @@ def write_reading(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.D
                   problems: list[TrialProblem]) -> list[str]:
     """The whole reading, one paragraph per item."""
     return [*read_problems(problems), *read_mean_table(cells, comparisons, ceilings),
-            *read_sd_table(cells, comparisons, ceilings), *read_scores(scores),
+            *read_sd_table(cells, comparisons, ceilings), *spread_expectations(cells),
+            *read_scores(scores),
             *read_variance_parts(parts), *read_paper_comparison(cells, paper)]

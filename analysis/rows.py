@@ -10,6 +10,12 @@ Ensembles are formed here from the member predictions with mer_uq.prediction's c
 ``combine_seeds`` for the paper's random-seeds method (mean of the single-model means, SD
 across them) and ``mixture`` for deep ensembles of two-output models (total variance =
 mean sigma^2 + variance of mu, split into aleatoric and epistemic parts).
+
+A method of a non-Gaussian family (mer_uq.families) keeps each seed's distribution
+(`distributions`), which the proper scores use; its table cells read the predictive
+mean and SD like every other row's. Its deep ensemble is the mixture of the members'
+predictive means and variances, scored as that Gaussian (its mean and variance are the
+mixture's exactly; its shape is not).
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ import numpy as np
 import pandas as pd
 
 from mer_uq import schema
+from mer_uq.families import FAMILY_COLUMN, Predictive
 from mer_uq.methods import EXTRA_METHODS, METHODS, PAPER_METHODS
 from mer_uq.prediction import ALEATORIC_SD, EPISTEMIC_SD, combine_seeds, mixture
+from mer_uq.scores import row_distribution
 
 # Row groups, in the order they are printed; a rule separates groups in the tables.
 PAPER, EXTRA, ENSEMBLE, BASELINE = "paper", "extra", "ensemble", "baseline"
@@ -118,6 +126,9 @@ class PredictionRow:
     aleatoric_var: dict[str, np.ndarray] | None = None  # [1, n_songs]
     epistemic_var: dict[str, np.ndarray] | None = None  # [1, n_songs]
     notes: list[str] = field(default_factory=list)
+    # A non-Gaussian family's distribution of each member over the songs, per dimension
+    # (mer_uq.families); None: the row is the Gaussian N(mu, sigma^2).
+    distributions: dict[str, list[Predictive]] | None = None
 
     @property
     def has_sigma(self) -> bool:
@@ -154,6 +165,43 @@ def member_arrays(predictions: pd.DataFrame, method: str, song_ids: np.ndarray, 
     mu_arr = {d: np.array(v) if v else np.empty(shape) for d, v in mu.items()}
     sigma_arr = {d: np.array(v) if v else np.empty(shape) for d, v in sigma.items()}
     return tuple(seeds), mu_arr, sigma_arr, dropped
+
+
+def member_distributions(predictions: pd.DataFrame, method: str, song_ids: np.ndarray,
+                         split: str, seeds: tuple[int, ...]
+                         ) -> dict[str, list[Predictive]] | None:
+    """Each seed's family distribution over ``song_ids`` per dimension, rebuilt from the
+    trial's `family` and `<dim>__<param>` columns; None for a Gaussian method."""
+    rows = predictions[(predictions["method"] == method) & (predictions["split"] == split)]
+    if FAMILY_COLUMN not in rows.columns or rows[FAMILY_COLUMN].isna().all():
+        return None
+    found: dict[str, list[Predictive]] = {d: [] for d in schema.DIMENSIONS}
+    for seed in seeds:
+        by_song = rows[rows["seed"] == seed].set_index("song_id").loc[song_ids]
+        for d in schema.DIMENSIONS:
+            dist = row_distribution(by_song, d)
+            if dist is None:
+                return None
+            found[d].append(dist)
+    return found
+
+
+def _with_family(row: PredictionRow, predictions: pd.DataFrame, song_ids: np.ndarray,
+                 split: str) -> PredictionRow:
+    """Attach the row's family distributions and, where the family separates them (the
+    evidential NIG), its aleatoric and epistemic variance (mean over the seeds)."""
+    row.distributions = member_distributions(predictions, row.method, song_ids, split,
+                                             row.seeds)
+    if row.distributions is None:
+        return row
+    parts = {d: [dist.variance_parts() for dist in row.distributions[d]]
+             for d in schema.DIMENSIONS}
+    if all(p is not None for d in schema.DIMENSIONS for p in parts[d]):
+        row.aleatoric_var = {d: np.mean([p[0] for p in parts[d]], axis=0)[None, :]
+                             for d in schema.DIMENSIONS}
+        row.epistemic_var = {d: np.mean([p[1] for p in parts[d]], axis=0)[None, :]
+                             for d in schema.DIMENSIONS}
+    return row
 
 
 def _per_seed_row(key: str, method: str, group: str, seeds: tuple[int, ...],
@@ -236,6 +284,7 @@ def build_rows(predictions: pd.DataFrame, song_ids: np.ndarray, split: str = "te
             continue
         group = PAPER if method in PAPER_METHODS else EXTRA
         row = _per_seed_row(method, method, group, seeds, mu, sigma, method_label(method))
+        row = _with_family(row, predictions, song_ids, split)
         row.notes += note
         rows.append(row)
         if method in TWO_OUTPUT_METHODS and len(seeds) >= 2 and row.has_sigma:

@@ -5,8 +5,10 @@ song. The question a user of an uncertainty estimate actually asks is "how likel
 ratings real listeners gave, under the predicted N(mu, sigma^2)?". So every individual
 (normalised) rating of a test song is scored under that song's predicted Gaussian:
 Gaussian NLL, CRPS, coverage of the central 50/80/95 % intervals, and the calibration
-curve. The scores are mer_uq.scores' (the same function and names a trial records); this
-module only applies them to every member of every row.
+curve; a method of another family (Student-t, mixture, NIG, quantiles; mer_uq.families)
+is scored with that family's own log-density, CRPS and CDF. The scores are
+mer_uq.scores' (the same function and names a trial records); this module only applies
+them to every member of every row.
 
 For the random-seeds and MC-dropout rows sigma is the spread of the MODEL, not of the
 raters: their rating scores show what happens when model uncertainty is read as rater
@@ -22,17 +24,39 @@ import pandas as pd
 
 from analysis.rows import PredictionRow
 from mer_uq import schema
+from mer_uq.families import Predictive
 from mer_uq.metrics import calibration_curve
-from mer_uq.scores import RATING_SCORES, has_spread, rating_positions, rating_scores
+from mer_uq.scores import (
+    RATING_SCORES,
+    distribution_calibration_curve,
+    distribution_rating_scores,
+    has_spread,
+    rating_positions,
+    rating_scores,
+)
 
 
 def _usable_members(row: PredictionRow, dim: str, index: np.ndarray
-                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Each member's (mu, sigma) per rating, skipping members with no usable spread (a
-    single-seed mean-only model has sigma NaN): they have no distribution to score."""
-    for mu, sigma in zip(row.mu[dim], row.sigma[dim], strict=True):
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray, Predictive | None]]:
+    """Each member's (mu, sigma, family distribution or None) per rating, skipping members
+    with no usable spread (a single-seed mean-only model has sigma NaN): they have no
+    distribution to score."""
+    dists = (row.distributions[dim] if row.distributions is not None
+             else [None] * row.n_members)
+    for mu, sigma, dist in zip(row.mu[dim], row.sigma[dim], dists, strict=True):
         if has_spread(sigma):
-            yield mu[index], sigma[index]
+            yield mu[index], sigma[index], None if dist is None else dist.take(index)
+
+
+def _member_scores(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
+                   dist: Predictive | None) -> dict[str, float]:
+    return rating_scores(y, mu, sigma) if dist is None else distribution_rating_scores(y, dist)
+
+
+def _member_curve(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
+                  dist: Predictive | None) -> tuple[np.ndarray, np.ndarray]:
+    return (calibration_curve(y, mu, sigma) if dist is None
+            else distribution_calibration_curve(y, dist))
 
 
 def rating_score_table(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids: np.ndarray
@@ -44,8 +68,8 @@ def rating_score_table(rows: list[PredictionRow], ratings: pd.DataFrame, song_id
         if not row.has_sigma:
             continue
         for dim in schema.DIMENSIONS:
-            per_member = [rating_scores(values[dim], mu, sigma)
-                          for mu, sigma in _usable_members(row, dim, index)]
+            per_member = [_member_scores(values[dim], *member)
+                          for member in _usable_members(row, dim, index)]
             skipped = row.n_members - len(per_member)
             for name in RATING_SCORES:
                 member_values = np.array([s[name] for s in per_member])
@@ -70,8 +94,8 @@ def calibration_table(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids
         if not row.has_sigma:
             continue
         for dim in schema.DIMENSIONS:
-            curves = [calibration_curve(values[dim], mu, sigma)
-                      for mu, sigma in _usable_members(row, dim, index)]
+            curves = [_member_curve(values[dim], *member)
+                      for member in _usable_members(row, dim, index)]
             if not curves:
                 continue
             expected = curves[0][0]

@@ -2,6 +2,8 @@
 
     python benchmarks/bench_training.py                 # everything (~10 min on one core)
     python benchmarks/bench_training.py --quick         # 10 epochs per trial, fewer keys
+    python benchmarks/bench_training.py --keys nll student_t evidential mixture quantile \
+        --stack-only                                    # stacked ms/model-step beside nll's
 
 Measures, on ONE CPU thread (torch.set_num_threads(1)):
 
@@ -14,7 +16,7 @@ Measures, on ONE CPU thread (torch.set_num_threads(1)):
   stopping) of each training key with one seed, ms per training step;
 * stacked: K = 15 seeds of each key trained as one model for --stack-epochs epochs
   (default 10: the per-step cost does not depend on how long it runs), ms per model-step
-  (wall time / (steps x K));
+  (wall time / (steps x K)), and that time as a multiple of 'nll''s ('x nll');
 * peers (printed first; --peers-only stops there): ours stacked ('nll', K = 15, every
   member training every step) beside the two usual ways to train K models: the torch.func
   ensemble (stack_module_state + vmap(functional_call), one Adam over the stacked
@@ -312,11 +314,12 @@ def feature_sets() -> dict[str, FeatureTable]:
 def training_data(dataset, features: FeatureTable, key: str) -> TrainingData:
     ids = {s: dataset.song_ids(s) for s in ("train", "valid")}
     standard = standardise(features, ids["train"])
+    ratings = TRAININGS[key].individual_ratings  # a family head on raters reads them all
     return TrainingData(
         standard.rows(ids["train"]),
-        training_targets(dataset, ids["train"]),
+        training_targets(dataset, ids["train"], ratings),
         standard.rows(ids["valid"]),
-        training_targets(dataset, ids["valid"]),
+        training_targets(dataset, ids["valid"], ratings),
     )
 
 
@@ -331,6 +334,20 @@ def single_vs_bare(data: TrainingData, rounds: int, epochs: int) -> tuple[float,
     return min(bare), min(ours)
 
 
+def stack_only(dataset, keys: list[str], k: int, cfg: TrainConfig, report: dict) -> None:
+    """Each key's K-seed stack on the bundled features: ms per model-step and x nll."""
+    features = load_features()
+    rows = [trial_ms(key, training_data(dataset, features, key), tuple(range(k)), cfg)
+            for key in keys]
+    nll_ms = rows[0]["ms_per_model_step"]
+    print(f"\nopenSMILE 130-d, K = {k} seeds stacked, {cfg.epochs} epochs:")
+    print(f"{'training':<16} {'ms/model-step':>13} {'x nll':>6}")
+    for row in rows:
+        row["x_nll"] = row["ms_per_model_step"] / nll_ms
+        print(f"{row['training']:<16} {row['ms_per_model_step']:>13.3f} {row['x_nll']:>6.2f}")
+    report["stack_only"] = rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="10-epoch trials, keys mean, nll")
@@ -339,6 +356,9 @@ def main() -> None:
     parser.add_argument("--stack-epochs", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3, help="A/B rounds, bare vs ours")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--stack-only", action="store_true",
+                        help="only the stacked runs of --keys (nll added), ms/model-step "
+                             "and x nll; no peers, no single-seed trials")
     parser.add_argument("--peers-only", action="store_true",
                         help="only ours vs the torch.func vmap ensemble and the sequential loop")
     args = parser.parse_args()
@@ -352,6 +372,12 @@ def main() -> None:
     gflops = max(matmul_gflops() for _ in range(3))
     report: dict = {"matmul_gflops_1thread": gflops, "config": cfg.__dict__, "sets": {}}
     print(f"large matmul, 1 thread: {gflops:.1f} GFLOP/s (best of 3)")
+    if args.stack_only:
+        stack_only(dataset, ["nll", *[k for k in keys if k != "nll"]], args.stack,
+                   replace(cfg, epochs=args.stack_epochs), report)
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2, default=str))
+        return
     for name, features in feature_sets().items():
         floor_ms = step_flops(features.dim) / (gflops * 1e9) * 1e3
         base = training_data(dataset, features, "nll")
@@ -364,6 +390,7 @@ def main() -> None:
         rows = []
         for key in keys:
             same = TRAININGS[key].targets == TRAININGS["nll"].targets
+            same = same and not TRAININGS[key].individual_ratings
             data = base if same else training_data(dataset, features, key)
             single = trial_ms(key, data, (0,), cfg)
             stack_cfg = replace(cfg, epochs=args.stack_epochs)
@@ -379,16 +406,22 @@ def main() -> None:
             f"\n{name}: FLOP floor {floor_ms:.3f} ms/step; bare loop {bare:.3f} ms/step; "
             f"ours K=1 {ours:.3f} ms/step = {ours / bare:.2f} x bare (best of {args.rounds})"
         )
+        # Each key's stacked ms per model-step beside nll's: what a loss costs over the
+        # written-out Gaussian NLL (autograd, more outputs, every rating as a target).
+        nll_ms = next((r["stacked"]["ms_per_model_step"] for r in rows
+                       if r["single"]["training"] == "nll"), float("nan"))
         print(
-            f"{'training':<10} {'epochs':>6} {'trial s':>8} {'ms/step':>8} {'x bare':>7} "
-            f"{'K':>3} {'ms/model-step':>13} {'x floor':>8}"
+            f"{'training':<16} {'epochs':>6} {'trial s':>8} {'ms/step':>8} {'x bare':>7} "
+            f"{'K':>3} {'ms/model-step':>13} {'x floor':>8} {'x nll':>6}"
         )
         for row in rows:
             s, k = row["single"], row["stacked"]
+            row["stacked"]["x_nll"] = k["ms_per_model_step"] / nll_ms
             print(
-                f"{s['training']:<10} {s['epochs']:>6} {s['seconds']:>8.1f} "
+                f"{s['training']:<16} {s['epochs']:>6} {s['seconds']:>8.1f} "
                 f"{s['ms_per_step']:>8.3f} {s['ms_per_step'] / bare:>7.2f} {k['seeds']:>3} "
-                f"{k['ms_per_model_step']:>13.3f} {k['ms_per_model_step'] / floor_ms:>8.2f}"
+                f"{k['ms_per_model_step']:>13.3f} {k['ms_per_model_step'] / floor_ms:>8.2f} "
+                f"{k['x_nll']:>6.2f}"
             )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))

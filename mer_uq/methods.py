@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING
 
 from mer_uq.schema import DIMENSIONS
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # torch stays unimported until a loss runs: the CLIs validate
     from torch import Tensor
 
     from mer_uq.distribution import DiagGaussian
+    from mer_uq.heads import HeadOutput
 
 N_DIMS = len(DIMENSIONS)
 
@@ -45,6 +47,8 @@ class Uncertainty(StrEnum):
     SEED_ENSEMBLE = "SD of the means of models trained with different seeds"
     MC_DROPOUT = "SD over stochastic forward passes with dropout on"
     SIGMA_HAT = "the spread head's sigma_hat"
+    PREDICTIVE_SD = "the SD of the predicted distribution"
+    CQR = "SD read from the predicted quantiles; intervals conformalised on validation (CQR)"
 
 
 Objective = Callable[["DiagGaussian", "Tensor"], "Tensor"]
@@ -144,6 +148,33 @@ def _objective_rater_nll(pred: DiagGaussian, target: Tensor) -> Tensor:
     return losses.rater_nll_moments(pred.mu, pred.sigma, _mean(target), _sd(target) ** 2)
 
 
+def rating_columns(target: Tensor) -> tuple[Tensor, Tensor]:
+    """The individual ratings a family-head training on raters reads: target [..., 2D +
+    R D + R] holds, after the means and SDs, the song's R (padded) ratings per dimension,
+    rater-major, then R mask values (1 where a rating exists). Returns ratings [..., R, D]
+    and mask [..., R] (bool). See `trial.training_targets`."""
+    extra = target.shape[-1] - 2 * N_DIMS
+    n_raters = extra // (N_DIMS + 1)
+    if n_raters < 1 or extra != n_raters * (N_DIMS + 1):
+        raise ValueError(f"targets of {target.shape[-1]} columns hold no individual ratings")
+    end = 2 * N_DIMS + n_raters * N_DIMS
+    ratings = target[..., 2 * N_DIMS:end].unflatten(-1, (n_raters, N_DIMS))
+    return ratings, target[..., end:] > 0.5
+
+
+def _family_on_ratings(family: str, pred: HeadOutput, target: Tensor) -> Tensor:
+    from mer_uq import heads
+
+    ratings, mask = rating_columns(target)
+    return heads.per_rating_loss(family, pred, ratings, mask)
+
+
+def _family_on_means(family: str, pred: HeadOutput, target: Tensor) -> Tensor:
+    from mer_uq import heads
+
+    return heads.LOSSES[family](pred, _mean(target))
+
+
 @dataclass(frozen=True)
 class TrainingSpec:
     """One model to fit: its outputs, its targets and its loss.
@@ -156,6 +187,11 @@ class TrainingSpec:
 
     `objective_backward`, where given, is the objective's gradient written out (see
     `mer_uq.losses`): training then skips autograd for the loss, with the same result.
+
+    `head` names a distribution family of `mer_uq.heads` / `mer_uq.families` (None: the
+    paper's Gaussian heads). A family head trained on RATINGS reads every individual
+    rating (`rating_columns`): unlike the Gaussian's, its likelihood has no two-number
+    summary of a song's ratings.
     """
 
     key: str
@@ -165,6 +201,12 @@ class TrainingSpec:
     objective: Objective
     validation: Objective | None = None
     objective_backward: ObjectiveBackward | None = None
+    head: str | None = None
+
+    @property
+    def individual_ratings(self) -> bool:
+        """Whether training needs each song's individual ratings in its targets."""
+        return self.head is not None and self.targets is Targets.RATINGS
 
     @property
     def validation_objective(self) -> Objective:
@@ -172,6 +214,8 @@ class TrainingSpec:
 
     @property
     def outputs(self) -> str:
+        if self.head is not None:
+            return f"{self.head} parameters"
         return "mu_hat, sigma_hat" if self.two_outputs else "mu_hat"
 
 
@@ -203,6 +247,14 @@ class MethodSpec:
     def outputs(self) -> str:
         return self.spec.outputs
 
+    @property
+    def sees_rater_spread(self) -> bool:
+        """Whether its predicted SD is fitted to the raters' spread (their SD or every
+        rating). Not so: seeds and MC dropout (model uncertainty) and the fits to song
+        means (their SD is the error of the mean)."""
+        model_spread = self.uncertainty in (Uncertainty.SEED_ENSEMBLE, Uncertainty.MC_DROPOUT)
+        return not model_spread and self.trains_on is not Targets.MEAN
+
 
 TRAININGS: dict[str, TrainingSpec] = {
     spec.key: spec
@@ -226,6 +278,17 @@ TRAININGS: dict[str, TrainingSpec] = {
             validation=_objective_nll_exact,
         ),
         TrainingSpec("rater_nll", True, Targets.RATINGS, "rater_nll", _objective_rater_nll),
+        # Distribution families beyond the Gaussian (mer_uq.heads), through autograd.
+        TrainingSpec("student_t", True, Targets.RATINGS, "student_t_nll",
+                     partial(_family_on_ratings, "student_t"), head="student_t"),
+        TrainingSpec("evidential", True, Targets.RATINGS, "evidential_loss (lambda 0.01)",
+                     partial(_family_on_ratings, "nig"), head="nig"),
+        TrainingSpec("evidential_mean", True, Targets.MEAN, "evidential_loss (lambda 0.01)",
+                     partial(_family_on_means, "nig"), head="nig"),
+        TrainingSpec("mixture", True, Targets.RATINGS, "mixture_nll",
+                     partial(_family_on_ratings, "gaussian_mixture"), head="gaussian_mixture"),
+        TrainingSpec("quantile", True, Targets.RATINGS, "pinball_loss",
+                     partial(_family_on_ratings, "quantile"), head="quantile"),
     )
 }
 
@@ -250,6 +313,20 @@ METHODS: dict[str, MethodSpec] = {
                    "beta-NLL (Seitzer et al., 2022)"),
         MethodSpec("rater_nll", "rater_nll", Uncertainty.SIGMA_HAT, False,
                    "NLL on individual ratings", "Gaussian NLL of every individual rating"),
+        MethodSpec("student_t", "student_t", Uncertainty.PREDICTIVE_SD, False,
+                   "Student-t on ratings", "Student-t NLL of every rating, learned df > 2"),
+        MethodSpec("evidential", "evidential", Uncertainty.PREDICTIVE_SD, False,
+                   "Evidential (DER) on ratings",
+                   "deep evidential regression (Amini et al., 2020) on every rating"),
+        MethodSpec("evidential_mean", "evidential_mean", Uncertainty.PREDICTIVE_SD, False,
+                   "Evidential (DER) on means",
+                   "deep evidential regression (Amini et al., 2020) on the song mean"),
+        MethodSpec("mixture", "mixture", Uncertainty.PREDICTIVE_SD, False,
+                   "Gaussian mixture (MDN) on ratings",
+                   "2-component mixture density network (Bishop, 1994) on every rating"),
+        MethodSpec("quantile", "quantile", Uncertainty.CQR, False,
+                   "Quantile regression + CQR on ratings",
+                   "pinball loss on every rating; CQR (Romano et al., 2019) on validation"),
     )
 }
 # The five methods of the paper's Table 1 in the paper's order, then the ones beyond it.
@@ -259,6 +336,68 @@ EXTRA_METHODS: tuple[str, ...] = tuple(n for n, spec in METHODS.items() if not s
 
 class UnknownMethodError(ValueError):
     """A method or training key that is not in the registry; the message lists the known."""
+
+
+# ---------------------------------------------------------------- methods from other packages
+
+PLUGIN_GROUP = "mer_uq.methods"
+
+
+class PluginError(RuntimeError):
+    """A package's `mer_uq.methods` entry point is broken; the message names it."""
+
+
+def _register_plugin(name: str, provided: object) -> list[str]:
+    """Add one entry point's trainings and methods; returns its method names."""
+    items = provided() if callable(provided) else provided
+    if not isinstance(items, list | tuple):
+        raise PluginError(f"entry point {name!r} ({PLUGIN_GROUP}) must give a list of "
+                          f"TrainingSpec and MethodSpec, got {type(items).__name__}")
+    added: list[str] = []
+    for item in items:
+        if isinstance(item, TrainingSpec):
+            if item.key in TRAININGS:
+                raise PluginError(f"entry point {name!r}: training key {item.key!r} exists")
+            TRAININGS[item.key] = item
+        elif isinstance(item, MethodSpec):
+            if item.name in METHODS:
+                raise PluginError(f"entry point {name!r}: method {item.name!r} exists")
+            if item.training not in TRAININGS:
+                raise PluginError(f"entry point {name!r}: method {item.name!r} reads the "
+                                  f"unknown training {item.training!r}")
+            METHODS[item.name] = item
+            added.append(item.name)
+        else:
+            raise PluginError(f"entry point {name!r}: {item!r} is neither a TrainingSpec nor "
+                              "a MethodSpec")
+    return added
+
+
+def _load_plugins() -> tuple[str, ...]:
+    """Methods that installed packages register through the `mer_uq.methods` entry-point
+    group (see docs/methods.md, "Add a method"). Each entry point is a list of
+    `TrainingSpec` and `MethodSpec`, or a callable returning one; its names must be new.
+    Every process that imports this module (the sweep's driver, each Ray worker, the
+    analysis) finds the same installed plugins, so a plugin method trains, predicts and
+    is reported like a built-in one. A plugin module must import torch lazily (inside its
+    objective), as this module does, so that the analysis stays torch-free."""
+    from importlib.metadata import entry_points
+
+    added: list[str] = []
+    for point in entry_points(group=PLUGIN_GROUP):
+        try:
+            provided = point.load()
+        except Exception as exc:
+            raise PluginError(f"entry point {point.name!r} ({point.value}) of group "
+                              f"{PLUGIN_GROUP} failed to load: {type(exc).__name__}: {exc}"
+                              ) from exc
+        added += _register_plugin(point.name, provided)
+    return tuple(added)
+
+
+# Methods of installed plugins: in METHODS (so --methods NAME runs them and the report
+# shows them), not in `all+`, whose meaning stays this package's own list.
+PLUGIN_METHODS: tuple[str, ...] = _load_plugins()
 
 
 def method_spec(name: str) -> MethodSpec:

@@ -17,6 +17,8 @@ Architecture (Watcharasupat et al.): `depth` hidden layers of `hidden_width`, EL
 after every hidden layer; one linear output layer holding both heads: the mean head
 mu = tanh(.) and, for two-output models, the spread head log sigma = -softplus(.)
 (NegSoftPlus, sigma in (0, 1)). Valence and arousal are outputs of the same network.
+A model of a distribution family beyond the Gaussian (`head`, see `mer_uq.heads`) has
+n_params outputs per dimension instead, and trains through autograd.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from torch import Tensor
 
 from mer_uq.config import DROPOUT_RESOLUTION, FCNConfig
 from mer_uq.distribution import DiagGaussian
+from mer_uq.heads import HEADS, Head, HeadOutput
 from mer_uq.schema import DIMENSIONS
 
 N_DIMS = len(DIMENSIONS)
@@ -141,12 +144,13 @@ class StackedFCN:
         two_outputs: bool,
         seeds: tuple[int, ...] | list[int],
         device: torch.device | str = "cpu",
+        head: str | None = None,
     ) -> None:
         if in_features < 1:
             raise ValueError(f"in_features must be >= 1, got {in_features}")
         if len(seeds) == 0 or len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds must be non-empty and distinct, got {list(seeds)}")
-        self._setup(in_features, config, two_outputs, seeds, device)
+        self._setup(in_features, config, two_outputs, seeds, device, head)
         self.streams = [seed_streams(s) for s in self.seeds]
         self._initialise()
 
@@ -157,8 +161,11 @@ class StackedFCN:
         two_outputs: bool,
         seeds: Sequence[int],
         device: torch.device | str,
+        head: str | None = None,
     ) -> None:
         self.in_features = in_features
+        # A family head of mer_uq.heads (autograd), or None for the paper's heads.
+        self.head = None if head is None else _family_head(head)
         self.config = config
         self.two_outputs = two_outputs
         self.seeds = tuple(int(s) for s in seeds)
@@ -189,7 +196,8 @@ class StackedFCN:
             raise ValueError(f"members must be non-empty and distinct, got {list(members)}")
         part = object.__new__(StackedFCN)
         seeds = [self.seeds[i] for i in members]
-        part._setup(self.in_features, self.config, self.two_outputs, seeds, self.device)
+        part._setup(self.in_features, self.config, self.two_outputs, seeds, self.device,
+                    None if self.head is None else self.head.family)
         part.streams = [self.streams[i] for i in members]
         index = torch.as_tensor(list(members), device=self.device)
         with torch.no_grad():
@@ -203,6 +211,8 @@ class StackedFCN:
 
     @property
     def out_features(self) -> int:
+        if self.head is not None:
+            return N_DIMS * self.head.n_params
         return N_DIMS * (2 if self.two_outputs else 1)
 
     def _initialise(self) -> None:
@@ -229,7 +239,7 @@ class StackedFCN:
         x: Tensor,
         masks: list[Tensor] | None = None,
         members: slice | None = None,
-    ) -> DiagGaussian:
+    ) -> DiagGaussian | HeadOutput:
         """Outputs of every member (or of the `members` slice) for inputs x.
 
         x: [K, B, in] (one batch per member, as in training) or [B, in] (the same songs
@@ -253,7 +263,9 @@ class StackedFCN:
                     h = h * masks[i]
         return self._heads(h)
 
-    def _heads(self, out: Tensor) -> DiagGaussian:
+    def _heads(self, out: Tensor) -> DiagGaussian | HeadOutput:
+        if self.head is not None:
+            return self.head(out, N_DIMS)
         if not self.two_outputs:
             return DiagGaussian(torch.tanh(out))
         mean_raw, spread_raw = out.split(N_DIMS, dim=-1)
@@ -345,3 +357,9 @@ class StackedFCN:
 
 
 _elu_backward = torch.ops.aten.elu_backward.default
+
+
+def _family_head(name: str) -> Head:
+    if name not in HEADS:
+        raise ValueError(f"unknown head {name!r}; known: {', '.join(HEADS)}")
+    return HEADS[name]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from mer_uq import families
 from mer_uq.schema import (
     DIMENSIONS,
     HP_PREFIX,
@@ -66,6 +67,18 @@ def predict(model: StackedFCN, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | 
         out = model.forward(_inputs(model, x))
     sigma = None if out.log_sigma is None else out.sigma.cpu().numpy()
     return out.mu.cpu().numpy(), sigma
+
+
+def predict_family(model: StackedFCN, x: np.ndarray) -> tuple[str, dict[str, np.ndarray]]:
+    """Deterministic forward pass of a family-head model: its family and each parameter
+    [K, N, D] in float64."""
+    import torch
+
+    if model.head is None:
+        raise ValueError("predict_family needs a model with a family head")
+    with torch.no_grad():
+        out = model.forward(_inputs(model, x))
+    return out.family, {k: v.double().cpu().numpy() for k, v in out.params.items()}
 
 
 def mc_dropout(
@@ -139,6 +152,26 @@ def prediction_frame(
             np.nan if sigma is None else sigma[:, :, j].reshape(-1).astype(np.float64)
         )
     return frame[list(PREDICTION_COLUMNS)]
+
+
+def family_frame(
+    song_ids: np.ndarray,
+    splits: np.ndarray,
+    method: str,
+    seeds: tuple[int, ...],
+    family_name: str,
+    params: dict[str, np.ndarray],
+) -> pd.DataFrame:
+    """`prediction_frame` of a family's distributions (params {name: [K, N, D]}): mu and
+    sigma are the predictive mean and SD (mer_uq.families), then the `family` column and
+    one `<dim>__<param>` column per parameter, which `families.from_columns` reads back."""
+    dist = families.family(family_name)(params)
+    frame = prediction_frame(song_ids, splits, method, seeds, dist.mean(), dist.sd())
+    frame[families.FAMILY_COLUMN] = family_name
+    for j, dim in enumerate(DIMENSIONS):
+        for name, value in params.items():
+            frame[families.param_column(dim, name)] = value[:, :, j].reshape(-1)
+    return frame
 
 
 def _group_keys(predictions: pd.DataFrame) -> list[str]:

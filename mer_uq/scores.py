@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mer_uq import metrics
+from mer_uq import families, metrics
+from mer_uq.families import Predictive
 from mer_uq.schema import DIMENSIONS, PRED_MU, PRED_SIGMA, TARGET_MEAN, TARGET_SD
 
 MEAN, SD, RATING = "mean", "sd", "rating"
@@ -60,6 +61,38 @@ def rating_scores(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> dict[str,
     for level in COVERAGE_LEVELS:
         scores[coverage_name(level)] = metrics.interval_coverage(y, mu, sigma, level)
     return scores
+
+
+def distribution_rating_scores(y: np.ndarray, dist: Predictive) -> dict[str, float]:
+    """`rating_scores` of any family's distribution (given per rating): the family's own
+    log-density, CRPS and central intervals (mer_uq.families)."""
+    scores = {NLL: float(-np.mean(dist.logpdf(y))), CRPS: float(np.mean(dist.crps(y)))}
+    for level in COVERAGE_LEVELS:
+        scores[coverage_name(level)] = float(np.mean(dist.covered(y, level)))
+    return scores
+
+
+def distribution_calibration_curve(
+    y: np.ndarray, dist: Predictive,
+    levels: tuple[float, ...] = metrics.DEFAULT_CALIBRATION_LEVELS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`metrics.calibration_curve` of any family's distribution (given per rating)."""
+    pit = np.abs(2.0 * dist.cdf(y) - 1.0)
+    expected = np.asarray(levels, dtype=np.float64)
+    return expected, np.array([np.mean(pit <= level) for level in expected])
+
+
+def row_distribution(rows: pd.DataFrame, dim: str) -> Predictive | None:
+    """The family distribution of prediction rows of one dimension, from their `family`
+    and `<dim>__<param>` columns; None for Gaussian rows (scored from mu and sigma)."""
+    if families.FAMILY_COLUMN not in rows.columns:
+        return None
+    names = rows[families.FAMILY_COLUMN].dropna().unique()
+    if len(names) == 0:
+        return None
+    if len(names) > 1 or rows[families.FAMILY_COLUMN].isna().any():
+        raise ValueError(f"prediction rows mix distribution families {sorted(map(str, names))}")
+    return families.from_columns(str(names[0]), rows, dim)
 
 
 def has_spread(sigma: np.ndarray) -> bool:
@@ -108,16 +141,19 @@ class SplitTargets:
         return self.mean[dim] if target == MEAN else self.sd[dim]
 
 
-def prediction_scores(targets: SplitTargets, dim: str, mu: np.ndarray, sigma: np.ndarray
-                      ) -> dict[str, float]:
+def prediction_scores(targets: SplitTargets, dim: str, mu: np.ndarray, sigma: np.ndarray,
+                      dist: Predictive | None = None) -> dict[str, float]:
     """Every score of one prediction (mu, sigma per song, in ``targets.song_ids`` order) of
-    one dimension, by flat name; the SD and rating scores only where sigma is a spread."""
+    one dimension, by flat name; the SD and rating scores only where sigma is a spread.
+    A family's distribution (`dist`, per song) scores the ratings with its own formulas."""
     found = {score_name(MEAN, k): v for k, v in point_scores(targets.mean[dim], mu).items()}
     if has_spread(sigma):
         found |= {score_name(SD, k): v for k, v in point_scores(targets.sd[dim], sigma).items()}
         at = targets.rating_song
-        found |= {score_name(RATING, k): v
-                  for k, v in rating_scores(targets.ratings[dim], mu[at], sigma[at]).items()}
+        y = targets.ratings[dim]
+        scores = (rating_scores(y, mu[at], sigma[at]) if dist is None
+                  else distribution_rating_scores(y, dist.take(at)))
+        found |= {score_name(RATING, k): v for k, v in scores.items()}
     return found
 
 
@@ -131,7 +167,8 @@ def score_split(predictions: pd.DataFrame, songs: pd.DataFrame, ratings: pd.Data
         targets = SplitTargets.of(songs, ratings, group["song_id"].to_numpy())
         for dim in DIMENSIONS:
             found = prediction_scores(targets, dim, group[PRED_MU[dim]].to_numpy(),
-                                      group[PRED_SIGMA[dim]].to_numpy())
+                                      group[PRED_SIGMA[dim]].to_numpy(),
+                                      row_distribution(group, dim))
             for name, value in found.items():
                 scores.setdefault(f"{split}/{method}/{dim}/{name}", []).append(value)
     return {key: float(np.mean(values)) for key, values in scores.items()}

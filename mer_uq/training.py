@@ -468,8 +468,12 @@ def _train_stack(
     spec = training_spec(training)
     device = resolve_device(cfg.device)
     seeds = tuple(int(s) for s in seeds)
-    if data.t_train.shape[1] != 2 * N_DIMS:
-        columns = data.t_train.shape[1]
+    columns = data.t_train.shape[1]
+    if spec.individual_ratings:
+        if columns <= 2 * N_DIMS:
+            raise ValueError(f"training {training!r} needs the individual ratings in its "
+                             f"targets (see methods.rating_columns), got {columns} columns")
+    elif columns != 2 * N_DIMS:
         raise ValueError(f"targets must have {2 * N_DIMS} columns (means, then SDs), got {columns}")
 
     def tensor(a: np.ndarray) -> Tensor:
@@ -477,7 +481,8 @@ def _train_stack(
 
     x_train, t_train = tensor(data.x_train), tensor(data.t_train)
     x_valid, t_valid = tensor(data.x_valid), tensor(data.t_valid)
-    model = StackedFCN(x_train.shape[1], model_config, spec.two_outputs, seeds, device)
+    model = StackedFCN(x_train.shape[1], model_config, spec.two_outputs, seeds, device,
+                       head=spec.head)
     k = model.n_members
     # Training runs on `work`, the members still active: their positions in `model` are
     # `working`. When members stop, the others move to a smaller stack (see

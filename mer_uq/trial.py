@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mer_uq.config import DEFAULT_MC_PASSES
+from mer_uq.conformal_quantile import conformalise_quantiles
 from mer_uq.data import DeamDataset, FeatureTable, standardise
 from mer_uq.data.subsample import DataAxes, apply_axes
 from mer_uq.methods import (
@@ -25,7 +26,14 @@ from mer_uq.methods import (
     training_spec,
 )
 from mer_uq.model import FCNConfig
-from mer_uq.prediction import combine_seeds, mc_dropout, predict, prediction_frame
+from mer_uq.prediction import (
+    combine_seeds,
+    family_frame,
+    mc_dropout,
+    predict,
+    predict_family,
+    prediction_frame,
+)
 from mer_uq.schema import DIMENSIONS, HP_PREFIX, TARGET_MEAN, TARGET_SD
 from mer_uq.scores import score_split
 from mer_uq.training import (
@@ -117,10 +125,14 @@ def _feature_rows(features: FeatureTable, song_ids: np.ndarray, split: str) -> n
     return features.rows(song_ids)
 
 
-def training_targets(dataset: DeamDataset, song_ids: np.ndarray) -> np.ndarray:
+def training_targets(dataset: DeamDataset, song_ids: np.ndarray,
+                     individual_ratings: bool = False) -> np.ndarray:
     """[n, 2D] targets: per-song means, then SDs. Every training reads these: the songs
     table holds exactly the mean and population SD of the song's ratings (the k drawn ones
-    under the data axes), the sufficient statistics `losses.rater_nll` needs too."""
+    under the data axes), the sufficient statistics `losses.rater_nll` needs too.
+
+    With `individual_ratings` (a family head on raters), the song's ratings follow,
+    padded to the most-rated song: [n, 2D + R D + R] as `methods.rating_columns` reads."""
     table = dataset.songs.set_index("song_id")
     columns = [TARGET_MEAN[d] for d in DIMENSIONS] + [TARGET_SD[d] for d in DIMENSIONS]
     missing = np.setdiff1d(song_ids, table.index.to_numpy())
@@ -130,7 +142,30 @@ def training_targets(dataset: DeamDataset, song_ids: np.ndarray) -> np.ndarray:
     bad = ~np.isfinite(targets).all(axis=1)
     if bad.any():
         raise ValueError(f"non-finite targets for song(s) {song_ids[bad][:10].tolist()}")
+    if individual_ratings:
+        ratings, mask = rating_matrix(dataset.ratings, song_ids)
+        targets = np.concatenate(
+            [targets, ratings.reshape(len(song_ids), -1), mask.astype(np.float64)], axis=1)
     return targets
+
+
+def rating_matrix(ratings: pd.DataFrame, song_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each song's individual ratings, padded: values [n, R, D] (0 where padded) and
+    mask [n, R], R the most ratings any of the songs has."""
+    chosen = ratings[ratings["song_id"].isin(song_ids)]
+    position = pd.Series(np.arange(len(song_ids)), index=np.asarray(song_ids))
+    row = position.loc[chosen["song_id"].to_numpy()].to_numpy()
+    counts = np.bincount(row, minlength=len(song_ids))
+    if (counts == 0).any():
+        missing = np.asarray(song_ids)[counts == 0][:10].tolist()
+        raise ValueError(f"no individual ratings for song(s) {missing}")
+    order = np.argsort(row, kind="stable")
+    rank = np.arange(row.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    values = np.zeros((len(song_ids), int(counts.max()), len(DIMENSIONS)))
+    mask = np.zeros((len(song_ids), int(counts.max())), dtype=bool)
+    values[row[order], rank] = chosen[list(DIMENSIONS)].to_numpy(np.float64)[order]
+    mask[row[order], rank] = True
+    return values, mask
 
 
 # ---------------------------------------------------------------- scoring
@@ -165,14 +200,15 @@ def _run_trial(
             raise ValueError(f"the {split} split has no songs")
         _feature_rows(features, song_ids, split)
     standard = standardise(features, ids["train"])
+    individual = training_spec(spec.training).individual_ratings
     data = TrainingData(
         x_train=standard.rows(ids["train"]),
-        t_train=training_targets(dataset, ids["train"]),
+        t_train=training_targets(dataset, ids["train"], individual),
         x_valid=standard.rows(ids["valid"]),
-        t_valid=training_targets(dataset, ids["valid"]),
+        t_valid=training_targets(dataset, ids["valid"], individual),
     )
     trained = train_stack(spec.training, spec.seeds, data, spec.model, spec.train, on_epoch)
-    predictions = _predictions(spec, trained, standard, ids)
+    predictions = _predictions(spec, trained, standard, ids, dataset)
     metrics = _metrics(spec, trained, predictions, dataset)
     if cell is not None:  # also scored against the k-rater targets; cell values as columns
         k_scores = score_split(predictions, cell.k_scored.songs, cell.k_scored.ratings, "test")
@@ -183,12 +219,15 @@ def _run_trial(
 
 
 def _predictions(
-    spec: TrialSpec, trained: TrainedStack, standard: FeatureTable, ids: dict[str, np.ndarray]
+    spec: TrialSpec, trained: TrainedStack, standard: FeatureTable, ids: dict[str, np.ndarray],
+    dataset: DeamDataset,
 ) -> pd.DataFrame:
     """Every reported method's rows for the validation and test songs, with hp_* columns."""
     eval_ids = np.concatenate([ids[s] for s in EVAL_SPLITS])
     eval_splits = np.concatenate([np.full(ids[s].size, s, dtype=object) for s in EVAL_SPLITS])
     x_eval = standard.rows(eval_ids)
+    if trained.model.head is not None:
+        return _family_predictions(spec, trained, x_eval, eval_ids, eval_splits, dataset)
     mu, sigma = predict(trained.model, x_eval)
     frames = []
     for name in spec.reported_methods:
@@ -197,6 +236,30 @@ def _predictions(
             frames.append(prediction_frame(eval_ids, eval_splits, name, spec.seeds, mc_mu, mc_sd))
         else:
             frames.append(prediction_frame(eval_ids, eval_splits, name, spec.seeds, mu, sigma))
+    predictions = pd.concat(frames, ignore_index=True)
+    for column, value in spec.hyperparameters().items():
+        predictions[column] = value
+    return predictions
+
+
+def _family_predictions(
+    spec: TrialSpec, trained: TrainedStack, x_eval: np.ndarray, eval_ids: np.ndarray,
+    eval_splits: np.ndarray, dataset: DeamDataset,
+) -> pd.DataFrame:
+    """A family head's rows: predictive mean and SD as `<dim>_mu` / `<dim>_sigma`, the
+    family's parameters as `<dim>__<param>` columns, the family's name in `family`. The
+    quantile method's quantiles are conformalised on the validation songs' ratings (CQR)
+    per member first."""
+    family_name, params = predict_family(trained.model, x_eval)
+    frames = []
+    for name in spec.reported_methods:
+        member_params = params
+        if method_spec(name).uncertainty is Uncertainty.CQR:
+            valid = eval_splits == "valid"
+            ratings, mask = rating_matrix(dataset.ratings, eval_ids[valid])
+            member_params = conformalise_quantiles(params, valid, ratings, mask)
+        frames.append(family_frame(eval_ids, eval_splits, name, spec.seeds, family_name,
+                                   member_params))
     predictions = pd.concat(frames, ignore_index=True)
     for column, value in spec.hyperparameters().items():
         predictions[column] = value

@@ -28,7 +28,8 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from analysis.wandb_summary import WANDB_MODES
 from mer_uq.data.subsample import DataAxes
-from mer_uq.schema import SPLITS
+from mer_uq.families import describe_predictions
+from mer_uq.schema import DIMENSIONS, SPLITS
 from mer_uq.sweep_folder import TUNE_DIR, publish_trial_file, trial_file, write_trial_parquet
 from sweep.cli import SweepOptions
 from sweep.ray_runtime import TrialResources, secrets_withheld
@@ -140,6 +141,10 @@ def train_trial(config: dict[str, Any], dataset: Any, features: Any) -> None:
         "duration_s": round(time.perf_counter() - started, 3),
         **({"data": config[PLAN]["data"]} if config[PLAN].get("data") else {}),
     }
+    # A family beyond the Gaussian describes its parameter columns (mer_uq.families).
+    distributions = describe_predictions(result.predictions, DIMENSIONS)
+    if distributions:
+        record["distributions"] = distributions
     with tempfile.TemporaryDirectory(prefix="mer_uq_trial_") as tmp:
         write_trial_parquet(Path(tmp) / PREDICTIONS_FILE, result.predictions, record)
         final = {**_scalars(result.metrics), "node_ip": record["node"]["node_ip"]}

@@ -119,10 +119,14 @@ def test_written_out_backward_equals_autograd_bit_for_bit(training: str, with_ma
     """loss_and_grads replaces autograd over the layers in the training loop; it must
     give exactly autograd's losses and gradients (same kernels), or results would move."""
     spec = training_spec(training)
-    model = StackedFCN(9, FCNConfig(hidden_width=16, depth=3), spec.two_outputs, (0, 1, 2))
+    model = StackedFCN(9, FCNConfig(hidden_width=16, depth=3), spec.two_outputs, (0, 1, 2),
+                       head=spec.head)
     gen = torch.Generator().manual_seed(5)
     x = torch.randn(3, 8, 9, generator=gen)
     target = torch.rand(3, 8, 2 * 2, generator=gen) * 0.5 + 0.1
+    if spec.individual_ratings:  # then 4 ratings per dimension and their mask
+        ratings = torch.rand(3, 8, 4 * 2, generator=gen) - 0.5
+        target = torch.cat([target, ratings, torch.ones(3, 8, 4)], dim=-1)
     masks = None
     if with_masks:
         masks = [(torch.rand(3, 8, 16, generator=gen) > 0.5).float() * 2 for _ in range(3)]

@@ -202,9 +202,39 @@ def test_every_training_key_trains_with_finite_losses(data: TrainingData) -> Non
     zero_sd = dataclasses.replace(data, t_train=data.t_train.copy())
     zero_sd.t_train[:50, 2:] = 0.0  # raters in full agreement: KLD divides by sigma^2
     cfg = TrainConfig(epochs=2, steps_per_epoch=4, batch_size=16)
-    for key in methods.TRAININGS:
-        trained = train_stack(key, (0,), zero_sd, SMALL_MODEL, cfg)
+    with_ratings = dataclasses.replace(zero_sd, t_train=_with_ratings(zero_sd.t_train),
+                                       t_valid=_with_ratings(zero_sd.t_valid))
+    for key, spec in methods.TRAININGS.items():
+        chosen = with_ratings if spec.individual_ratings else zero_sd
+        trained = train_stack(key, (0,), chosen, SMALL_MODEL, cfg)
         assert np.isfinite(trained.best_val_loss).all(), key
+
+
+def _with_ratings(targets: np.ndarray, n_raters: int = 5) -> np.ndarray:
+    """Targets plus n_raters ratings per song (mean +/- SD; the last one missing for
+    every other song), laid out as methods.rating_columns reads them."""
+    rng = np.random.default_rng(1)
+    n = len(targets)
+    ratings = targets[:, None, :2] + targets[:, None, 2:] * rng.standard_normal((n, n_raters, 2))
+    mask = np.ones((n, n_raters))
+    mask[::2, -1] = 0.0
+    ratings[mask == 0] = 0.0
+    return np.concatenate([targets, ratings.reshape(n, -1), mask], axis=1)
+
+
+def test_family_training_needs_the_ratings(data: TrainingData) -> None:
+    with pytest.raises(ValueError, match="'quantile' needs the individual ratings"):
+        train_stack("quantile", (0,), data, SMALL_MODEL, SHORT)
+
+
+def test_rating_columns_round_trip() -> None:
+    import torch
+
+    targets = _with_ratings(np.arange(24, dtype=np.float64).reshape(6, 4) / 24)
+    ratings, mask = methods.rating_columns(torch.as_tensor(targets))
+    assert ratings.shape == (6, 5, 2) and mask.shape == (6, 5)
+    assert not bool(mask[0, -1]) and bool(mask[1, -1])
+    np.testing.assert_array_equal(ratings[:, :, 1].numpy(), targets[:, 5:15:2])
 
 
 def test_nan_during_training_names_epoch_and_method(data, monkeypatch) -> None:
