@@ -45,6 +45,7 @@ class Uncertainty(StrEnum):
     SEED_ENSEMBLE = "SD of the means of models trained with different seeds"
     MC_DROPOUT = "SD over stochastic forward passes with dropout on"
     SIGMA_HAT = "the spread head's sigma_hat"
+    LAST_LAYER_LAPLACE = "last-layer Laplace: sqrt(noise² + the output layer's posterior variance)"
 
 
 Objective = Callable[["DiagGaussian", "Tensor"], "Tensor"]
@@ -250,6 +251,9 @@ METHODS: dict[str, MethodSpec] = {
                    "beta-NLL (Seitzer et al., 2022)"),
         MethodSpec("rater_nll", "rater_nll", Uncertainty.SIGMA_HAT, False,
                    "NLL on individual ratings", "Gaussian NLL of every individual rating"),
+        MethodSpec("laplace", "mean", Uncertainty.LAST_LAYER_LAPLACE, False,
+                   "Last-layer Laplace",
+                   "last-layer Laplace of the mean-only model (Daxberger et al., 2021)"),
     )
 }
 # The five methods of the paper's Table 1 in the paper's order, then the ones beyond it.
