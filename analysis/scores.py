@@ -84,14 +84,15 @@ def calibration_table(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids
 
 
 # Rows whose whole predicted SD is model (epistemic) uncertainty: the spread of the seeds'
-# means and of the MC-dropout passes. Shown beside the rows that split their SD in two.
-MODEL_ONLY_ROWS: tuple[str, ...] = ("seeds", "mc_dropout")
+# means, of the MC-dropout passes and of SWAG's weight samples. Shown beside the rows
+# that split their SD in two.
+MODEL_ONLY_ROWS: tuple[str, ...] = ("seeds", "mc_dropout", "swag")
 
 
 def variance_parts(rows: list[PredictionRow]) -> pd.DataFrame:
     """For rows that split their SD (ensembles; the last-layer Laplace: noise and the output
-    layer's posterior), and the model-only rows beside them (seeds ensemble, MC dropout:
-    epistemic only): mean over test songs and members of the aleatoric and epistemic
+    layer's posterior), and the model-only rows beside them (seeds ensemble, MC dropout,
+    SWAG: epistemic only): mean over test songs and members of the aleatoric and epistemic
     variance (and the total), and the epistemic share; on the normalised scale."""
     lines = []
     for row in rows:

@@ -46,6 +46,7 @@ class Uncertainty(StrEnum):
     MC_DROPOUT = "SD over stochastic forward passes with dropout on"
     SIGMA_HAT = "the spread head's sigma_hat"
     LAST_LAYER_LAPLACE = "last-layer Laplace: sqrt(noise² + the output layer's posterior variance)"
+    SWAG = "SD of the mean over SWAG weight samples (iterates after convergence)"
 
 
 Objective = Callable[["DiagGaussian", "Tensor"], "Tensor"]
@@ -157,6 +158,10 @@ class TrainingSpec:
 
     `objective_backward`, where given, is the objective's gradient written out (see
     `mer_uq.losses`): training then skips autograd for the loss, with the same result.
+
+    `continues`, where given, is the key whose trained stack this one starts from: the
+    trial trains that key's model exactly as that key would, then goes on (SWAG collects
+    iterates after the `mean` model converged; mer_uq.swag).
     """
 
     key: str
@@ -166,6 +171,13 @@ class TrainingSpec:
     objective: Objective
     validation: Objective | None = None
     objective_backward: ObjectiveBackward | None = None
+    continues: str | None = None
+
+    @property
+    def base(self) -> str:
+        """The key whose recipe trains the converged model (this key's own, unless it
+        continues another)."""
+        return self.continues or self.key
 
     @property
     def validation_objective(self) -> Objective:
@@ -227,6 +239,8 @@ TRAININGS: dict[str, TrainingSpec] = {
             validation=_objective_nll_exact,
         ),
         TrainingSpec("rater_nll", True, Targets.RATINGS, "rater_nll", _objective_rater_nll),
+        TrainingSpec("swag", False, Targets.MEAN, "mse_mean", _objective_mean,
+                     objective_backward=_objective_mean_backward, continues="mean"),
     )
 }
 
@@ -254,6 +268,8 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("laplace", "mean", Uncertainty.LAST_LAYER_LAPLACE, False,
                    "Last-layer Laplace",
                    "last-layer Laplace of the mean-only model (Daxberger et al., 2021)"),
+        MethodSpec("swag", "swag", Uncertainty.SWAG, False, "SWAG",
+                   "SWAG, diagonal + low rank (Maddox et al., 2019), on the mean-only model"),
     )
 }
 # The five methods of the paper's Table 1 in the paper's order, then the ones beyond it.

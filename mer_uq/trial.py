@@ -36,6 +36,7 @@ from mer_uq.prediction import (
 )
 from mer_uq.schema import DIMENSIONS, HP_PREFIX, TARGET_MEAN, TARGET_SD
 from mer_uq.scores import score_split
+from mer_uq.swag import collect_swag, swag_predict
 from mer_uq.training import (
     EpochCallback,
     TrainConfig,
@@ -179,7 +180,8 @@ def _run_trial(
         x_valid=standard.rows(ids["valid"]),
         t_valid=training_targets(dataset, ids["valid"]),
     )
-    trained = train_stack(spec.training, spec.seeds, data, spec.model, spec.train, on_epoch)
+    base = training_spec(spec.training).base  # swag: the mean model, then its iterates
+    trained = train_stack(base, spec.seeds, data, spec.model, spec.train, on_epoch)
     predictions, timings = _predictions(spec, trained, standard, ids, data)
     metrics = _metrics(spec, trained, predictions, dataset) | timings
     if cell is not None:  # also scored against the k-rater targets; cell values as columns
@@ -213,6 +215,13 @@ def _predictions(
             start = time.perf_counter()
             frames.append(_laplace_frame(trained, data, x_eval, eval_ids, eval_splits, name,
                                          spec.seeds))
+            timings[f"time/{name}_s"] = time.perf_counter() - start
+        elif method_spec(name).uncertainty is Uncertainty.SWAG:
+            start = time.perf_counter()
+            moments = collect_swag(trained.model, trained.training, data, spec.train)
+            swag_mu, swag_sd = swag_predict(trained.model, moments, x_eval)
+            frames.append(prediction_frame(eval_ids, eval_splits, name, spec.seeds, swag_mu,
+                                           swag_sd))
             timings[f"time/{name}_s"] = time.perf_counter() - start
         else:
             frames.append(prediction_frame(eval_ids, eval_splits, name, spec.seeds, mu, sigma))
