@@ -78,7 +78,7 @@ def jacobians(model: StackedFCN, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     phi = last_layer_features(model, x)
     last = len(model.layer_sizes) - 1
     w = torch.cat([model.weights[last], model.biases[last]], dim=1).detach().double()
-    f = np.einsum("knp,kpd->knd", phi, w.cpu().numpy())
+    f = phi @ w.cpu().numpy()
     mu = np.tanh(f)
     jac = (1.0 - mu * mu).transpose(0, 2, 1)[..., None] * phi[:, None, :, :]
     return jac, mu
@@ -88,12 +88,12 @@ def _predictive_var(jac: np.ndarray, eigvals: np.ndarray, eigvecs: np.ndarray,
                     prior_precision: np.ndarray) -> np.ndarray:
     """j (G + lambda I)⁻¹ jᵀ per member, dimension and song [K, N, D]; prior_precision
     broadcasts against [K, D, 1] (one lambda) or [K, D, L] (a grid: returns [L, K, N, D])."""
-    proj = np.einsum("kdnp,kdpq->kdnq", jac, eigvecs) ** 2  # (Uᵀ j)²
+    proj = np.square(jac @ eigvecs)  # (Uᵀ j)², [K, D, N, P]
     if prior_precision.shape[-1] == 1:
-        var = np.einsum("kdnq,kdq->kdn", proj, 1.0 / (eigvals + prior_precision))
-        return var.transpose(0, 2, 1)
+        var = proj @ (1.0 / (eigvals + prior_precision))[..., None]  # [K, D, N, 1]
+        return var[..., 0].transpose(0, 2, 1)
     inv = 1.0 / (eigvals[:, :, None, :] + prior_precision[..., None])  # [K, D, L, P]
-    return np.einsum("kdnq,kdlq->lknd", proj, inv)
+    return (proj @ inv.transpose(0, 1, 3, 2)).transpose(3, 0, 2, 1)  # [L, K, N, D]
 
 
 def fit_last_layer_laplace(model: StackedFCN, x_train: np.ndarray, y_train: np.ndarray,
@@ -104,7 +104,7 @@ def fit_last_layer_laplace(model: StackedFCN, x_train: np.ndarray, y_train: np.n
     jac, mu = jacobians(model, x_train)
     resid = mu - np.asarray(y_train, dtype=np.float64)[None, :, :N_DIMS]
     noise_var = np.mean(resid * resid, axis=1)  # [K, D]
-    ggn = np.einsum("kdnp,kdnq->kdpq", jac, jac) / noise_var[:, :, None, None]
+    ggn = (jac.transpose(0, 1, 3, 2) @ jac) / noise_var[:, :, None, None]
     eigvals, eigvecs = np.linalg.eigh(ggn)
     eigvals = np.maximum(eigvals, 0.0)  # G is PSD; eigh may return -1e-17
     jac_v, mu_v = jacobians(model, x_valid)
