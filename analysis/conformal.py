@@ -46,6 +46,10 @@ def calibrated_rows(test_rows: list[PredictionRow], valid_rows: list[PredictionR
     for row in test_rows:
         if row.group == BASELINE or not row.has_sigma:
             continue
+        if index.size == 0:
+            row.notes.append("no conformal calibration: the validation songs have no "
+                             "individual ratings")
+            continue
         valid = by_key.get(row.key)
         if valid is None or valid.seeds != row.seeds or not valid.has_sigma:
             row.notes.append("no conformal calibration: its validation predictions lack "

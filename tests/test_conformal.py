@@ -100,3 +100,6 @@ def test_rows_without_spread_or_validation_twin_are_not_calibrated():
     assert twins == [] and factors.empty
     assert any("no conformal calibration" in note for note in row.notes)
     assert isinstance(factors, pd.DataFrame)
+    no_ratings = dataset.ratings.iloc[:0]
+    twins, _ = calibrated_rows([row], [row], no_ratings, valid_ids)
+    assert twins == [] and "no individual ratings" in row.notes[-1]
