@@ -9,7 +9,9 @@ Two complementary tests, both paired:
 
 Which pairs: every method row against every baseline row (does it beat a trivial
 predictor?), every row of Table 2 against the random-seeds ensemble (the paper's
-reference), and all pairs of per-seed rows within a table (method vs method).
+reference), and all pairs of per-seed rows within a table (method vs method). A
+conformally calibrated row is compared with the baselines and with the row it calibrates
+(its SD correlations equal that row's; its R² does not), not with every other method.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.bootstrap import paired_bootstrap, paired_seed_test
-from analysis.rows import BASELINE, SEEDS_ENSEMBLE_KEY
+from analysis.conformal import original_key
+from analysis.rows import BASELINE, CONFORMAL, SEEDS_ENSEMBLE_KEY
 from analysis.tables import TableResult
 from mer_uq import schema
 from mer_uq.scores import POINT_SCORES
@@ -33,11 +36,15 @@ def comparison_pairs(cells: pd.DataFrame, table: str) -> list[tuple[str, str]]:
     keys = rows["row_key"].tolist()
     baselines = rows.loc[rows["group"] == BASELINE, "row_key"].tolist()
     methods = [k for k in keys if k not in baselines]
-    per_seed = rows.loc[~rows["single"].astype(bool), "row_key"].tolist()
+    calibrated = rows.loc[rows["group"] == CONFORMAL, "row_key"].tolist()
+    per_seed = rows.loc[~rows["single"].astype(bool) & (rows["group"] != CONFORMAL),
+                        "row_key"].tolist()
     pairs: list[tuple[str, str]] = [(m, b) for m in methods for b in baselines]
     if table == "table2" and SEEDS_ENSEMBLE_KEY in methods:
-        pairs += [(m, SEEDS_ENSEMBLE_KEY) for m in methods if m != SEEDS_ENSEMBLE_KEY]
+        pairs += [(m, SEEDS_ENSEMBLE_KEY) for m in methods
+                  if m != SEEDS_ENSEMBLE_KEY and m not in calibrated]
     pairs += list(combinations(per_seed, 2))
+    pairs += [(c, original_key(c)) for c in calibrated if original_key(c) in keys]
     seen: set[frozenset[str]] = set()
     unique = []
     for a, b in pairs:

@@ -37,7 +37,8 @@ from mer_uq.sweep_folder import write_bytes_atomically
 SPLIT_COLOURS = {"train": "tab:blue", "valid": "tab:orange", "test": "tab:green"}
 DPI = 110
 # Line style by row group, so more than ten curves stay distinguishable.
-GROUP_LINESTYLES = {"paper": "-", "extra": "--", "ensemble": "-.", "baseline": ":"}
+GROUP_LINESTYLES = {"paper": "-", "extra": "--", "ensemble": "-.", "conformal": (0, (3, 1, 1, 1)),
+                    "baseline": ":"}
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
@@ -89,7 +90,7 @@ def panel_pairs(rows: list[PredictionRow], target: str
     by_key = {r.key: r for r in rows}
     pairs = []
     for row in rows:
-        if row.group == "baseline" or row.key.startswith(DEEP_ENSEMBLE_PREFIX):
+        if row.group in ("baseline", "conformal") or row.key.startswith(DEEP_ENSEMBLE_PREFIX):
             continue
         if row.key == SEEDS_SINGLE_KEY:
             continue

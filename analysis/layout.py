@@ -20,6 +20,7 @@ GROUP_TITLES = {
     PAPER: "",
     "extra": "beyond the paper: more methods",
     "ensemble": "beyond the paper: deep ensembles (mixture over seeds)",
+    "conformal": "beyond the paper: SD calibrated by split conformal on the validation songs",
     "baseline": "beyond the paper: baselines",
 }
 CEILING_LABEL = "Reliability ceiling (test songs)"

@@ -18,11 +18,19 @@ from analysis.baselines import compute_baselines
 from analysis.bootstrap import DEFAULT_N_BOOT, resample_indices
 from analysis.ceilings import ceiling_cells, reliability_frame, reliability_of_songs
 from analysis.comparisons import compare_rows
+from analysis.conformal import calibrated_rows
 from analysis.coverage import coverage_problems, planned_songs
 from analysis.data_axes import reference_cell
 from analysis.load import SweepResults, TrialProblem, load_sweep, read_sweep_config
 from analysis.paper import PaperTables, compare_cell, load_paper_tables
-from analysis.rows import PAPER, PredictionRow, build_rows, loss_form, paper_row_key
+from analysis.rows import (
+    GROUP_ORDER,
+    PAPER,
+    PredictionRow,
+    build_rows,
+    loss_form,
+    paper_row_key,
+)
 from analysis.scores import calibration_table, rating_score_table, variance_parts
 from analysis.tables import TableResult, compute_tables, empirical_targets
 from mer_uq.data.dataset import DeamDataset
@@ -31,6 +39,7 @@ from mer_uq.data.summary import summarise
 from mer_uq.sources import load_feature_table, load_trained_dataset
 
 EVAL_SPLIT = "test"
+CALIBRATION_SPLIT = "valid"  # the split conformal calibration fits its factors on
 BOOTSTRAP_SEED = 0
 
 
@@ -64,6 +73,7 @@ class ReportData:
     scores: pd.DataFrame
     calibration: pd.DataFrame
     variance_parts: pd.DataFrame
+    conformal_factors: pd.DataFrame  # analysis.conformal: one factor per row, seed, dimension
     baseline_details: dict[str, Any]
     paper: PaperTables
     loss_forms: dict[str, str]
@@ -82,6 +92,19 @@ def _baselines(sweep: SweepResults, dataset: DeamDataset
     except Exception as exc:  # any feature problem costs the baselines, not the report
         return None, {}, [TrialProblem("features", f"baselines skipped: {exc}")]
     return result.predictions, result.details, []
+
+
+def _with_conformal(rows: list[PredictionRow], predictions: pd.DataFrame,
+                    dataset: DeamDataset, seeds_sd_ddof: int
+                    ) -> tuple[list[PredictionRow], pd.DataFrame]:
+    """The rows plus their split-conformal twins, calibrated on the validation songs'
+    individual ratings (analysis.conformal), in print order."""
+    valid_ids = dataset.song_ids(CALIBRATION_SPLIT)
+    valid_rows = build_rows(predictions, valid_ids, CALIBRATION_SPLIT,
+                            seeds_sd_ddof=seeds_sd_ddof)
+    twins, factors = calibrated_rows(rows, valid_rows, dataset.ratings, valid_ids)
+    rank = {g: i for i, g in enumerate(GROUP_ORDER)}
+    return sorted(rows + twins, key=lambda r: rank[r.group]), factors
 
 
 def _with_ceiling_and_paper(cells: pd.DataFrame, ceilings: pd.DataFrame, paper: PaperTables
@@ -118,8 +141,9 @@ def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = Non
                         n_boot=settings.reliability_boot, seed=settings.seed)
     song_ids = dataset.song_ids(EVAL_SPLIT)
     baseline_predictions, baseline_details, problems = _baselines(sweep, dataset)
-    rows = build_rows(reference_cell(sweep.predictions), song_ids, EVAL_SPLIT,
-                      baseline_predictions, settings.seeds_sd_ddof)  # one data-axes cell
+    cell = reference_cell(sweep.predictions)  # one data-axes cell
+    rows = build_rows(cell, song_ids, EVAL_SPLIT, baseline_predictions, settings.seeds_sd_ddof)
+    rows, conformal_factors = _with_conformal(rows, cell, dataset, settings.seeds_sd_ddof)
     problems = list(sweep.problems) + problems
     problems += coverage_problems(sweep.config, sweep.predictions, song_ids, problems)
     problems += [TrialProblem(r.label, note) for r in rows for note in r.notes]
@@ -139,6 +163,7 @@ def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = Non
         reliability=reliability_frame(rel), comparisons=compare_rows(tables),
         scores=rating_score_table(rows, dataset.ratings, song_ids),
         calibration=calibration_table(rows, dataset.ratings, song_ids),
-        variance_parts=variance_parts(rows), baseline_details=baseline_details, paper=paper,
+        variance_parts=variance_parts(rows), conformal_factors=conformal_factors,
+        baseline_details=baseline_details, paper=paper,
         loss_forms={m: loss_form(m) for m in methods}, settings=settings, problems=problems,
     )

@@ -224,13 +224,16 @@ def read_scores(scores: pd.DataFrame) -> list[str]:
 
 
 def read_variance_parts(parts: pd.DataFrame) -> list[str]:
-    """How much of each deep ensemble's predicted variance is disagreement between seeds."""
+    """How much of each row's predicted variance is model (epistemic) uncertainty: for a
+    deep ensemble the disagreement between seeds, for the last-layer Laplace the output
+    layer's posterior; the seeds ensemble, MC dropout and SWAG are all epistemic."""
     if parts.empty:
         return []
     shares = parts.groupby("row_label", sort=False)["epistemic_share"].mean()
     listed = ", ".join(f"{label} {100 * share:.1f} %" for label, share in shares.items())
-    return [f"Epistemic share of the deep ensembles' predicted variance (mean over "
-            f"dimensions): {listed}; the rest is the members' own sigma (aleatoric)."]
+    return [f"Epistemic share of the predicted variance (mean over dimensions): {listed}; "
+            "the rest is aleatoric (a deep ensemble's members' own sigma², the Laplace "
+            "noise variance)."]
 
 
 def read_paper_comparison(cells: pd.DataFrame, paper: PaperTables) -> list[str]:

@@ -33,7 +33,8 @@ from mer_uq.scores import row_distribution
 
 # Row groups, in the order they are printed; a rule separates groups in the tables.
 PAPER, EXTRA, ENSEMBLE, BASELINE = "paper", "extra", "ensemble", "baseline"
-GROUP_ORDER: tuple[str, ...] = (PAPER, EXTRA, ENSEMBLE, BASELINE)
+CONFORMAL = "conformal"  # a row's sigma calibrated on the validation songs (analysis.conformal)
+GROUP_ORDER: tuple[str, ...] = (PAPER, EXTRA, ENSEMBLE, CONFORMAL, BASELINE)
 
 # Methods whose model outputs (mu, sigma): their seeds form a deep ensemble (mixture).
 TWO_OUTPUT_METHODS: tuple[str, ...] = tuple(
@@ -204,6 +205,27 @@ def _with_family(row: PredictionRow, predictions: pd.DataFrame, song_ids: np.nda
     return row
 
 
+def member_variance_parts(predictions: pd.DataFrame, method: str, song_ids: np.ndarray,
+                          split: str, seeds: tuple[int, ...]
+                          ) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]:
+    """[n_seeds, n_songs] aleatoric and epistemic variances of a method that writes its SD's
+    two parts per member (`<dim>_sigma_aleatoric` / `_epistemic`, e.g. the last-layer
+    Laplace), or (None, None) where it does not."""
+    columns = [c for d in schema.DIMENSIONS for c in (ALEATORIC_SD[d], EPISTEMIC_SD[d])]
+    if not set(columns) <= set(predictions.columns):
+        return None, None
+    rows = predictions[(predictions["method"] == method) & (predictions["split"] == split)
+                       & predictions["seed"].isin(seeds)]
+    if rows.empty or not np.isfinite(rows[columns].to_numpy(dtype=np.float64)).all():
+        return None, None
+    parts: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {})
+    for part, names in zip(parts, (ALEATORIC_SD, EPISTEMIC_SD), strict=True):
+        for d in schema.DIMENSIONS:
+            table = rows.pivot(index="seed", columns="song_id", values=names[d])
+            part[d] = table.loc[list(seeds), song_ids].to_numpy(dtype=np.float64) ** 2
+    return parts
+
+
 def _per_seed_row(key: str, method: str, group: str, seeds: tuple[int, ...],
                   mu: dict[str, np.ndarray], sigma: dict[str, np.ndarray], label: str
                   ) -> PredictionRow:
@@ -286,6 +308,9 @@ def build_rows(predictions: pd.DataFrame, song_ids: np.ndarray, split: str = "te
         row = _per_seed_row(method, method, group, seeds, mu, sigma, method_label(method))
         row = _with_family(row, predictions, song_ids, split)
         row.notes += note
+        if row.aleatoric_var is None:  # a family that splits its SD has set both already
+            row.aleatoric_var, row.epistemic_var = member_variance_parts(
+                predictions, method, song_ids, split, seeds)
         rows.append(row)
         if method in TWO_OUTPUT_METHODS and len(seeds) >= 2 and row.has_sigma:
             ensembles.append(deep_ensemble_row(predictions, method, split, song_ids, seeds))

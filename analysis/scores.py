@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from analysis.rows import PredictionRow
+from analysis.rows import CONFORMAL, PredictionRow
 from mer_uq import schema
 from mer_uq.families import Predictive
 from mer_uq.metrics import calibration_curve
@@ -107,16 +107,29 @@ def calibration_table(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids
     return pd.DataFrame(lines)
 
 
+# Rows whose whole predicted SD is model (epistemic) uncertainty: the spread of the seeds'
+# means, of the MC-dropout passes and of SWAG's weight samples. Shown beside the rows
+# that split their SD in two.
+MODEL_ONLY_ROWS: tuple[str, ...] = ("seeds", "mc_dropout", "swag")
+
+
 def variance_parts(rows: list[PredictionRow]) -> pd.DataFrame:
-    """For ensembles: mean over test songs of the aleatoric and epistemic variance (and the
-    total), and the epistemic share of the total; both on the normalised scale."""
+    """For rows that split their SD (ensembles; the last-layer Laplace: noise and the output
+    layer's posterior), and the model-only rows beside them (seeds ensemble, MC dropout,
+    SWAG: epistemic only): mean over test songs and members of the aleatoric and epistemic
+    variance (and the total), and the epistemic share; on the normalised scale."""
     lines = []
     for row in rows:
-        if row.aleatoric_var is None or row.epistemic_var is None:
+        parts = row.aleatoric_var is not None and row.epistemic_var is not None
+        if row.group == CONFORMAL or not (parts or (row.key in MODEL_ONLY_ROWS
+                                                    and row.has_sigma)):
             continue
         for dim in schema.DIMENSIONS:
-            alea = float(np.mean(row.aleatoric_var[dim]))
-            epis = float(np.mean(row.epistemic_var[dim]))
+            if parts:
+                alea = float(np.mean(row.aleatoric_var[dim]))
+                epis = float(np.mean(row.epistemic_var[dim]))
+            else:
+                alea, epis = 0.0, float(np.mean(row.sigma[dim] ** 2))
             lines.append({"row_key": row.key, "row_label": row.label, "dimension": dim,
                           "aleatoric_var": alea, "epistemic_var": epis,
                           "total_var": alea + epis,

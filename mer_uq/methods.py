@@ -49,6 +49,8 @@ class Uncertainty(StrEnum):
     SIGMA_HAT = "the spread head's sigma_hat"
     PREDICTIVE_SD = "the SD of the predicted distribution"
     CQR = "SD read from the predicted quantiles; intervals conformalised on validation (CQR)"
+    LAST_LAYER_LAPLACE = "last-layer Laplace: sqrt(noise² + the output layer's posterior variance)"
+    SWAG = "SD of the mean over SWAG weight samples (iterates after convergence)"
 
 
 Objective = Callable[["DiagGaussian", "Tensor"], "Tensor"]
@@ -192,6 +194,10 @@ class TrainingSpec:
     paper's Gaussian heads). A family head trained on RATINGS reads every individual
     rating (`rating_columns`): unlike the Gaussian's, its likelihood has no two-number
     summary of a song's ratings.
+
+    `continues`, where given, is the key whose trained stack this one starts from: the
+    trial trains that key's model exactly as that key would, then goes on (SWAG collects
+    iterates after the `mean` model converged; mer_uq.swag).
     """
 
     key: str
@@ -202,11 +208,18 @@ class TrainingSpec:
     validation: Objective | None = None
     objective_backward: ObjectiveBackward | None = None
     head: str | None = None
+    continues: str | None = None
 
     @property
     def individual_ratings(self) -> bool:
         """Whether training needs each song's individual ratings in its targets."""
         return self.head is not None and self.targets is Targets.RATINGS
+
+    @property
+    def base(self) -> str:
+        """The key whose recipe trains the converged model (this key's own, unless it
+        continues another)."""
+        return self.continues or self.key
 
     @property
     def validation_objective(self) -> Objective:
@@ -289,6 +302,9 @@ TRAININGS: dict[str, TrainingSpec] = {
                      partial(_family_on_ratings, "gaussian_mixture"), head="gaussian_mixture"),
         TrainingSpec("quantile", True, Targets.RATINGS, "pinball_loss",
                      partial(_family_on_ratings, "quantile"), head="quantile"),
+        # Post-hoc model uncertainty: SWAG continues from the converged mean model.
+        TrainingSpec("swag", False, Targets.MEAN, "mse_mean", _objective_mean,
+                     objective_backward=_objective_mean_backward, continues="mean"),
     )
 }
 
@@ -327,6 +343,11 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("quantile", "quantile", Uncertainty.CQR, False,
                    "Quantile regression + CQR on ratings",
                    "pinball loss on every rating; CQR (Romano et al., 2019) on validation"),
+        MethodSpec("laplace", "mean", Uncertainty.LAST_LAYER_LAPLACE, False,
+                   "Last-layer Laplace",
+                   "last-layer Laplace of the mean-only model (Daxberger et al., 2021)"),
+        MethodSpec("swag", "swag", Uncertainty.SWAG, False, "SWAG",
+                   "SWAG, diagonal + low rank (Maddox et al., 2019), on the mean-only model"),
     )
 }
 # The five methods of the paper's Table 1 in the paper's order, then the ones beyond it.

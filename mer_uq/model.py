@@ -247,21 +247,31 @@ class StackedFCN:
         broadcastable to [K, B, width]; None = dropout off (evaluation). Masks come from
         the caller so that their randomness is owned by each member's stream.
         """
+        return self._heads(self._linear(self.hidden(x, masks, members), -1, members))
+
+    def hidden(
+        self,
+        x: Tensor,
+        masks: list[Tensor] | None = None,
+        members: slice | None = None,
+    ) -> Tensor:
+        """The last hidden layer's activations [K, B, width] (after ELU and dropout): the
+        features the output layer is linear in (what a last-layer Laplace uses)."""
         self.check_features(x)
         h = x
-        last = len(self.layer_sizes) - 1
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
-            if members is not None:
-                weight, bias = weight[members], bias[members]
-            if h.dim() == 3 and h.shape[0] == weight.shape[0]:
-                h = torch.baddbmm(bias, h, weight)
-            else:
-                h = torch.matmul(h, weight) + bias
-            if i < last:
-                h = F.elu(h)
-                if masks is not None:
-                    h = h * masks[i]
-        return self._heads(h)
+        for i in range(len(self.layer_sizes) - 1):
+            h = F.elu(self._linear(h, i, members))
+            if masks is not None:
+                h = h * masks[i]
+        return h
+
+    def _linear(self, h: Tensor, i: int, members: slice | None) -> Tensor:
+        weight, bias = self.weights[i], self.biases[i]
+        if members is not None:
+            weight, bias = weight[members], bias[members]
+        if h.dim() == 3 and h.shape[0] == weight.shape[0]:
+            return torch.baddbmm(bias, h, weight)
+        return torch.matmul(h, weight) + bias
 
     def _heads(self, out: Tensor) -> DiagGaussian | HeadOutput:
         if self.head is not None:

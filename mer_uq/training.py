@@ -379,7 +379,7 @@ def _check_finite(key: str, epoch: int, what: str, loss: np.ndarray, seeds: tupl
         )
 
 
-def _train_epoch(
+def train_epoch(
     model: StackedFCN,
     spec: TrainingSpec,
     adam: StackedAdam,
@@ -387,7 +387,8 @@ def _train_epoch(
     t_train: Tensor,
     cfg: TrainConfig,
 ) -> np.ndarray:
-    """One epoch of every member; returns each member's mean training loss [K].
+    """One epoch of every member; returns each member's mean training loss [K]. The
+    training loop calls it, and so does SWAG's continuation of a converged stack.
 
     The per-step Python is kept to one forward-backward pass (`loss_and_grads`) and one
     fused optimiser step: indices, targets and dropout bytes are drawn for the whole
@@ -509,7 +510,7 @@ def _train_stack(
             work, working = smaller, working[keep]
         adam.set_member_lr(plateau.lr[working])
         epochs_trained += stopper.active
-        train_loss[working] = _train_epoch(work, spec, adam, x_train, t_train, cfg)
+        train_loss[working] = train_epoch(work, spec, adam, x_train, t_train, cfg)
         _check_finite(training, epoch, "training", train_loss[working], work.seeds)
         with torch.no_grad():
             val_pred = work.forward(x_valid)

@@ -8,6 +8,7 @@ the sweep reports progress to Tune.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,6 +28,8 @@ from mer_uq.methods import (
 )
 from mer_uq.model import FCNConfig
 from mer_uq.prediction import (
+    ALEATORIC_SD,
+    EPISTEMIC_SD,
     combine_seeds,
     family_frame,
     mc_dropout,
@@ -36,6 +39,7 @@ from mer_uq.prediction import (
 )
 from mer_uq.schema import DIMENSIONS, HP_PREFIX, TARGET_MEAN, TARGET_SD
 from mer_uq.scores import score_split
+from mer_uq.swag import collect_swag, swag_predict
 from mer_uq.training import (
     EpochCallback,
     TrainConfig,
@@ -207,9 +211,10 @@ def _run_trial(
         x_valid=standard.rows(ids["valid"]),
         t_valid=training_targets(dataset, ids["valid"], individual),
     )
-    trained = train_stack(spec.training, spec.seeds, data, spec.model, spec.train, on_epoch)
-    predictions = _predictions(spec, trained, standard, ids, dataset)
-    metrics = _metrics(spec, trained, predictions, dataset)
+    base = training_spec(spec.training).base  # swag: the mean model, then its iterates
+    trained = train_stack(base, spec.seeds, data, spec.model, spec.train, on_epoch)
+    predictions, timings = _predictions(spec, trained, standard, ids, data, dataset)
+    metrics = _metrics(spec, trained, predictions, dataset) | timings
     if cell is not None:  # also scored against the k-rater targets; cell values as columns
         k_scores = score_split(predictions, cell.k_scored.songs, cell.k_scored.ratings, "test")
         metrics |= {f"test_k/{key.removeprefix('test/')}": v for key, v in k_scores.items()}
@@ -219,27 +224,63 @@ def _run_trial(
 
 
 def _predictions(
-    spec: TrialSpec, trained: TrainedStack, standard: FeatureTable, ids: dict[str, np.ndarray],
+    spec: TrialSpec,
+    trained: TrainedStack,
+    standard: FeatureTable,
+    ids: dict[str, np.ndarray],
+    data: TrainingData,
     dataset: DeamDataset,
-) -> pd.DataFrame:
-    """Every reported method's rows for the validation and test songs, with hp_* columns."""
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Every reported method's rows for the validation and test songs, with hp_* columns,
+    and the seconds each post-hoc method added ('time/<method>_s')."""
     eval_ids = np.concatenate([ids[s] for s in EVAL_SPLITS])
     eval_splits = np.concatenate([np.full(ids[s].size, s, dtype=object) for s in EVAL_SPLITS])
     x_eval = standard.rows(eval_ids)
     if trained.model.head is not None:
-        return _family_predictions(spec, trained, x_eval, eval_ids, eval_splits, dataset)
+        return _family_predictions(spec, trained, x_eval, eval_ids, eval_splits, dataset), {}
     mu, sigma = predict(trained.model, x_eval)
     frames = []
+    timings: dict[str, float] = {}
     for name in spec.reported_methods:
         if method_spec(name).uncertainty is Uncertainty.MC_DROPOUT:
             mc_mu, mc_sd = mc_dropout(trained.model, x_eval, spec.mc_passes, spec.mc_sd_ddof)
             frames.append(prediction_frame(eval_ids, eval_splits, name, spec.seeds, mc_mu, mc_sd))
+        elif method_spec(name).uncertainty is Uncertainty.LAST_LAYER_LAPLACE:
+            start = time.perf_counter()
+            frames.append(_laplace_frame(trained, data, x_eval, eval_ids, eval_splits, name,
+                                         spec.seeds))
+            timings[f"time/{name}_s"] = time.perf_counter() - start
+        elif method_spec(name).uncertainty is Uncertainty.SWAG:
+            start = time.perf_counter()
+            moments = collect_swag(trained.model, trained.training, data, spec.train)
+            swag_mu, swag_sd = swag_predict(trained.model, moments, x_eval)
+            frames.append(prediction_frame(eval_ids, eval_splits, name, spec.seeds, swag_mu,
+                                           swag_sd))
+            timings[f"time/{name}_s"] = time.perf_counter() - start
         else:
             frames.append(prediction_frame(eval_ids, eval_splits, name, spec.seeds, mu, sigma))
     predictions = pd.concat(frames, ignore_index=True)
     for column, value in spec.hyperparameters().items():
         predictions[column] = value
-    return predictions
+    return predictions, timings
+
+
+def _laplace_frame(trained: TrainedStack, data: TrainingData, x_eval: np.ndarray,
+                   eval_ids: np.ndarray, eval_splits: np.ndarray, name: str,
+                   seeds: tuple[int, ...]) -> pd.DataFrame:
+    """Last-layer Laplace rows (mer_uq.laplace) of the trained mean-only stack, with the
+    predictive SD's two parts as extra columns (<dim>_sigma_aleatoric: the noise SD,
+    <dim>_sigma_epistemic: the output layer's posterior SD)."""
+    from mer_uq.laplace import fit_last_layer_laplace
+
+    fit = fit_last_layer_laplace(trained.model, data.x_train, data.t_train, data.x_valid,
+                                 data.t_valid)
+    mu, sigma, epistemic = fit.predict(trained.model, x_eval)
+    frame = prediction_frame(eval_ids, eval_splits, name, seeds, mu, sigma)
+    for j, dim in enumerate(DIMENSIONS):
+        frame[ALEATORIC_SD[dim]] = np.repeat(np.sqrt(fit.noise_var[:, j]), eval_ids.size)
+        frame[EPISTEMIC_SD[dim]] = epistemic[:, :, j].reshape(-1)
+    return frame
 
 
 def _family_predictions(

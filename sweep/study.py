@@ -140,6 +140,7 @@ TYPICAL_EPOCHS: dict[str, float] = {
     "nll_exact": 41.9, "kld_exact": 18.9, "beta_nll": 30.5, "rater_nll": 26.3,
     "student_t": 30.0, "evidential": 30.0, "evidential_mean": 30.0, "mixture": 30.0,
     "quantile": 30.0,
+    "swag": 42.0,  # the mean model's epochs, then mer_uq.swag.SWAG_EPOCHS (20) more
 }  # fmt: skip
 
 

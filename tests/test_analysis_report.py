@@ -103,11 +103,12 @@ def _test_matrix(trials: pd.DataFrame, method: str, column: str, song_ids: np.nd
 
 
 def test_every_cell_present(data: ReportData) -> None:
+    with_sd = [*PAPER_T2, "laplace", *(f"ensemble_{m}" for m in TWO_OUTPUT)]
+    calibrated = [f"{k}_conformal" for k in with_sd]
     expected = {
-        "table2": [*PAPER_T2, "seeds_single", *(f"ensemble_{m}" for m in TWO_OUTPUT),
+        "table2": [*with_sd, *calibrated, "seeds_single", "baseline_ridge"],
+        "table3": [*with_sd, *calibrated, "baseline_constant_sd", "baseline_sd_from_mean",
                    "baseline_ridge"],
-        "table3": [*PAPER_T2, *(f"ensemble_{m}" for m in TWO_OUTPUT), "baseline_constant_sd",
-                   "baseline_sd_from_mean", "baseline_ridge"],
     }
     for table, keys in expected.items():
         assert sorted(data.cells.loc[data.cells["table"] == table, "row_key"].unique()) == \
@@ -122,6 +123,28 @@ def test_every_cell_present(data: ReportData) -> None:
                         assert cell["ci_low"] <= cell["ci_high"]
                     assert np.isfinite(cell["ceiling"])
     assert not data.problems
+
+
+def test_conformal_rows_keep_correlations_and_change_scale(data: ReportData) -> None:
+    """One factor per seed and dimension: Table 3's r and rho equal the row's own, its R²
+    and the rating scores move; the factors come from the validation songs only."""
+    for key in (*PAPER_T2, "ensemble_kld"):
+        for dim in schema.DIMENSIONS:
+            for metric in ("pearson", "spearman"):
+                assert _cell(data, "table3", f"{key}_conformal", dim, metric)["value"] == \
+                    pytest.approx(_cell(data, "table3", key, dim, metric)["value"], abs=1e-12)
+            for metric in ("r2", "pearson", "spearman"):
+                assert _cell(data, "table2", f"{key}_conformal", dim, metric)["value"] == \
+                    _cell(data, "table2", key, dim, metric)["value"]
+            assert _cell(data, "table3", f"{key}_conformal", dim, "r2")["value"] != \
+                _cell(data, "table3", key, dim, "r2")["value"]
+    factors = data.conformal_factors
+    assert set(factors["row_key"]) == {f"{k}_conformal" for k in
+                                       (*PAPER_T2, "laplace",
+                                        *(f"ensemble_{m}" for m in TWO_OUTPUT))}
+    assert (factors["factor"] > 0).all() and (factors["level"] == 0.8).all()
+    n_valid = data.dataset.ratings["song_id"].isin(data.dataset.song_ids("valid")).sum()
+    assert (factors["n_calibration_ratings"] == n_valid).all()
 
 
 def test_per_seed_cells_recompute_from_the_parquets(sweep_dir: Path, data: ReportData) -> None:
@@ -320,9 +343,15 @@ def test_wandb_summary_offline(report_md: Path, tmp_path: Path,
 def test_paired_comparisons_cover_every_method_against_every_baseline(data: ReportData) -> None:
     comp = data.comparisons
     t3 = comp[comp["table"] == "table3"]
-    methods = {"seeds", "mc_dropout", *TWO_OUTPUT, *(f"ensemble_{m}" for m in TWO_OUTPUT)}
+    methods = {"seeds", "mc_dropout", "laplace", *TWO_OUTPUT,
+               *(f"ensemble_{m}" for m in TWO_OUTPUT)}
+    methods |= {f"{m}_conformal" for m in methods}
     for baseline in ("baseline_constant_sd", "baseline_sd_from_mean", "baseline_ridge"):
         assert set(t3.loc[t3["row_b"] == baseline, "row_a"]) == methods
+    # a calibrated row is compared with the row it calibrates: r unchanged, R² not
+    twin = t3[(t3["row_a"] == "kld_conformal") & (t3["row_b"] == "kld")]
+    assert twin.loc[twin["metric"] == "pearson", "difference"].abs().max() < 1e-12
+    assert (twin.loc[twin["metric"] == "r2", "difference"].abs() > 0).all()
     line = t3[(t3["row_a"] == "nll") & (t3["row_b"] == "baseline_ridge")
               & (t3["dimension"] == "arousal") & (t3["metric"] == "r2")].iloc[0]
     expected = (_cell(data, "table3", "nll", "arousal", "r2")["value"]

@@ -46,7 +46,7 @@ def test_every_method_reads_a_known_training() -> None:
 def test_training_groups_share_the_mean_model() -> None:
     groups = training_groups(["kld", "mc_dropout", "seeds", "nll", "kld"])
     assert groups == {"mean": ["mc_dropout", "seeds"], "nll": ["nll"], "kld": ["kld"]}
-    assert methods_of_training("mean") == ("seeds", "mc_dropout")
+    assert methods_of_training("mean") == ("seeds", "mc_dropout", "laplace")
     assert methods_of_training("beta_nll") == ("beta_nll",)
 
 

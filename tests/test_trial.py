@@ -32,8 +32,8 @@ def test_mean_training_reports_seeds_and_mc_dropout(deam) -> None:
     pred = result.predictions
     assert tuple(pred.columns[: len(PREDICTION_COLUMNS)]) == PREDICTION_COLUMNS
     n_eval = len(dataset.song_ids("valid")) + len(dataset.song_ids("test"))
-    assert len(pred) == n_eval * 2 * 2  # songs x methods x seeds
-    assert set(pred["method"]) == {"seeds", "mc_dropout"}
+    assert len(pred) == n_eval * 3 * 2  # songs x methods x seeds
+    assert set(pred["method"]) == {"seeds", "mc_dropout", "laplace"}
     assert set(pred["split"]) == {"valid", "test"}
     assert pred.loc[pred["method"] == "seeds", "valence_sigma"].isna().all()
     assert (pred.loc[pred["method"] == "mc_dropout", "valence_sigma"] > 0).all()
@@ -48,6 +48,7 @@ def test_mean_training_reports_seeds_and_mc_dropout(deam) -> None:
     assert "test/seeds/valence/sd_pearson" not in m  # a single mean-only model has no SD
     assert "test/seeds_ensemble/valence/sd_pearson" in m
     assert "test/mc_dropout/arousal/rating_crps" in m
+    assert "test/laplace/arousal/sd_pearson" in m and m["time/laplace_s"] > 0
 
 
 @pytest.mark.parametrize(
