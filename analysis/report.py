@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.audit import write_section as write_readout_audit_section
 from analysis.data_axes import write_section as write_data_axes_section
 from analysis.figures import PAPER_FIGURE_SEED, figure_seed, write_figures
 from analysis.layout import fmt, paper_comparison, paper_layout
@@ -348,6 +349,7 @@ def write_report_files(data: ReportData, *, use_wandb: bool = False,
                             data.targets, data.calibration)
     blocks = build_document(data, figures, report_dir)
     blocks += write_data_axes_section(data, report_dir)  # [] unless --raters/--train-fraction
+    blocks += write_readout_audit_section(data, report_dir)  # [] without two-output methods
     report_md = write_text_atomically(report_dir / "report.md", to_markdown(blocks))
     write_text_atomically(report_dir / "report.html",
                       to_html(blocks, f"mer-uq report: {sweep_dir.name}"))
