@@ -19,6 +19,7 @@ from analysis.bootstrap import DEFAULT_N_BOOT, resample_indices
 from analysis.ceilings import ceiling_cells, reliability_frame, reliability_of_songs
 from analysis.comparisons import compare_rows
 from analysis.data_axes import reference_cell
+from analysis.feature_axis import reference_feature_set
 from analysis.load import SweepResults, TrialProblem, load_sweep
 from analysis.paper import PaperTables, compare_cell, load_paper_tables
 from analysis.rows import PAPER, PredictionRow, build_rows, loss_form, paper_row_key
@@ -116,8 +117,9 @@ def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = Non
                         n_boot=settings.reliability_boot, seed=settings.seed)
     song_ids = dataset.song_ids(EVAL_SPLIT)
     baseline_predictions, baseline_details, problems = _baselines(sweep, dataset)
-    rows = build_rows(reference_cell(sweep.predictions), song_ids, EVAL_SPLIT,
-                      baseline_predictions, settings.seeds_sd_ddof)  # one data-axes cell
+    main_cell = reference_cell(reference_feature_set(sweep.predictions, sweep.config or {}))
+    rows = build_rows(main_cell, song_ids, EVAL_SPLIT,
+                      baseline_predictions, settings.seeds_sd_ddof)  # one cell of each axis
     problems = list(sweep.problems) + problems
     problems += [TrialProblem(r.label, note) for r in rows for note in r.notes]
     targets = empirical_targets(dataset.songs, song_ids)

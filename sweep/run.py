@@ -108,7 +108,9 @@ def _check_request(options: SweepOptions) -> None:
     if options.wandb and importlib.util.find_spec("wandb") is None:
         raise PlanError("--wandb needs wandb: pip install 'mer-uq[wandb]'")
     if options.resume is None:
-        for flag, path in (("--features", options.features), ("--deam", options.deam),
+        tables = ([] if options.features is None else  # a comma list: the feature axis
+                  [("--features", Path(t.strip())) for t in str(options.features).split(",")])
+        for flag, path in (*tables, ("--deam", options.deam),
                            ("--split-file", options.split_file), ("--config", options.config)):
             if path is not None and not Path(path).exists():
                 raise PlanError(f"{flag} {path}: no such file or folder")
