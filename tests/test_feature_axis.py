@@ -147,3 +147,56 @@ def test_sweep_over_three_feature_sets(ray_session, tables: dict[str, Path], tmp
     # (nll, its deep ensemble) x (mean, sd) x 2 dimensions, one pair of sets
     assert len(comp) == 8 and set(comp["row"]) == {"nll", "ensemble_nll"}
     assert (report.parent / "figures" / "feature_axis.png").stat().st_size > 0
+
+
+def _folder(root: Path, table: Path, fix_swap: bool = True) -> Path:
+    """A sweep folder of one feature set, trained without Ray (mer_uq.trial.run_trial)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mer_uq.data.dataset import load_deam
+    from mer_uq.model import FCNConfig
+    from mer_uq.training import TrainConfig
+    from mer_uq.trial import TrialSpec, run_trial
+
+    (root / "trials").mkdir(parents=True)
+    spec = TrialSpec(training="nll", seeds=(0, 1), model=FCNConfig(hidden_width=8),
+                     train=TrainConfig(epochs=2, steps_per_epoch=3, batch_size=16,
+                                       device="cpu"), mc_passes=4)
+    result = run_trial(spec, load_deam(), load_features(table))
+    frame = pa.Table.from_pandas(result.predictions, preserve_index=False)
+    pq.write_table(frame.replace_schema_metadata(
+        {"mer_uq.trial": json.dumps({"training": "nll", "metrics": result.metrics})}),
+        root / "trials" / "nll__seeds0-1.parquet")
+    (root / "sweep.json").write_text(json.dumps({
+        "deam_dir": None, "split_file": None, "fix_swap": fix_swap, "include_2015": False,
+        "features": str(table), "feature_column": None, "trainings": ["nll"],
+        "seeds": [0, 1], "created": "test"}))
+    return root
+
+
+def test_separate_sweeps_compared_on_the_same_songs(tables: dict[str, Path], tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]
+                                                    ) -> None:
+    from analysis.feature_axis import FeatureAxisError, main, run
+
+    a = _folder(tmp_path / "a", tables["first32"])
+    b = _folder(tmp_path / "b", tables["two"])
+    run([a, b], tmp_path / "out", n_boot=30, reliability_repeats=5, reliability_boot=10)
+    axis = pd.read_csv(tmp_path / "out" / "feature_axis.csv")
+    assert set(axis["feature_set"]) == {"first32", "two"}
+    comp = pd.read_csv(tmp_path / "out" / "feature_axis_comparisons.csv")
+    line = comp[(comp["row"] == "nll") & (comp["target"] == "sd")
+                & (comp["dimension"] == "arousal")].iloc[0]
+    r = axis.set_index(["feature_set", "row", "target", "dimension"])["value"]
+    assert line["difference"] == pytest.approx(r[("first32", "nll", "sd", "arousal")]
+                                               - r[("two", "nll", "sd", "arousal")])
+    assert line["ci_low"] <= line["difference"] <= line["ci_high"]
+    assert (tmp_path / "out" / "feature_axis.png").is_file()
+    assert "Feature sets" in (tmp_path / "out" / "feature_axis.md").read_text()
+    raw = _folder(tmp_path / "raw", tables["two"], fix_swap=False)
+    with pytest.raises(FeatureAxisError, match="label version"):
+        run([a, raw], tmp_path / "out2", n_boot=0, reliability_repeats=5,
+            reliability_boot=10)
+    assert main([str(a), "--out", str(tmp_path / "o")]) == 2
+    assert "at least two" in capsys.readouterr().err
