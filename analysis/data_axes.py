@@ -344,9 +344,11 @@ def write_section(data: Any, report_dir: Path) -> list[Block]:
     """Compute, write (tables/data_axes_*.csv, figures/data_axes_*.png) and return the
     report blocks of the data axes; [] for a sweep without them. ``data`` is the
     report's ReportData (its sweep, dataset and settings are used)."""
+    from analysis.feature_axis import reference_feature_set
     from analysis.report import FIGURES_DIRNAME, TABLES_DIRNAME, write_frame
 
-    predictions = data.sweep.predictions
+    # one feature set (the reference) when the sweep also has a feature axis
+    predictions = reference_feature_set(data.sweep.predictions, data.sweep.config or {})
     if not has_data_axes(predictions):
         return []
     settings, dataset = data.settings, data.dataset

@@ -18,6 +18,9 @@ import pandas as pd
 
 from mer_uq import schema, sweep_folder, trial_check
 
+# Predictions column of a sweep with a feature axis: the trial record's feature-set label
+# (sweep.study.resolve_feature_sets), so that no table cell mixes two feature sets.
+FEATURE_SET_COLUMN = "feature_set"
 _FLOAT_COLUMNS = tuple(
     c for d in schema.DIMENSIONS for c in (schema.PRED_MU[d], schema.PRED_SIGMA[d])
 )
@@ -112,6 +115,8 @@ def load_sweep(sweep_dir: Path, planned_songs: Mapping[str, np.ndarray] | None =
         if untrusted is not None:
             problems.append(TrialProblem(name, f"not used: {untrusted}"))
             continue
+        if isinstance(meta.get(FEATURE_SET_COLUMN), dict):  # a feature-axis trial
+            frame[FEATURE_SET_COLUMN] = str(meta[FEATURE_SET_COLUMN].get("label"))
         frames.append(frame)
         loaded.append(name)
         metadata[name] = meta
@@ -125,7 +130,8 @@ def load_sweep(sweep_dir: Path, planned_songs: Mapping[str, np.ndarray] | None =
             + "; ".join(f"{p.source}: {p.reason}" for p in problems))
     predictions = pd.concat(frames, ignore_index=True)
     key = list(schema.PREDICTION_KEY_COLUMNS)
-    key += [c for c in schema.DATA_AXIS_COLUMNS if c in predictions.columns]  # data-axes cells
+    key += [c for c in (*schema.DATA_AXIS_COLUMNS, FEATURE_SET_COLUMN)
+            if c in predictions.columns]  # data-axes and feature-axis cells
     duplicated = predictions.duplicated(key, keep="first")
     if duplicated.any():
         dup = predictions.loc[duplicated, ["method", "seed"]].drop_duplicates()

@@ -21,6 +21,7 @@ from analysis.comparisons import compare_rows
 from analysis.conformal import calibrated_rows
 from analysis.coverage import coverage_problems, planned_songs
 from analysis.data_axes import reference_cell
+from analysis.feature_axis import reference_feature_set
 from analysis.load import SweepResults, TrialProblem, load_sweep, read_sweep_config
 from analysis.paper import PaperTables, compare_cell, load_paper_tables
 from analysis.rows import (
@@ -141,7 +142,8 @@ def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = Non
                         n_boot=settings.reliability_boot, seed=settings.seed)
     song_ids = dataset.song_ids(EVAL_SPLIT)
     baseline_predictions, baseline_details, problems = _baselines(sweep, dataset)
-    cell = reference_cell(sweep.predictions)  # one data-axes cell
+    # one cell of each axis: the reference feature set, the fullest data-axes cell
+    cell = reference_cell(reference_feature_set(sweep.predictions, sweep.config or {}))
     rows = build_rows(cell, song_ids, EVAL_SPLIT, baseline_predictions, settings.seeds_sd_ddof)
     rows, conformal_factors = _with_conformal(rows, cell, dataset, settings.seeds_sd_ddof)
     problems = list(sweep.problems) + problems

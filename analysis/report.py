@@ -20,10 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.audit import write_section as write_readout_audit_section
 from analysis.bootstrap import resampling_note
 from analysis.conformal import original_key
 from analysis.coverage import first_screen_lines
 from analysis.data_axes import write_section as write_data_axes_section
+from analysis.feature_axis import feature_set_caption
+from analysis.feature_axis import write_section as write_feature_axis_section
 from analysis.figures import PAPER_FIGURE_SEED, figure_seed, write_figures
 from analysis.layout import DIGITS, fmt, paper_comparison, paper_layout
 from analysis.load import trial_overview
@@ -269,9 +272,10 @@ def build_document(data: ReportData, figures: dict[str, Path], report_dir: Path)
         blocks += [Paragraph("**Not in the tables as planned** (details under 'Sweep "
                              "problems' and in tables/problems.csv):"),
                    Bullets(tuple(incomplete))]
+    features = feature_set_caption(sweep.predictions, sweep.config or {})  # '' without axis
     for table in ("table2", "table3"):
         blocks.append(Table(paper_layout(data.cells, data.ceilings, table, with_paper=True),
-                            f"{TABLE_TITLES[table]}. mean ± SD over seeds (one value: an "
+                            f"{TABLE_TITLES[table]}{features}. mean ± SD over seeds (one value: an "
                             "ensemble or a baseline); '↳ paper' = the published cell, ✓ = "
                             "inside our 95 % bootstrap interval (<< 0: ours < 0 too)"))
     sd_figure = figures.get("fig5_sd_predicted_vs_empirical")
@@ -302,7 +306,7 @@ def build_document(data: ReportData, figures: dict[str, Path], report_dir: Path)
                Heading("Data audit"), *_audit_blocks(data.data_summary)]
     for table in ("table2", "table3"):
         blocks += [
-            Heading(TABLE_TITLES[table]),
+            Heading(TABLE_TITLES[table] + features),
             Table(paper_layout(data.cells, data.ceilings, table),
                   "mean ± SD over seeds; one value for an ensemble or a baseline; last line: "
                   "reliability ceiling (R²: reliability; r, ρ: sqrt(reliability))"),
@@ -421,6 +425,8 @@ def _write_report_folder(data: ReportData, report_dir: Path
                             data.targets, data.calibration)
     blocks = build_document(data, figures, report_dir)
     blocks += write_data_axes_section(data, report_dir)  # [] unless --raters/--train-fraction
+    blocks += write_feature_axis_section(data, report_dir)  # [] without a feature axis
+    blocks += write_readout_audit_section(data, report_dir)  # [] without two-output methods
     write_text_atomically(report_dir / "report.md", to_markdown(blocks))
     write_text_atomically(report_dir / "report.html",
                       to_html(blocks, f"mer-uq report: {sweep_dir.name}"))

@@ -113,9 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     data = p.add_argument_group("data")
     data.add_argument("--features", type=Path, default=None,
                       help="feature Parquet (song_id + vector column); default: the bundled "
-                           "DEAM openSMILE song-level features")
+                           "DEAM openSMILE song-level features. A comma list A,B: a feature "
+                           "axis (one grid cell per table and column)")
     data.add_argument("--feature-column", default=None,
-                      help="vector column of --features (default: the table's own default)")
+                      help="vector column of --features (default: the table's own default); "
+                           "a comma list c1,c2: a feature axis")
     data.add_argument("--deam", type=Path, default=None,
                       help="DEAM folder (default: the bundled annotations)")
     data.add_argument("--split-file", type=Path, default=None,

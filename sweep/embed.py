@@ -1,9 +1,12 @@
-"""``python -m sweep.embed``: DEAM audio folder -> MusicFM feature table, on Ray Data.
+"""``python -m sweep.embed``: DEAM audio folder -> MusicFM (or any local transformers audio
+model's) feature table, on Ray Data.
 
     python -m sweep.embed --audio MEMD_audio --checkpoint pretrained_msd.pt \
         --stats msd_stats.json --out features/musicfm.parquet [--gpus-per-worker 1]
+    python -m sweep.embed --audio MEMD_audio --hf-model models/hubert-base \
+        --out features/hubert.parquet
 
-The output (one row per song, ``layer_00`` .. ``layer_12``) plugs into
+The output (one row per song, one column per hidden state ``layer_00`` ..) plugs into
 ``sweep.run --features``. Reruns skip songs already in the output; files that fail to decode
 are listed in ``<out stem>.errors.csv``. See docs/embedding.md.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import itertools
 import math
 import os
@@ -40,6 +44,8 @@ from mer_uq.musicfm import (
 )
 from mer_uq.musicfm.checkpoint import check_layout
 from sweep.embed_output import (
+    PROVENANCE_KEY,
+    SOURCE,
     EmbedOutputError,
     FeatureRows,
     errors_path,
@@ -55,8 +61,8 @@ class EmbedOptions:
     """Everything one ``sweep.embed`` run needs; defaults are the CLI's."""
 
     audio: Path
-    checkpoint: Path
-    stats: Path
+    checkpoint: Path | None  # MusicFM (with stats), or None with hf_model
+    stats: Path | None
     out: Path
     model_config: Path | None = None
     layers: tuple[int, ...] | None = None  # None -> every hidden state
@@ -69,6 +75,8 @@ class EmbedOptions:
     precision: Precision = "fp32"
     flush_every: int = 200
     address: str | None = None
+    hf_model: Path | None = None  # a local transformers checkpoint folder instead of MusicFM
+    trust_remote_code: bool = False  # let transformers run Python files of hf_model
 
 
 @dataclass
@@ -117,8 +125,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_layers(options: EmbedOptions, config: MusicFMConfig) -> tuple[tuple[int, ...], int]:
-    """The stored layers and the default layer, validated against the model depth."""
+def resolve_layers(options: EmbedOptions, config: Any) -> tuple[tuple[int, ...], int]:
+    """The stored layers and the default layer, validated against the model depth
+    (``config.n_hidden_states``: a MusicFMConfig or a mer_uq.hf_model.HFModelInfo)."""
     available = range(config.n_hidden_states)
     layers = tuple(sorted(set(options.layers))) if options.layers else tuple(available)
     outside = [layer for layer in layers if layer not in available]
@@ -183,15 +192,76 @@ class ProgressLine:
               f"ETA {eta_text}", file=self.stream, flush=True)
 
 
-def run_embedding(options: EmbedOptions) -> EmbedSummary:
-    """Embed every song of ``options.audio`` not yet in ``options.out``; see module doc."""
-    started = time.monotonic()
+@dataclass(frozen=True)
+class PreparedModel:
+    """One model, checked on the driver: its depth (for --layers), its provenance for the
+    table, where that goes, and how an actor's spec is made (given torch threads)."""
+
+    info: Any  # has n_hidden_states
+    provenance: dict[str, Any]
+    provenance_key: str
+    source: str
+    make_spec: Callable[[int], Any]
+
+
+def prepare_model(options: EmbedOptions) -> tuple[PreparedModel, tuple[int, ...], int]:
+    """Validate the model inputs and choose layers, before anything is read or started."""
+    if options.hf_model is not None:
+        return _prepare_hf(options)
+    if options.checkpoint is None or options.stats is None:
+        raise EmbedError("give --checkpoint and --stats (MusicFM) or --hf-model DIR")
     config, stats, checkpoint_sha = validate_model_inputs(options)
     layers, default_layer = resolve_layers(options, config)
     meta = provenance(config, stats, checkpoint_sha, layers, options)
+    checkpoint, stats_file = str(Path(options.checkpoint).resolve()), str(
+        Path(options.stats).resolve())
+    return PreparedModel(
+        info=config, provenance=meta, provenance_key=PROVENANCE_KEY, source=SOURCE,
+        make_spec=lambda threads: _musicfm_spec(checkpoint, stats_file, config, layers,
+                                                options.precision, threads),
+    ), layers, default_layer
+
+
+def _musicfm_spec(checkpoint: str, stats: str, config: MusicFMConfig, layers: tuple[int, ...],
+                  precision: Precision, threads: int) -> Any:
+    from sweep.embed_pipeline import ModelSpec
+
+    return ModelSpec(checkpoint=checkpoint, stats=stats, config=config, layers=layers,
+                     precision=precision, torch_threads=threads)
+
+
+def _prepare_hf(options: EmbedOptions) -> tuple[PreparedModel, tuple[int, ...], int]:
+    from mer_uq.hf_model import HFModelError, describe_hf_model
+    from sweep.embed_hf import HF_PROVENANCE_KEY, HF_SOURCE, HFModelSpec, hf_provenance
+
+    if options.checkpoint is not None or options.stats is not None:
+        raise EmbedError("--hf-model replaces --checkpoint/--stats (those are MusicFM's)")
+    if options.precision != "fp32":
+        raise EmbedError("--precision: a transformers model runs in fp32 only")
+    if importlib.util.find_spec("transformers") is None:
+        raise EmbedError("--hf-model needs transformers: pip install 'mer-uq[audio]'")
+    try:
+        info = describe_hf_model(Path(options.hf_model), options.trust_remote_code)
+    except HFModelError as err:
+        raise EmbedError(str(err)) from err
+    layers, default_layer = resolve_layers(options, info)
+    return PreparedModel(
+        info=info, provenance=hf_provenance(info, layers), provenance_key=HF_PROVENANCE_KEY,
+        source=HF_SOURCE,
+        make_spec=lambda threads: HFModelSpec(folder=info.folder, sample_rate=info.sample_rate,
+                                              layers=layers, torch_threads=threads,
+                                              trust_remote_code=options.trust_remote_code),
+    ), layers, default_layer
+
+
+def run_embedding(options: EmbedOptions) -> EmbedSummary:
+    """Embed every song of ``options.audio`` not yet in ``options.out``; see module doc."""
+    started = time.monotonic()
+    model, _, default_layer = prepare_model(options)
+    meta = model.provenance
     out = Path(options.out)
     try:
-        rows = read_existing(out, meta)
+        rows = read_existing(out, meta, model.provenance_key)
     except EmbedOutputError as err:
         raise EmbedError(str(err)) from err
     songs, errors = list_audio_files(Path(options.audio))
@@ -199,12 +269,16 @@ def run_embedding(options: EmbedOptions) -> EmbedSummary:
     skipped = len(songs) - len(todo)
     print(f"[embed] {len(songs)} audio files: {skipped} already in {out}, {len(todo)} to embed",
           file=sys.stderr, flush=True)
+
+    def flush() -> Path:
+        return write_features(out, rows, meta, default_layer, model.provenance_key,
+                              model.source)
+
     embedded = 0
     if todo:
-        embedded = _embed_with_ray(todo, options, config, layers, rows, errors,
-                                   lambda: write_features(out, rows, meta, default_layer))
+        embedded = _embed_with_ray(todo, options, model, rows, errors, flush)
     if len(rows):
-        write_features(out, rows, meta, default_layer)
+        flush()
     errors_file = write_errors(errors_path(out), errors)
     return EmbedSummary(features=out, errors_file=errors_file, embedded=embedded,
                         skipped=skipped, errors=errors, seconds=time.monotonic() - started)
@@ -213,8 +287,7 @@ def run_embedding(options: EmbedOptions) -> EmbedSummary:
 def _embed_with_ray(
     todo: list[tuple[int, Path]],
     options: EmbedOptions,
-    config: MusicFMConfig,
-    layers: tuple[int, ...],
+    model: PreparedModel,
     rows: FeatureRows,
     errors: list[dict[str, str]],
     flush: Callable[[], object],
@@ -223,7 +296,7 @@ def _embed_with_ray(
     number of songs embedded. Imports Ray here so ``--help`` and input errors stay fast."""
     import ray
 
-    from sweep.embed_pipeline import ACTOR_START_TIMEOUT_S, ModelSpec, Resources, build_dataset
+    from sweep.embed_pipeline import ACTOR_START_TIMEOUT_S, Resources, build_dataset
     from sweep.ray_runtime import connect, disconnect
 
     # The project's one way to attach to Ray (env defaults, auth, reuse of a running one).
@@ -233,10 +306,7 @@ def _embed_with_ray(
         cpus = options.cpus_per_worker
         if cpus is None:
             cpus = 1.0 if gpus > 0 else 0.5
-        spec = ModelSpec(checkpoint=str(Path(options.checkpoint).resolve()),
-                         stats=str(Path(options.stats).resolve()), config=config,
-                         layers=layers, precision=options.precision,
-                         torch_threads=_torch_threads(options, gpus, cpus))
+        spec = model.make_spec(_torch_threads(options, gpus, cpus))
         resources = Resources(workers=options.workers, cpus_per_worker=cpus,
                               gpus_per_worker=gpus, batch_size=options.batch_size)
         dataset = build_dataset(todo, spec, resources)
@@ -308,9 +378,16 @@ def parse_args(argv: Sequence[str] | None = None) -> EmbedOptions:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--audio", type=Path, required=True,
                         help="folder of <song_id>.mp3/.wav/.flac (DEAM: MEMD_audio)")
-    parser.add_argument("--checkpoint", type=Path, required=True,
+    parser.add_argument("--checkpoint", type=Path, default=None,
                         help="MusicFM checkpoint in the released layout (pretrained_msd.pt)")
-    parser.add_argument("--stats", type=Path, required=True, help="msd_stats.json")
+    parser.add_argument("--stats", type=Path, default=None, help="MusicFM's msd_stats.json")
+    parser.add_argument("--hf-model", type=Path, default=None,
+                        help="instead of MusicFM: a local transformers audio model folder "
+                        "(config.json, preprocessor_config.json, weights); nothing is "
+                        "downloaded")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="let transformers run the Python files of --hf-model (models "
+                        "whose code is not part of transformers, e.g. MERT); off: refused")
     parser.add_argument("--out", type=Path, required=True, help="feature table (.parquet)")
     parser.add_argument("--model-config", type=Path, default=None,
                         help="JSON of MusicFM sizes; default: the full-size MusicFM-MSD")
@@ -342,7 +419,8 @@ def parse_args(argv: Sequence[str] | None = None) -> EmbedOptions:
         default_layer=args.default_layer, workers=args.workers,
         gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,
         threads_per_worker=args.threads_per_worker, batch_size=args.batch_size,
-        precision=args.precision, flush_every=args.flush_every, address=args.address)
+        precision=args.precision, flush_every=args.flush_every, address=args.address,
+        hf_model=args.hf_model, trust_remote_code=args.trust_remote_code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,7 +26,8 @@ PROVENANCE_KEY = "mer_uq.musicfm"
 NODES_KEY = "mer_uq.embed_nodes"
 SOURCE = "musicfm"
 # Provenance fields that must agree between the stored table and this run to merge.
-MUST_MATCH = ("config", "checkpoint_sha256", "mel_stats", "layers", "audio", "precision")
+MUST_MATCH = ("config", "checkpoint_sha256", "mel_stats", "layers", "audio", "precision",
+              "feature_extractor")
 
 
 class EmbedOutputError(ValueError):
@@ -56,23 +57,25 @@ def errors_path(features: Path) -> Path:
     return features.with_name(f"{features.stem}.errors.csv")
 
 
-def read_existing(features: Path, provenance: dict[str, Any]) -> FeatureRows:
-    """The songs already embedded in FEATURES (empty when the file does not exist)."""
+def read_existing(features: Path, provenance: dict[str, Any],
+                  provenance_key: str = PROVENANCE_KEY) -> FeatureRows:
+    """The songs already embedded in FEATURES (empty when the file does not exist).
+    ``provenance_key``: the metadata key of this kind of model's provenance."""
     layers = tuple(provenance["layers"])
     rows = FeatureRows(layers=layers)
     if not features.exists():
         return rows
     first = load_features(features, column=layer_column(layers[0]))
-    stored_raw = first.metadata.get(PROVENANCE_KEY)
+    stored_raw = first.metadata.get(provenance_key)
     if stored_raw is None:
         raise EmbedOutputError(
-            f"{features}: exists but has no {PROVENANCE_KEY!r} metadata (not written by "
-            "sweep.embed); choose another --out"
+            f"{features}: exists but has no {provenance_key!r} metadata (not written by "
+            "sweep.embed with this kind of model); choose another --out"
         )
     stored = json.loads(stored_raw)
-    differing = [k for k in MUST_MATCH if stored.get(k) != provenance[k]]
+    differing = [k for k in MUST_MATCH if stored.get(k) != provenance.get(k)]
     if differing:
-        details = "; ".join(f"{k}: stored {stored.get(k)!r} vs now {provenance[k]!r}"
+        details = "; ".join(f"{k}: stored {stored.get(k)!r} vs now {provenance.get(k)!r}"
                             for k in differing)
         raise EmbedOutputError(
             f"{features}: was written with a different {', '.join(differing)} ({details}); "
@@ -95,7 +98,8 @@ def embedding_nodes(features: Path) -> dict[int, str]:
 
 
 def write_features(
-    features: Path, rows: FeatureRows, provenance: dict[str, Any], default_layer: int
+    features: Path, rows: FeatureRows, provenance: dict[str, Any], default_layer: int,
+    provenance_key: str = PROVENANCE_KEY, source: str = SOURCE,
 ) -> Path:
     """Write all rows, sorted by song_id, atomically, via the shared feature-table format."""
     song_ids = np.array(sorted(rows.vectors), dtype=np.int64)
@@ -106,7 +110,7 @@ def write_features(
         song_ids,
         vectors,
         default_column=layer_column(default_layer),
-        metadata={PROVENANCE_KEY: json.dumps(provenance, sort_keys=True), SOURCE_KEY: SOURCE,
+        metadata={provenance_key: json.dumps(provenance, sort_keys=True), SOURCE_KEY: source,
                   NODES_KEY: json.dumps({str(s): rows.nodes[s] for s in sorted(rows.nodes)})},
     )
 

@@ -1,5 +1,5 @@
 """The Ray Data graph of ``sweep.embed``: audio files -> decoded 45 s stereo -> pooled
-MusicFM vectors.
+vectors of MusicFM or of a local transformers model (the model is the spec's ``load``).
 
 Decoding runs as light CPU tasks so it overlaps inference; inference runs in an actor pool
 so that each worker loads the (1.3 GB) checkpoint once and keeps it on its device. A file
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import ray
@@ -34,7 +35,11 @@ ACTOR_START_TIMEOUT_S = 900
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What an actor needs to build its model: plain paths and numbers, cheap to ship."""
+    """What an actor needs to build MusicFM: plain paths and numbers, cheap to ship.
+
+    Every model spec of the pipeline has ``sample_rate`` (what the decode step resamples
+    to) and ``load(device)``, which returns an object with ``embed(audio) -> [songs,
+    states, dim]`` and ``dim``; sweep.embed_hf.HFModelSpec is the other one."""
 
     checkpoint: str
     stats: str
@@ -43,31 +48,46 @@ class ModelSpec:
     precision: Precision
     torch_threads: int
 
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
 
-class MusicFMEmbedder:
-    """Actor: loads MusicFM once, then turns batches of decoded songs into pooled vectors.
+    def load(self, device: str) -> _MusicFMRunner:
+        return _MusicFMRunner(load_musicfm(self.checkpoint, self.stats, self.config,
+                                           device=device), self.precision)
+
+
+class _MusicFMRunner:
+    def __init__(self, model: Any, precision: Precision) -> None:
+        self.model, self.precision = model, precision
+        self.dim = model.config.encoder_dim
+
+    def embed(self, audio: np.ndarray) -> np.ndarray:
+        return embed_batch(self.model, audio, self.precision)
+
+
+class PooledEmbedder:
+    """Actor: loads its model once (the spec's ``load``), then turns batches of decoded
+    songs into pooled vectors.
 
     Output per batch: ``song_id``, ``path``, ``error``, ``vectors`` [songs, layers, dim]
     (NaN for the rows that failed to decode) and ``node_ip``, the node that embedded them
     (on a cluster, the record of where each song ran).
     """
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: Any) -> None:
         torch.set_num_threads(spec.torch_threads)
         device = "cuda" if torch.cuda.is_available() and ray.get_gpu_ids() else "cpu"
-        self.model = load_musicfm(spec.checkpoint, spec.stats, spec.config, device=device)
+        self.runner = spec.load(device)
         self.layers = list(spec.layers)
-        self.precision = spec.precision
         self.node_ip = ray.util.get_node_ip_address()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         errors = np.asarray(batch["error"]).astype(str)
         ok = errors == ""
-        vectors = np.full(
-            (len(errors), len(self.layers), self.model.config.encoder_dim), np.nan, np.float32
-        )
+        vectors = np.full((len(errors), len(self.layers), self.runner.dim), np.nan, np.float32)
         if ok.any():
-            pooled = embed_batch(self.model, np.asarray(batch["audio"])[ok], self.precision)
+            pooled = self.runner.embed(np.asarray(batch["audio"])[ok])
             vectors[ok] = pooled[:, self.layers]
         return {
             "song_id": np.asarray(batch["song_id"], dtype=np.int64),
@@ -76,6 +96,9 @@ class MusicFMEmbedder:
             "vectors": vectors,
             "node_ip": np.full(len(errors), self.node_ip),
         }
+
+
+MusicFMEmbedder = PooledEmbedder  # the name it had when MusicFM was the only model
 
 
 @dataclass(frozen=True)
@@ -89,22 +112,22 @@ class Resources:
 
 
 def build_dataset(
-    songs: list[tuple[int, Path]], spec: ModelSpec, resources: Resources
+    songs: list[tuple[int, Path]], spec: Any, resources: Resources
 ) -> ray.data.Dataset:
-    """Lazy dataset of embedded songs; nothing runs until the driver iterates it."""
-    config = spec.config
+    """Lazy dataset of embedded songs; nothing runs until the driver iterates it.
+    ``spec``: ModelSpec (MusicFM) or sweep.embed_hf.HFModelSpec."""
     items = [{"song_id": song_id, "path": str(path)} for song_id, path in songs]
     # One block per song: each decode task then holds a single 8.6 MB waveform, and Ray Data
     # can stream songs to the actors as soon as they are decoded.
     files = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
     decoded = files.map(
         decode_row,
-        fn_kwargs={"sample_rate": config.sample_rate, "seconds": TARGET_SECONDS},
+        fn_kwargs={"sample_rate": spec.sample_rate, "seconds": TARGET_SECONDS},
         num_cpus=DECODE_CPUS,
         memory=DECODE_MEMORY_BYTES,
     )
     embedded = decoded.map_batches(
-        MusicFMEmbedder,
+        PooledEmbedder,
         fn_constructor_kwargs={"spec": spec},
         compute=ray.data.ActorPoolStrategy(size=resources.workers),
         num_cpus=resources.cpus_per_worker,

@@ -117,6 +117,9 @@ def train_trial(config: dict[str, Any], dataset: Any, features: Any) -> None:
     from mer_uq.trial import run_trial
 
     spec = build_spec(config)
+    feature_set = config[PLAN].get("feature_set")
+    if feature_set is not None:  # the feature axis: the tables arrive by label
+        features = features[feature_set["label"]]
     crash_marker = config.get(CRASH_ONCE_MARKER)
     started = time.perf_counter()
 
@@ -140,6 +143,7 @@ def train_trial(config: dict[str, Any], dataset: Any, features: Any) -> None:
         "node": _node_record(),
         "duration_s": round(time.perf_counter() - started, 3),
         **({"data": config[PLAN]["data"]} if config[PLAN].get("data") else {}),
+        **({"feature_set": feature_set} if feature_set is not None else {}),
     }
     # A family beyond the Gaussian describes its parameter columns (mer_uq.families).
     distributions = describe_predictions(result.predictions, DIMENSIONS)

@@ -20,12 +20,12 @@ class FeatureCoverageError(ValueError):
     """The feature table lacks songs the split needs."""
 
 
-def load_inputs(study: Study) -> tuple[Any, FeatureTable]:
+def load_inputs(study: Study) -> tuple[Any, FeatureTable | dict[str, FeatureTable]]:
     """(DeamDataset, FeatureTable) for the study; every split's song has a feature row.
 
     With ``allow_missing_features`` the songs without a row leave the dataset instead (the
     driver prints how many per split; sweep.json records the flag and the analysis reloads
-    the dataset the same way)."""
+    the dataset the same way). With a feature axis, the tables by feature-set label."""
     record = dataclasses.asdict(study)  # DEAM folder, generic table or synthetic data
     dataset = load_dataset(record)
     features = load_feature_table(record)
@@ -48,4 +48,21 @@ def load_inputs(study: Study) -> tuple[Any, FeatureTable]:
                 f"features {source} do not cover the {split} split: {err} (to run on the "
                 "covered songs only, pass --allow-missing-features)"
             ) from err
-    return dataset, features
+    sets = study.feature_sets
+    if sets is None:
+        return dataset, features
+    # The feature axis: every set loaded once here and checked like the first; the trial
+    # picks its own by label (sweep.experiment.train_trial).
+    tables = {sets[0]["label"]: features}
+    for item in sets[1:]:
+        table = load_feature_table({**record, "features": item["features"],
+                                    "feature_column": item["feature_column"]})
+        for split in SPLITS:
+            try:
+                table.rows(dataset.song_ids(split))
+            except DeamDataError as err:
+                raise FeatureCoverageError(
+                    f"features {item['features'] or 'bundled'} / {item['feature_column']} "
+                    f"do not cover the {split} split: {err}") from err
+        tables[item["label"]] = table
+    return dataset, tables

@@ -121,7 +121,9 @@ def _check_request(options: SweepOptions) -> None:
         check_path_text(Path(options.resume), "--resume")
         refuse_ignored_resume_flags(options)
     if options.resume is None:
-        for flag, path in (("--features", options.features), ("--deam", options.deam),
+        tables = ([] if options.features is None else  # a comma list: the feature axis
+                  [("--features", Path(t.strip())) for t in str(options.features).split(",")])
+        for flag, path in (*tables, ("--deam", options.deam),
                            ("--split-file", options.split_file), ("--config", options.config)):
             if path is not None and not Path(path).exists():
                 raise PlanError(f"{flag} {path}: no such file or folder")

@@ -54,7 +54,8 @@ def _pending(plans: list[TrialPlan], study: Study, trials_dir: Path) -> list[Tri
         if plan.file_stem in present:
             expected = {"training": plan.training, "seeds": list(plan.seeds),
                         "model": study.model, "train": study.train, "mc_passes": study.mc_passes,
-                        "data": plan.to_config().get("data")}  # a data-axes cell, or None
+                        "data": plan.to_config().get("data"),  # a data-axes cell, or None
+                        "feature_set": plan.to_config().get("feature_set")}  # or None
             problem = trial_file_problem(trial_file(trials_dir, plan.file_stem), expected)
             if problem is None:
                 continue

@@ -90,10 +90,12 @@ class TrialPlan:
     training: str
     seeds: tuple[int, ...]
     methods: tuple[str, ...]
+    # a feature-axis cell (resolve_feature_sets); not hashed: a dict
+    feature_set: dict[str, Any] | None = dataclasses.field(default=None, hash=False)
 
     @property
     def trial_id(self) -> str:
-        return seeds_label(self.seeds)
+        return seeds_label(self.seeds) + feature_suffix(self.feature_set)
 
     @property
     def file_stem(self) -> str:
@@ -102,13 +104,16 @@ class TrialPlan:
 
     def to_config(self) -> dict[str, Any]:
         """The plan as the trial sees it in its Tune config (plain JSON types)."""
-        return {
+        config = {
             "training": self.training,
             "seeds": list(self.seeds),
             "methods": list(self.methods),
             "trial_id": self.trial_id,
             "file_stem": self.file_stem,
         }
+        if self.feature_set is not None:  # absent without the axis: plans as before
+            config["feature_set"] = dict(self.feature_set)
+        return config
 
 
 def chunk_seeds(seeds: Sequence[int], per_trial: int | None) -> list[tuple[int, ...]]:
@@ -218,7 +223,7 @@ class AxesTrialPlan(TrialPlan):
     @property
     def trial_id(self) -> str:
         cell = axes_label(self.raters, self.train_fraction, self.subsample_seed)
-        return f"{seeds_label(self.seeds)}_{cell}"
+        return f"{seeds_label(self.seeds)}_{cell}{feature_suffix(self.feature_set)}"
 
     def data_record(self) -> dict[str, Any]:
         """The cell as mer_uq.data.subsample.DataAxes.to_dict spells it."""
@@ -237,8 +242,9 @@ def with_data_axes(plans: Sequence[TrialPlan], raters: Sequence[int | None] | No
     if raters is None and fractions is None:
         return list(plans)
     return [
-        AxesTrialPlan(training=p.training, seeds=p.seeds, methods=p.methods, raters=k,
-                      train_fraction=float(f), subsample_seed=subsample_seed)
+        AxesTrialPlan(training=p.training, seeds=p.seeds, methods=p.methods,
+                      feature_set=p.feature_set, raters=k, train_fraction=float(f),
+                      subsample_seed=subsample_seed)
         for p in plans
         for k in (raters if raters is not None else (None,))
         for f in (fractions if fractions is not None else (1.0,))
@@ -313,6 +319,85 @@ def data_axes_record(options: SweepOptions) -> dict[str, Any]:
             "subsample_seed": int(options.subsample_seed)}
 
 
+# ---------------------------------------------------------------- the feature axis
+# Several feature tables (--features A.parquet,B.parquet) and/or several columns of them
+# (--feature-column c1,c2): every (table, column) pair is one feature set, a grid dimension
+# next to the training key, the seed chunk and the data axes. One table and one column is
+# not an axis: the plans, trial ids, file names and sweep.json stay exactly as before.
+
+FEATURE_SETS_KEY = "feature_sets"
+BUNDLED_FEATURES_LABEL = "opensmile"
+
+
+def _label_text(text: str) -> str:
+    """File-name-safe: letters, digits, '.', '-'; everything else '-'."""
+    return "".join(c if c.isalnum() or c in ".-" else "-" for c in text).strip("-") or "x"
+
+
+def feature_suffix(feature_set: dict[str, Any] | None) -> str:
+    """The trial-id part of a feature-axis cell ('' without the axis)."""
+    return "" if feature_set is None else f"_feat-{feature_set['label']}"
+
+
+def _split_list(text: str | None) -> list[str | None]:
+    if text is None:
+        return [None]
+    items = [t.strip() for t in str(text).split(",")]
+    if any(not t for t in items) or len(set(items)) != len(items):
+        raise PlanError(f"{text!r}: give distinct, non-empty comma-separated items")
+    return list(items)
+
+
+def resolve_feature_sets(features: str | None, columns: str | None
+                         ) -> tuple[dict[str, Any], ...]:
+    """Every (table, column) pair as {"label", "features", "feature_column"}, tables in the
+    order given, then columns; the first is the reference set the report's main tables
+    show. Labels come from the table's file stem and the column, made unique."""
+    sets = []
+    for table in _split_list(features):
+        for column in _split_list(columns):
+            stem = Path(table).stem if table else BUNDLED_FEATURES_LABEL
+            label = _label_text(stem if column is None else f"{stem}-{column}")
+            sets.append({"label": label, "features": _path_text(Path(table)) if table else None,
+                         "feature_column": column})
+    labels = [s["label"] for s in sets]
+    for i, item in enumerate(sets):
+        if labels.count(item["label"]) > 1:
+            item["label"] = f"{item['label']}-{i}"
+    return tuple(sets)
+
+
+def feature_sets_record(options: SweepOptions) -> dict[str, Any]:
+    """features and feature_column (the reference set) and, with the axis, feature_sets."""
+    sets = resolve_feature_sets(None if options.features is None else str(options.features),
+                                options.feature_column)
+    first = sets[0]
+    if len(sets) == 1:
+        return {"features": first["features"], "feature_column": first["feature_column"]}
+    if options.search:
+        raise PlanError("--search tunes on one feature set; give one --features table and "
+                        "one --feature-column")
+    if options.allow_missing_features:
+        raise PlanError("--allow-missing-features with several feature sets: the sets could "
+                        "keep different songs, and their comparison needs the same test "
+                        "songs; cover every song or run one feature set per sweep")
+    if options.synthetic:
+        raise PlanError("--synthetic brings its own features; drop the feature axis")
+    for item in sets:
+        if item["features"] is not None and not Path(item["features"]).is_file():
+            raise PlanError(f"--features {item['features']}: no such file")
+    return {"features": first["features"], "feature_column": first["feature_column"],
+            "feature_sets": sets}
+
+
+def with_feature_sets(plans: Sequence[TrialPlan], feature_sets: Sequence[dict[str, Any]] | None
+                      ) -> list[TrialPlan]:
+    """Each plan once per feature set; the plans unchanged without the axis."""
+    if feature_sets is None:
+        return list(plans)
+    return [dataclasses.replace(p, feature_set=dict(f)) for p in plans for f in feature_sets]
+
+
 # ======================================================================================
 # The resolved study: exactly what a sweep trains, independent of how it was asked for.
 #
@@ -348,9 +433,12 @@ class Study:
     raters: tuple[int | None, ...] | None = None
     train_fractions: tuple[float, ...] | None = None
     subsample_seed: int = 0
+    # The feature axis (feature_sets_record; None: one feature set, features above)
+    feature_sets: tuple[dict[str, Any], ...] | None = None
 
     def trials(self) -> list[TrialPlan]:
-        plans = plan_trials(self.methods, self.seeds, self.seeds_per_trial)
+        plans = with_feature_sets(plan_trials(self.methods, self.seeds, self.seeds_per_trial),
+                                  self.feature_sets)
         return with_data_axes(plans, self.raters, self.train_fractions, self.subsample_seed)
 
     def to_record(self) -> dict[str, Any]:
@@ -379,6 +467,9 @@ class Study:
             "raters": None if self.raters is None else list(self.raters),
             "train_fractions": None if self.train_fractions is None else list(self.train_fractions),
             "subsample_seed": self.subsample_seed,
+            # only with the axis: a single-feature sweep's record stays as it was
+            **({} if self.feature_sets is None
+               else {FEATURE_SETS_KEY: [dict(f) for f in self.feature_sets]}),
         }
 
     @classmethod
@@ -405,6 +496,8 @@ class Study:
             train_fractions=(None if record.get("train_fractions") is None
                              else tuple(float(f) for f in record["train_fractions"])),
             subsample_seed=int(record.get("subsample_seed", 0)),
+            feature_sets=(None if record.get(FEATURE_SETS_KEY) is None
+                          else tuple(dict(f) for f in record[FEATURE_SETS_KEY])),
         )
 
 
@@ -454,9 +547,8 @@ def study_from_options(options: SweepOptions) -> Study:
         deam_dir=_path_text(options.deam),
         split_file=_path_text(options.split_file),
         fix_swap=not options.keep_swap,
-        features=_path_text(options.features),
-        feature_column=options.feature_column,
         allow_missing_features=options.allow_missing_features,
         **data_source_record(options),
         **data_axes_record(options),
+        **feature_sets_record(options),
     )

@@ -1,0 +1,404 @@
+"""The readout audit: how might the paper's Table 3 have been computed?
+
+The paper prints negative SD correlations for NLL, MSE and KLD in every cell and
+R² << 0 everywhere. A two-output model's spread head can be read in several ways (the
+network's softplus output z is -log sigma under some parameterisations, its reciprocal is a
+precision, its square a variance), and a table made from a different readout than the one
+the loss was trained for has exactly that kind of signature. This module recomputes
+Table 3 from the same trial files under each named readout of the spread (and, given a
+second sweep folder, under the other label version), and compares every cell with the
+published one: sign agreement, the published value inside our 95 % bootstrap interval, and
+the "<< 0" cells. Each readout is a HYPOTHESIS about how a published table may have been
+computed, not a claim about anyone's code; the section says so in those words.
+
+Nothing here is a new statistic: the cells are analysis.tables' (mer_uq.scores' point
+scores, the bootstrap of analysis.bootstrap on the same index matrix as the report), the
+verdicts analysis.paper.compare_cell's, and the only fixed numbers are the paper's
+published cells (analysis.paper). Only the rows of two-output methods change with the
+readout; the random-seeds ensemble and MC dropout have no spread head and are scored as
+they are, so their cells are the same under every readout.
+
+``python -m analysis.audit DIR [OTHER_LABELS_DIR]`` prints the audit of one or two sweep
+folders; the report includes it for its own folder whenever the sweep has two-output
+methods.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.bootstrap import DEFAULT_N_BOOT, percentile_interval, resample_indices
+from analysis.layout import column_name, fmt
+from analysis.paper import PaperTables, compare_cell, load_paper_tables
+from analysis.render import Block, Bullets, Heading, Paragraph, Table, to_markdown
+from analysis.rows import TWO_OUTPUT_METHODS, PredictionRow, method_label, paper_row_key
+from analysis.tables import bootstrap_cell, member_scores
+from mer_uq import schema
+from mer_uq.methods import PAPER_METHODS
+from mer_uq.scores import POINT_SCORES, SD
+
+TABLE = "table3"
+AUDIT_STEM = "readout_audit"
+AUDIT_SUMMARY_STEM = "readout_audit_summary"
+HYPOTHESIS_WORDING = ("Each readout below is a hypothesis about how a published table may "
+                      "have been computed, not a claim about anyone's code.")
+
+
+@dataclass(frozen=True)
+class Readout:
+    """One way of turning the recorded sigma_hat into the number Table 3 correlates."""
+
+    name: str
+    label: str
+    apply: Callable[[np.ndarray], np.ndarray]
+    why: str
+
+
+def _safe(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """A readout that is undefined for some sigma (log or 1/x of 0) gives NaN there, and
+    the cell is then reported missing rather than computed on infinities."""
+    def apply(sigma: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = fn(np.asarray(sigma, dtype=np.float64))
+        return np.where(np.isfinite(out), out, np.nan)
+    return apply
+
+
+READOUTS: tuple[Readout, ...] = (
+    Readout("sigma", "sigma", _safe(lambda s: s), "the recorded SD, as the losses define it"),
+    Readout("sigma2", "sigma²", _safe(lambda s: s * s), "the variance"),
+    Readout("log_sigma", "log sigma", _safe(np.log), "the log-SD"),
+    Readout("neg_log_sigma", "-log sigma", _safe(lambda s: -np.log(s)),
+            "a softplus head's output read as -log sigma"),
+    Readout("inv_sigma", "1/sigma", _safe(lambda s: 1.0 / s), "the precision's square root"),
+)
+READOUT_NAMES: tuple[str, ...] = tuple(r.name for r in READOUTS)
+
+
+def label_version(config: dict[str, Any]) -> str:
+    """The label version a sweep trained and scored on (sweep.json's fix_swap)."""
+    return ("corrected labels" if config.get("fix_swap", True)
+            else "raw labels (--keep-swap)")
+
+
+def audit_rows(rows: list[PredictionRow]) -> list[PredictionRow]:
+    """The rows whose cells the paper publishes in Table 3, in the paper's order: its
+    methods' per-seed rows and the random-seeds ensemble (analysis.rows.paper_row_key)."""
+    wanted = [paper_row_key(m, TABLE) for m in PAPER_METHODS]
+    by_key = {r.key: r for r in rows if r.has_sigma}
+    return [by_key[k] for k in wanted if k in by_key]
+
+
+def has_spread_head(rows: list[PredictionRow]) -> bool:
+    """Whether any row is a per-seed two-output model: only then can a readout differ."""
+    return any(r.method in TWO_OUTPUT_METHODS and not r.single and r.has_sigma for r in rows)
+
+
+def read_out(row: PredictionRow, readout: Readout) -> PredictionRow:
+    """The row with its spread read out; rows without a spread head are returned as is."""
+    if row.method not in TWO_OUTPUT_METHODS or row.single:
+        return row
+    return replace(row, sigma={d: readout.apply(s) for d, s in row.sigma.items()})
+
+
+def _cell(row: PredictionRow, dim: str, metric: str, y_true: np.ndarray,
+          indices: np.ndarray | None) -> dict[str, float]:
+    """One Table 3 cell: mean and SD over members, and its bootstrap interval (the
+    report's own functions on the report's index matrix)."""
+    values = member_scores(row, SD, dim, y_true, metric)
+    finite = values[np.isfinite(values)]
+    low = high = float("nan")
+    if indices is not None and finite.size == values.size:
+        low, high = percentile_interval(bootstrap_cell(row, SD, dim, y_true, metric, indices))
+    return {"value": float(finite.mean()) if finite.size == values.size else float("nan"),
+            "sd_over_seeds": float(finite.std(ddof=1))
+            if finite.size == values.size and finite.size >= 2 and not row.single
+            else float("nan"),
+            "ci_low": low, "ci_high": high}
+
+
+def _same_sign(ours: float, paper: float) -> bool | None:
+    if not (np.isfinite(ours) and np.isfinite(paper)):
+        return None
+    return bool(np.sign(ours) == np.sign(paper))
+
+
+def audit_cells(rows: list[PredictionRow], targets: dict[tuple[str, str], np.ndarray],
+                indices: np.ndarray | None, paper: PaperTables, labels: str
+                ) -> pd.DataFrame:
+    """Long table: one line per (readout, row, dimension, metric), with the published
+    cell and the verdicts. A cell that cannot be computed (a readout undefined for some
+    sigma) has NaN value and a reason."""
+    published = paper.cells[paper.cells["table"] == TABLE].assign(
+        row_key=lambda f: [paper_row_key(m, TABLE) for m in f["method"]])
+    published = published.set_index(["row_key", "dimension", "metric"])
+    fixed: dict[tuple[str, str, str], dict[str, float]] = {}  # rows a readout leaves as is
+    lines = []
+    for readout in READOUTS:
+        for row in audit_rows(rows):
+            read = read_out(row, readout)
+            for dim in schema.DIMENSIONS:
+                for metric in POINT_SCORES:
+                    key = (row.key, dim, metric)
+                    if read is row and key in fixed:
+                        cell = fixed[key]
+                    else:
+                        cell = _cell(read, dim, metric, targets[(SD, dim)], indices)
+                        if read is row:
+                            fixed[key] = cell
+                    line: dict[str, Any] = {
+                        "labels": labels, "readout": readout.name,
+                        "readout_label": readout.label, "row_key": row.key,
+                        "method": row.method, "read_out": read is not row,
+                        "dimension": dim, "metric": metric, **cell}
+                    line["problem"] = ("" if np.isfinite(cell["value"]) else
+                                       f"{readout.label} undefined for some sigma_hat")
+                    if key in published.index:
+                        pub = published.loc[key]
+                        verdict = compare_cell(cell["value"], cell["ci_low"], cell["ci_high"],
+                                               pub["paper_value"], pub["paper_text"])
+                        line.update(paper_text=pub["paper_text"],
+                                    paper_value=pub["paper_value"],
+                                    same_sign=_same_sign(cell["value"], pub["paper_value"]),
+                                    paper_in_ci=verdict["paper_in_ci"],
+                                    ours_below_zero=verdict["ours_below_zero"])
+                    lines.append(line)
+    return pd.DataFrame(lines)
+
+
+def _count(series: pd.Series) -> int:
+    return int(sum(v is True or v == True for v in series))  # noqa: E712 (object dtype)
+
+
+def summarise_audit(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per hypothesis (label version, readout): how many published cells agree.
+
+    numeric cells: the paper prints a number; '<< 0' cells: only a sign. Agreement =
+    published value inside our 95 % interval (numeric) or ours < 0 ('<< 0'). Ranked by
+    agreement, then by sign agreement over the numeric cells."""
+    lines = []
+    for (labels, readout), group in cells.groupby(["labels", "readout"], sort=False):
+        published = group[group["paper_text"].notna()] if "paper_text" in group else group[:0]
+        far = published[published["paper_text"] == "<< 0"]
+        numeric = published[published["paper_text"] != "<< 0"]
+        in_ci, below = _count(numeric["paper_in_ci"]), _count(far["ours_below_zero"])
+        lines.append({
+            "labels": labels, "readout": readout,
+            "readout_label": group["readout_label"].iloc[0],
+            "numeric_cells": len(numeric), "same_sign": _count(numeric["same_sign"]),
+            "paper_in_ci": in_ci, "far_below_cells": len(far), "ours_below_zero": below,
+            "agreeing_cells": in_ci + below, "published_cells": len(published),
+            "missing_cells": int(published["value"].isna().sum()),
+        })
+    summary = pd.DataFrame(lines)
+    if summary.empty:
+        return summary
+    return summary.sort_values(["agreeing_cells", "same_sign"], ascending=False,
+                               kind="stable").reset_index(drop=True)
+
+
+def best_line(summary: pd.DataFrame) -> str:
+    """The one sentence naming the hypothesis that agrees best, and how well."""
+    if summary.empty:
+        return "No hypothesis could be scored: the sweep has no Table 3 cell of the paper's."
+    top = summary.iloc[0]
+    tied = summary[(summary["agreeing_cells"] == top["agreeing_cells"])
+                   & (summary["same_sign"] == top["same_sign"])]
+    also = ("" if len(tied) == 1 else " (tied with " + ", ".join(
+        f"{r.labels}, {r.readout_label}" for r in tied.iloc[1:].itertuples()) + ")")
+    return (f"Best-agreeing hypothesis: {top['labels']}, spread read as "
+            f"{top['readout_label']}{also}: the published value lies inside our 95 % "
+            f"interval in {top['paper_in_ci']} of {top['numeric_cells']} numeric cells, has "
+            f"our sign in {top['same_sign']} of {top['numeric_cells']}, and ours is below "
+            f"zero in {top['ours_below_zero']} of the {top['far_below_cells']} '<< 0' cells "
+            f"({top['agreeing_cells']} of {top['published_cells']} published cells agree).")
+
+
+def _mark(line: pd.Series) -> str:
+    if not isinstance(line.get("paper_text"), str):
+        return ""
+    if line["paper_text"] == "<< 0":
+        return "✓" if line["ours_below_zero"] is True else "✗"
+    if line["paper_in_ci"] is True:
+        return "✓"
+    return "sign" if line["same_sign"] is True else "✗"
+
+
+def comparison_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """Wide, one line per (hypothesis, paper method): 'ours (paper) mark' per cell.
+    ✓ = published value inside our interval (<< 0: ours < 0), sign = same sign only."""
+    text = [f"{fmt(v)} ({p if isinstance(p, str) else '?'}) {_mark(line)}".rstrip()
+            for (_, line), v, p in zip(cells.iterrows(), cells["value"],
+                                        cells.get("paper_text", pd.Series(index=cells.index)),
+                                        strict=True)]
+    frame = cells.assign(text=text, column=[column_name(d, m) for d, m in
+                                             zip(cells["dimension"], cells["metric"],
+                                                 strict=True)])
+    order = [column_name(d, m) for d in schema.DIMENSIONS for m in POINT_SCORES]
+    wide = frame.pivot_table(index=["labels", "readout_label", "row_key"], columns="column",
+                             values="text", aggfunc="first", sort=False).reindex(columns=order)
+    wide = wide.reset_index()
+    wide.insert(2, "Method", [method_label(paper_method(k)) for k in wide["row_key"]])
+    return wide.drop(columns=["row_key"]).rename(columns={"labels": "labels",
+                                                          "readout_label": "readout"})
+
+
+def paper_method(row_key: str) -> str:
+    """The paper method whose Table 3 cell a row is compared with."""
+    for method in PAPER_METHODS:
+        if paper_row_key(method, TABLE) == row_key:
+            return method
+    return row_key
+
+
+def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "labels": summary["labels"], "readout": summary["readout_label"],
+        "inside 95 % CI": [f"{a}/{n}" for a, n in zip(summary["paper_in_ci"],
+                                                       summary["numeric_cells"], strict=True)],
+        "same sign": [f"{a}/{n}" for a, n in zip(summary["same_sign"],
+                                                  summary["numeric_cells"], strict=True)],
+        "<< 0 reproduced": [f"{a}/{n}" for a, n in zip(summary["ours_below_zero"],
+                                                        summary["far_below_cells"],
+                                                        strict=True)],
+        "agreeing cells": [f"{a}/{n}" for a, n in zip(summary["agreeing_cells"],
+                                                       summary["published_cells"],
+                                                       strict=True)],
+    })
+
+
+def audit_blocks(cells: pd.DataFrame, summary: pd.DataFrame, heading_level: int = 2
+                 ) -> list[Block]:
+    """The section: wording, readouts, summary ranking, best line, cell-by-cell table."""
+    readouts = "; ".join(f"{r.label}: {r.why}" for r in READOUTS)
+    problems = sorted({p for p in cells.get("problem", pd.Series(dtype=str)) if p})
+    blocks: list[Block] = [
+        Heading("Readout audit: how might the published Table 3 have been computed?",
+                heading_level),
+        Paragraph(f"{HYPOTHESIS_WORDING} Table 3 is recomputed from the same trial files "
+                  "with the two-output methods' spread read out in each way below (the "
+                  "random-seeds ensemble and MC dropout have no spread head and stay as "
+                  f"they are), on the same bootstrap resamples as above. Readouts: "
+                  f"{readouts}."),
+        Table(summary_display(summary),
+              "Published Table 3 cells our numbers agree with, per hypothesis (best first)"),
+        Bullets((best_line(summary), *problems)),
+        Table(comparison_table(cells),
+              "Cell by cell: ours (published); ✓ = published value inside our 95 % "
+              "bootstrap interval ('<< 0': ours below zero too), sign = same sign only, "
+              "✗ = neither. Every interval is in tables/readout_audit.csv"),
+    ]
+    return blocks
+
+
+# --- the report's section ----------------------------------------------------------------
+
+def write_section(data: Any, report_dir: Path) -> list[Block]:
+    """Compute, write (tables/readout_audit*.csv) and return the audit's report blocks;
+    [] for a sweep without two-output methods. ``data`` is the report's ReportData."""
+    from analysis.report import TABLES_DIRNAME, write_frame
+
+    if not has_spread_head(data.rows):
+        return []
+    indices = (resample_indices(data.song_ids.size, data.settings.n_boot, data.settings.seed)
+               if data.settings.n_boot > 0 else None)
+    cells = audit_cells(data.rows, data.targets, indices, data.paper,
+                        label_version(data.sweep.config or {}))
+    summary = summarise_audit(cells)
+    write_frame(cells, report_dir / TABLES_DIRNAME / AUDIT_STEM)
+    write_frame(summary, report_dir / TABLES_DIRNAME / AUDIT_SUMMARY_STEM)
+    return audit_blocks(cells, summary)
+
+
+# --- python -m analysis.audit DIR [OTHER_LABELS_DIR] -------------------------------------
+
+class AuditError(ValueError):
+    """A folder the audit cannot read: one line, exit 2."""
+
+
+def folder_cells(sweep_dir: Path, n_boot: int, seed: int, paper: PaperTables
+                 ) -> tuple[pd.DataFrame, str]:
+    """The audit cells of one sweep folder, and its label version."""
+    from analysis.data_axes import reference_cell
+    from analysis.load import load_sweep
+    from analysis.pipeline import EVAL_SPLIT
+    from analysis.rows import build_rows
+    from analysis.tables import empirical_targets
+    from mer_uq.sources import load_trained_dataset
+    from mer_uq.sweep_folder import looks_like_sweep
+
+    if not sweep_dir.is_dir() or not looks_like_sweep(sweep_dir):
+        raise AuditError(f"{sweep_dir}: not a sweep folder (give the --out folder of a sweep)")
+    sweep = load_sweep(sweep_dir)
+    if sweep.predictions.empty:
+        raise AuditError(f"{sweep_dir}: no readable trial file")
+    dataset = load_trained_dataset(sweep.config)
+    song_ids = dataset.song_ids(EVAL_SPLIT)
+    rows = build_rows(reference_cell(sweep.predictions), song_ids, EVAL_SPLIT)
+    if not has_spread_head(rows):
+        raise AuditError(f"{sweep_dir}: no two-output method with a spread (nll, mse, kld, "
+                         "...): nothing to read out")
+    targets = empirical_targets(dataset.songs, song_ids)
+    indices = resample_indices(song_ids.size, n_boot, seed) if n_boot > 0 else None
+    labels = label_version(sweep.config or {})
+    return audit_cells(rows, targets, indices, paper, labels), labels
+
+
+def run_audit(folders: list[Path], n_boot: int = DEFAULT_N_BOOT, seed: int = 0
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Audit cells and summary over one or two folders. Two folders with the same label
+    version are told apart by their folder names."""
+    paper = load_paper_tables()
+    parts = [folder_cells(f, n_boot, seed, paper) for f in folders]
+    if len(parts) == 2 and parts[0][1] == parts[1][1]:
+        parts = [(c.assign(labels=f"{lab} ({f.name})"), lab)
+                 for (c, lab), f in zip(parts, folders, strict=True)]
+    cells = pd.concat([c for c, _ in parts], ignore_index=True)
+    return cells, summarise_audit(cells)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.audit",
+        description="Recompute Table 3 under named readouts of the spread (and the other "
+                    "label version, given a second sweep folder) and compare with the paper")
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("other_labels_dir", type=Path, nargs="?", default=None,
+                        help="a sweep of the same methods on the other label version "
+                             "(--keep-swap vs corrected)")
+    parser.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT,
+                        help="bootstrap resamples of the test songs (0: no intervals)")
+    parser.add_argument("--csv", type=Path, default=None,
+                        help="also write every audit cell to this CSV")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.n_boot < 0:
+        print(f"error: --n-boot must be >= 0, got {args.n_boot}", file=sys.stderr)
+        return 2
+    folders = [args.sweep_dir] + ([args.other_labels_dir] if args.other_labels_dir else [])
+    try:
+        cells, summary = run_audit(folders, args.n_boot)
+    except (AuditError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.csv is not None:
+        from mer_uq.sweep_folder import write_atomically
+
+        write_atomically(args.csv, lambda p: cells.to_csv(p, index=False))
+    print(to_markdown(audit_blocks(cells, summary, heading_level=1)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
