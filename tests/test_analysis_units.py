@@ -266,8 +266,11 @@ def test_load_sweep_names_corrupt_and_missing_trials(tmp_path) -> None:
     (trials / "mse__b.parquet").write_bytes(b"PAR1 not really")
     pq.write_table(pa.Table.from_pandas(_trial_frame("kld", (0,)).drop(columns="seed"),
                                         preserve_index=False), trials / "kld__c.parquet")
-    (tmp_path / "sweep.json").write_text(json.dumps(
-        {"trainings": ["nll", "mse", "kld", "mean"], "seeds": [0, 1]}))
+    (tmp_path / "sweep.json").write_text(json.dumps(  # a whole record: the schema's keys
+        {"deam_dir": None, "split_file": None, "fix_swap": True, "include_2015": False,
+         "features": None, "feature_column": None, "methods": ["nll", "mse", "kld", "seeds"],
+         "trainings": ["nll", "mse", "kld", "mean"], "seeds": [0, 1], "model": {},
+         "train": {}, "mc_passes": 2, "created": "2026-01-01"}))
     sweep = load_sweep(tmp_path)
     sources = {p.source for p in sweep.problems}
     assert "trials/mse__b.parquet" in sources
