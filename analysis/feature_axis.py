@@ -182,6 +182,8 @@ def axis_figure(table: pd.DataFrame) -> Any:
     import matplotlib.pyplot as plt
 
     sets = list(dict.fromkeys(table["feature_set"]))
+    every_row = list(dict.fromkeys(table["row"]))  # one colour per row in every panel
+    colours = {row: f"C{i % 10}" for i, row in enumerate(every_row)}
     x = np.arange(len(sets))
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True, squeeze=False)
     for i, target in enumerate((MEAN, SD)):
@@ -194,7 +196,7 @@ def axis_figure(table: pd.DataFrame) -> Any:
                 offset = (k - (len(rows) - 1) / 2) * 0.06
                 err = np.vstack([line["value"] - line["ci_low"], line["ci_high"] - line["value"]])
                 ax.errorbar(x + offset, line["value"], yerr=np.where(np.isfinite(err), err, 0),
-                            marker="o", capsize=2, label=row)
+                            marker="o", capsize=2, label=row, color=colours[row])
             if len(cell) and np.isfinite(cell["ceiling"].iloc[0]):
                 c = cell.iloc[0]
                 ax.axhspan(c["ceiling_ci_low"], c["ceiling_ci_high"], color="0.85")
@@ -203,8 +205,9 @@ def axis_figure(table: pd.DataFrame) -> Any:
             ax.set_title(f"{dim}: predicted vs empirical {target.upper()}")
             ax.set_ylabel("Pearson r")
             ax.set_xticks(x, sets, rotation=20, ha="right")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    handles = {h.get_label(): h for ax in fig.axes for h in ax.get_legend_handles_labels()[0]}
+    fig.legend(list(handles.values()), list(handles), fontsize=7, loc="center right")
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
     return fig
 
 
