@@ -167,6 +167,20 @@ def _object(key: str, value: Any) -> dict[str, Any]:
     return value
 
 
+def _feature_set(key: str, value: Any) -> dict[str, Any]:
+    """One cell of the feature axis: {"label", "features", "feature_column"}."""
+    if not isinstance(value, dict) or set(value) != {"label", "features", "feature_column"}:
+        raise _Bad("must be an object with label, features and feature_column, got "
+                   f"{_describe(value)}")
+    _str("label", value["label"])
+    for name in ("features", "feature_column"):
+        try:
+            _optional(_str)(name, value[name])
+        except _Bad as bad:
+            raise _Bad(f"{name} {bad}") from None
+    return value
+
+
 def _raters_item(key: str, value: Any) -> int | None:
     return None if value is None else _int(2)(key, value)
 
@@ -196,6 +210,7 @@ _TOP_LEVEL: dict[str, tuple[bool, Check]] = {
     "raters": (False, _optional(_list(_raters_item, distinct=True))),
     "train_fractions": (False, _optional(_list(_float(0.0, 1.0), distinct=True))),
     "subsample_seed": (False, _int(0)),
+    "feature_sets": (False, _optional(_list(_feature_set, distinct=True))),
 }
 REQUIRED_KEYS: tuple[str, ...] = tuple(k for k, (required, _) in _TOP_LEVEL.items() if required)
 KNOWN_KEYS: tuple[str, ...] = tuple(_TOP_LEVEL)
