@@ -85,9 +85,11 @@ def timed_report(code_dir: Path, sweep_dir: Path, extra: list[str]
         env = {**os.environ, "PYTHONPATH": str(code_dir)}
         start = time.perf_counter()
         done = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "analysis.report",
-                               str(copy), *extra], cwd=code_dir, env=env, check=True,
+                               str(copy), *extra], cwd=code_dir, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         wall = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"analysis.report failed on {sweep_dir}:\n{done.stderr}")
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)[1])
     cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", done.stderr)[1])
               for kind in ("User", "System"))
