@@ -117,8 +117,15 @@ def resample_counts(indices: np.ndarray, n_items: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _RankPlan:
-    """What ranking one vector needs on every resample, worked out once: its sort order
-    and, where values tie, the first and last position of each position's run."""
+    """Where each value of one vector ranks in every resample, without sorting any
+    resample: its sort order and, where values tie, the first and last position of each
+    position's run, worked out once.
+
+    A resample only repeats the original values, so an item's average rank (scipy's
+    rankdata 'average': half-integers) is the mean of (drawn values below its value) + 1
+    and (drawn values up to its value): one cumulative sum of the counts in value order.
+    Items not drawn get the rank their value would have; they carry weight 0 wherever it
+    is used."""
 
     order: np.ndarray
     run_first: np.ndarray | None
@@ -138,8 +145,8 @@ class _RankPlan:
 
     def deviations(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(drawn, deviation), both in this vector's sorted order: ``drawn[b, p]`` how often
-        item ``order[p]`` was drawn in resample b, ``deviation[b, p]`` twice its average
-        rank's distance from (n + 1) / 2 (see ``resampled_rank_deviations``)."""
+        item ``order[p]`` was drawn in resample b, ``deviation[b, p]`` = 2 x (its average
+        rank - (n + 1) / 2) among the n values drawn, an integer."""
         n = counts.shape[1]
         drawn = counts[:, self.order]
         upto = np.cumsum(drawn, axis=1, dtype=drawn.dtype)
@@ -152,22 +159,6 @@ class _RankPlan:
             dev -= drawn[:, self.run_first]
         dev -= n
         return drawn, dev
-
-
-def resampled_rank_deviations(values: np.ndarray, counts: np.ndarray
-                              ) -> tuple[np.ndarray, np.ndarray]:
-    """Where each value ranks in every resample, without sorting any resample.
-
-    Returns (order, deviation): ``order`` sorts ``values``; ``deviation[b, p]`` is
-    2 x (average rank - (n + 1) / 2) of the item ``order[p]`` among the n values drawn in
-    resample b, an integer (ranks are scipy's rankdata 'average': half-integers).
-    A resample only repeats the original values, so an item's average rank is the mean of
-    (drawn values below its value) + 1 and (drawn values up to its value): one cumulative
-    sum of the counts in value order. Items not drawn get the rank their value would
-    have; they carry weight 0 wherever it is used.
-    """
-    plan = _RankPlan.of(values)
-    return plan.order, plan.deviations(counts)[1]
 
 
 def _spearman_draws(y_true: np.ndarray, members: np.ndarray, indices: np.ndarray,
