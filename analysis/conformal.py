@@ -1,6 +1,6 @@
 """Conformally calibrated copies of the table rows ("KLD + conformal", ...).
 
-Every row with a predicted SD, except the baselines, gets a twin whose sigma is scaled by
+Every Gaussian row with a predicted SD, except the baselines, gets a twin whose sigma is scaled by
 the split-conformal factor (mer_uq.conformal) fitted on the VALIDATION songs' individual
 ratings: member by member (a per-seed row keeps one factor per seed) and dimension by
 dimension, at the 80 % level. The twin keeps the row's mu, so Table 2 prints the same
@@ -45,6 +45,14 @@ def calibrated_rows(test_rows: list[PredictionRow], valid_rows: list[PredictionR
     lines = []
     for row in test_rows:
         if row.group == BASELINE or not row.has_sigma:
+            continue
+        if row.distributions is not None:
+            # The factor is fitted on Gaussian intervals mu +- z sigma; a Student-t, mixture
+            # or quantile row's own intervals are not those, and its proper scores use its
+            # family's formulas: a Gaussian twin would misstate both. (The quantile method
+            # is already conformalised, by CQR, inside its trial.)
+            row.notes.append("no conformal calibration: split conformal here scales a "
+                             "Gaussian SD, and this row's predictive family is not Gaussian")
             continue
         if index.size == 0:
             row.notes.append("no conformal calibration: the validation songs have no "
