@@ -28,6 +28,7 @@ from analysis.report import write_report_files
 from mer_uq import schema
 from mer_uq.data.dataset import load_deam
 from mer_uq.data.features import load_features
+from mer_uq.methods import methods_of_training
 from mer_uq.model import FCNConfig
 from mer_uq.training import TrainConfig
 from mer_uq.trial import TrialSpec, run_trial
@@ -52,7 +53,11 @@ def _sweep(root: Path, trainings: tuple[str, ...], fix_swap: bool) -> Path:
                        root / "trials" / f"{training}__t0.parquet")
     config = {"deam_dir": None, "split_file": None, "fix_swap": fix_swap,
               "include_2015": False, "features": None, "feature_column": None,
-              "trainings": list(trainings), "seeds": list(SEEDS), "created": "test"}
+              "methods": [m for t in trainings for m in methods_of_training(t)],
+              "trainings": list(trainings), "seeds": list(SEEDS), "created": "test",
+              "model": {"hidden_width": 8},
+              "train": {"epochs": 2, "steps_per_epoch": 3, "batch_size": 16},
+              "mc_passes": 4}
     (root / "sweep.json").write_text(json.dumps(config))
     return root
 
