@@ -27,6 +27,8 @@ Two ways to start Ray (``--ray-start``):
 Resume: a ``sweep.run`` job whose ``--out`` folder already holds a sweep record continues
 it with ``--resume`` (finished trials are not rerun): a requeued job (same job id, so the
 same default ``--out``) or a resubmitted one (same ``--out``) picks up where it stopped.
+Only the flags a resume takes are passed on (the study's are in sweep.json; the job log
+names those it left out).
 ``sweep.embed`` needs nothing: a rerun skips the songs already in its output.
 """
 
@@ -157,12 +159,47 @@ def entry_args(module: str, args: Sequence[str], job_id: str) -> list[str]:
         out = Path("runs") / f"slurm-{job_id}"
         args += ["--out", str(out)]
         found = (len(args) - 2, str(out))
-    index, out = found
+    _, out = found
     if (Path(out) / SWEEP_JSON).is_file():
-        print(f"[slurm] {out} holds a sweep: continuing it with --resume", flush=True)
-        width = 2 if args[index] == "--out" else 1
-        args[index:index + width] = ["--resume", out]
+        kept, dropped = _split_resume_flags(args)
+        print(f"[slurm] {out} holds a sweep: continuing it with --resume; its sweep.json "
+              "fixes what the sweep trains" + (f" (not passed on: {' '.join(dropped)})"
+                                               if dropped else ""), flush=True)
+        return [*kept, "--resume", out]
     return args
+
+
+def _split_resume_flags(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The tokens of the flags a --resume still takes (Ray resources, W&B, the report:
+    sweep.folder_guards.RESUME_OPTIONS) and the names of the others: a requeued job runs
+    the same command line, whose study flags sweep.json already records, and sweep.run
+    refuses flags beside --resume that it would ignore."""
+    from sweep.cli import build_parser
+    from sweep.folder_guards import RESUME_OPTIONS
+
+    actions = build_parser()._option_string_actions
+    kept: list[str] = []
+    dropped: list[str] = []
+    i = 0
+    while i < len(args):
+        flag, has_value = args[i].split("=", 1)[0], "=" in args[i]
+        action = actions.get(flag)
+        if action is None:  # not sweep.run's: passed on, for sweep.run to refuse in one line
+            kept.append(args[i])
+            i += 1
+            continue
+        end = i + 1
+        if not has_value and action.nargs in (None, "?") and end < len(args):
+            end += 1
+        elif not has_value and action.nargs in ("+", "*"):
+            while end < len(args) and not args[end].startswith("--"):
+                end += 1
+        if action.dest in RESUME_OPTIONS:
+            kept += args[i:end]
+        elif action.dest != "out":
+            dropped.append(flag)
+        i = end
+    return kept, dropped
 
 
 # --- one node: the supervisor of its Ray processes ---------------------------------------

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from sweep.cli import parse_options
+from sweep.folder_guards import ignored_resume_flags
 from sweep.slurm import (
     SlurmJobError,
     entry_args,
@@ -34,7 +36,15 @@ def test_new_sweep_gets_a_folder_per_job_and_an_existing_one_is_resumed(tmp_path
     assert entry_args("sweep.run", [f"--out={out}"], "7") == [f"--out={out}"]
     (out / "sweep.json").write_text("{}")
     assert entry_args("sweep.run", ["--seeds", "3", "--out", str(out), "--no-report"], "7") == [
-        "--seeds", "3", "--resume", str(out), "--no-report"]
+        "--no-report", "--resume", str(out)]
+    # the requeued job's study flags (sweep.json records them) are not passed on, the Ray
+    # resources and W&B flags are: sweep.run refuses flags beside --resume it would ignore
+    resumed = entry_args("sweep.run", [
+        "--methods", "nll", "--seeds", "4", "5", "--epochs", "2", "--keep-swap",
+        "--gpus-per-trial", "0.5", f"--out={out}", "--cpus-per-trial=0.5", "--wandb"], "7")
+    assert resumed == ["--gpus-per-trial", "0.5", "--cpus-per-trial=0.5", "--wandb",
+                       "--resume", str(out)]
+    assert ignored_resume_flags(parse_options(resumed)) == []
     assert entry_args("sweep.run", [f"--out={out}"], "7") == ["--resume", str(out)]
     assert entry_args("sweep.run", ["--resume", str(out)], "7") == ["--resume", str(out)]
 
