@@ -98,8 +98,11 @@ def audit_rows(rows: list[PredictionRow]) -> list[PredictionRow]:
 
 
 def has_spread_head(rows: list[PredictionRow]) -> bool:
-    """Whether any row is a per-seed two-output model: only then can a readout differ."""
-    return any(r.method in TWO_OUTPUT_METHODS and not r.single and r.has_sigma for r in rows)
+    """Whether any row the audit compares with the paper (its Table 3 methods) is a
+    per-seed two-output model: only then can a readout differ. A sweep of methods beyond
+    the paper alone (student_t, a plugin) has nothing to audit."""
+    return any(r.method in TWO_OUTPUT_METHODS and not r.single and r.has_sigma
+               for r in audit_rows(rows))
 
 
 def read_out(row: PredictionRow, readout: Readout) -> PredictionRow:

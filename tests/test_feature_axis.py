@@ -170,8 +170,10 @@ def _folder(root: Path, table: Path, fix_swap: bool = True) -> Path:
         root / "trials" / "nll__seeds0-1.parquet")
     (root / "sweep.json").write_text(json.dumps({
         "deam_dir": None, "split_file": None, "fix_swap": fix_swap, "include_2015": False,
-        "features": str(table), "feature_column": None, "trainings": ["nll"],
-        "seeds": [0, 1], "created": "test"}))
+        "features": str(table), "feature_column": None, "methods": ["nll"],
+        "trainings": ["nll"], "seeds": [0, 1], "created": "test",
+        "model": {"hidden_width": 8},
+        "train": {"epochs": 2, "steps_per_epoch": 3, "batch_size": 16}, "mc_passes": 4}))
     return root
 
 
