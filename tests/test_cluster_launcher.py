@@ -41,6 +41,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from sweep.slurm import descendants  # live processes below a PID, from /proc
+
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,22 +147,6 @@ while True:  # reap the exited: the test stops the tree, this only collects the 
         pass
     time.sleep(0.2)
 """
-
-
-def descendants(root: int) -> list[int]:
-    """Live (not zombie) processes below ``root``."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if fields[0] != "Z":
-                children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [root]
-    while todo:
-        below = children.get(todo.pop(), [])
-        found += below
-        todo += below
-    return sorted(found)
 
 
 def stop_pids(pids_of, grace_s: float = STOP_GRACE_S) -> None:
