@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 FAMILY_COLUMN = "family"
@@ -69,6 +69,14 @@ def _phi(z: np.ndarray) -> np.ndarray:
 def _Phi(z: np.ndarray) -> np.ndarray:
     return special.ndtr(z)
 
+
+
+def _t() -> Any:
+    """scipy's Student-t, imported on first use: scipy.stats costs about a second to
+    import, and a report of Gaussian methods alone never needs it."""
+    from scipy import stats
+
+    return stats.t
 
 @dataclass(frozen=True)
 class Predictive:
@@ -182,19 +190,19 @@ class StudentT(Predictive):
         return self.scale * np.sqrt(self.df / (self.df - 2.0))
 
     def logpdf(self, y: np.ndarray) -> np.ndarray:
-        return stats.t.logpdf(y, self.df, self.loc, self.scale)
+        return _t().logpdf(y, self.df, self.loc, self.scale)
 
     def cdf(self, y: np.ndarray) -> np.ndarray:
-        return stats.t.cdf(y, self.df, self.loc, self.scale)
+        return _t().cdf(y, self.df, self.loc, self.scale)
 
     def ppf(self, q: np.ndarray | float) -> np.ndarray:
-        return stats.t.ppf(q, self.df, self.loc, self.scale)
+        return _t().ppf(q, self.df, self.loc, self.scale)
 
     def crps(self, y: np.ndarray) -> np.ndarray:
         nu = self.df
         z = (y - self.loc) / self.scale
-        pdf = stats.t.pdf(z, nu)
-        cdf = stats.t.cdf(z, nu)
+        pdf = _t().pdf(z, nu)
+        cdf = _t().cdf(z, nu)
         log_ratio = special.betaln(0.5, nu - 0.5) - 2.0 * special.betaln(0.5, 0.5 * nu)
         last = 2.0 * np.sqrt(nu) / (nu - 1.0) * np.exp(log_ratio)
         return self.scale * (z * (2.0 * cdf - 1.0) + 2.0 * pdf * (nu + z * z) / (nu - 1.0)
