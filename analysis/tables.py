@@ -11,6 +11,7 @@ resample equal to the score of that resample.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -242,6 +243,12 @@ def bootstrap_cell(row: PredictionRow, target: str, dim: str, y_true: np.ndarray
     return np.mean(draws, axis=0)
 
 
+def _members_digest(row: PredictionRow, target: str, dim: str) -> bytes:
+    """A digest of the arrays a cell's draws are computed from (shape and bytes)."""
+    members = np.ascontiguousarray(predicted(row, target, dim), dtype=np.float64)
+    return hashlib.sha256(repr(members.shape).encode() + members.tobytes()).digest()
+
+
 @dataclass
 class TableResult:
     """Long-format cells of both tables, per-seed values, and the bootstrap draws."""
@@ -257,6 +264,10 @@ def compute_tables(rows: list[PredictionRow], targets: dict[tuple[str, str], np.
     rows (None: no intervals)."""
     cells, per_seed = [], []
     boot: dict[tuple[str, str, str, str], np.ndarray] = {}
+    # Rows whose members predict the very same arrays share their draws: a conformal twin
+    # (analysis.conformal) keeps its original's mu, so its Table 2 draws are its original's
+    # (computed once; a draw is a deterministic function of the arrays and the indices).
+    drawn: dict[tuple[str, str, str, bytes], np.ndarray] = {}
     for table, target in TABLE_TARGETS.items():
         for row in table_order(rows_for_target(rows, target), table):
             for dim in schema.DIMENSIONS:
@@ -268,7 +279,11 @@ def compute_tables(rows: list[PredictionRow], targets: dict[tuple[str, str], np.
                     sd = float(finite.std(ddof=1)) if finite.size >= 2 else float("nan")
                     low = high = float("nan")
                     if indices is not None:
-                        draws = bootstrap_cell(row, target, dim, y_true, metric, indices)
+                        same = (target, dim, metric, _members_digest(row, target, dim))
+                        if same not in drawn:
+                            drawn[same] = bootstrap_cell(row, target, dim, y_true, metric,
+                                                         indices)
+                        draws = drawn[same]
                         boot[(table, row.key, dim, metric)] = draws
                         low, high = percentile_interval(draws)
                     cells.append({
