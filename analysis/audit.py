@@ -330,22 +330,10 @@ class AuditError(ValueError):
 def folder_cells(sweep_dir: Path, n_boot: int, seed: int, paper: PaperTables
                  ) -> tuple[pd.DataFrame, str]:
     """The audit cells of one sweep folder, and its label version."""
-    from analysis.data_axes import reference_cell
-    from analysis.load import load_sweep
-    from analysis.pipeline import EVAL_SPLIT
-    from analysis.rows import build_rows
+    from analysis.pipeline import load_reference_rows
     from analysis.tables import empirical_targets
-    from mer_uq.sources import load_trained_dataset
-    from mer_uq.sweep_folder import looks_like_sweep
 
-    if not sweep_dir.is_dir() or not looks_like_sweep(sweep_dir):
-        raise AuditError(f"{sweep_dir}: not a sweep folder (give the --out folder of a sweep)")
-    sweep = load_sweep(sweep_dir)
-    if sweep.predictions.empty:
-        raise AuditError(f"{sweep_dir}: no readable trial file")
-    dataset = load_trained_dataset(sweep.config)
-    song_ids = dataset.song_ids(EVAL_SPLIT)
-    rows = build_rows(reference_cell(sweep.predictions), song_ids, EVAL_SPLIT)
+    sweep, dataset, song_ids, rows = load_reference_rows(sweep_dir, AuditError)
     if not has_spread_head(rows):
         raise AuditError(f"{sweep_dir}: no two-output method with a spread (nll, mse, kld, "
                          "...): nothing to read out")

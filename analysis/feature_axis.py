@@ -63,22 +63,9 @@ def feature_set_name(config: dict[str, Any]) -> str:
 
 
 def _load(folder: Path) -> tuple[FeatureSet, Any, np.ndarray]:
-    from analysis.data_axes import reference_cell
-    from analysis.load import load_sweep
-    from analysis.pipeline import EVAL_SPLIT
-    from analysis.rows import build_rows
-    from mer_uq.sources import load_trained_dataset
-    from mer_uq.sweep_folder import looks_like_sweep
+    from analysis.pipeline import load_reference_rows
 
-    if not folder.is_dir() or not looks_like_sweep(folder):
-        raise FeatureAxisError(f"{folder}: not a sweep folder (give the --out folder of a "
-                               "sweep)")
-    sweep = load_sweep(folder)
-    if sweep.predictions.empty:
-        raise FeatureAxisError(f"{folder}: no readable trial file")
-    dataset = load_trained_dataset(sweep.config)
-    song_ids = dataset.song_ids(EVAL_SPLIT)
-    rows = build_rows(reference_cell(sweep.predictions), song_ids, EVAL_SPLIT)
+    sweep, dataset, song_ids, rows = load_reference_rows(folder, FeatureAxisError)
     fs = FeatureSet(feature_set_name(sweep.config), folder, sweep.config, rows, str(folder))
     return fs, dataset, song_ids
 

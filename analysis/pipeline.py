@@ -40,6 +40,25 @@ from mer_uq.data.summary import summarise
 from mer_uq.sources import load_feature_table, load_trained_dataset
 
 EVAL_SPLIT = "test"
+
+
+def load_reference_rows(folder: Path, error: type[Exception]
+                        ) -> tuple[SweepResults, DeamDataset, np.ndarray, list[PredictionRow]]:
+    """One sweep folder read for a command that compares folders (analysis.audit,
+    analysis.feature_axis): its trials, its dataset, the test songs and the table rows of
+    its reference data-axes cell. A folder that is no sweep, or has no readable trial
+    file, raises ``error`` (the command's own one-line error) naming it."""
+    from mer_uq.sweep_folder import looks_like_sweep
+
+    if not folder.is_dir() or not looks_like_sweep(folder):
+        raise error(f"{folder}: not a sweep folder (give the --out folder of a sweep)")
+    sweep = load_sweep(folder)
+    if sweep.predictions.empty:
+        raise error(f"{folder}: no readable trial file")
+    dataset = load_trained_dataset(sweep.config)
+    song_ids = dataset.song_ids(EVAL_SPLIT)
+    rows = build_rows(reference_cell(sweep.predictions), song_ids, EVAL_SPLIT)
+    return sweep, dataset, song_ids, rows
 CALIBRATION_SPLIT = "valid"  # the split conformal calibration fits its factors on
 BOOTSTRAP_SEED = 0
 
