@@ -40,14 +40,8 @@ def load_inputs(study: Study) -> tuple[Any, FeatureTable | dict[str, FeatureTabl
         for split in SPLITS:
             if len(dataset.song_ids(split)) == 0:
                 raise FeatureCoverageError(f"features {source} cover no song of the {split} split")
-    for split in SPLITS:
-        try:
-            features.rows(dataset.song_ids(split))
-        except DeamDataError as err:
-            raise FeatureCoverageError(
-                f"features {source} do not cover the {split} split: {err} (to run on the "
-                "covered songs only, pass --allow-missing-features)"
-            ) from err
+    _check_covers(features, dataset, f"features {source}",
+                  " (to run on the covered songs only, pass --allow-missing-features)")
     sets = study.feature_sets
     if sets is None:
         return dataset, features
@@ -57,12 +51,17 @@ def load_inputs(study: Study) -> tuple[Any, FeatureTable | dict[str, FeatureTabl
     for item in sets[1:]:
         table = load_feature_table({**record, "features": item["features"],
                                     "feature_column": item["feature_column"]})
-        for split in SPLITS:
-            try:
-                table.rows(dataset.song_ids(split))
-            except DeamDataError as err:
-                raise FeatureCoverageError(
-                    f"features {item['features'] or 'bundled'} / {item['feature_column']} "
-                    f"do not cover the {split} split: {err}") from err
+        _check_covers(table, dataset, f"features {item['features'] or 'bundled'} / "
+                      f"{item['feature_column']}", "")
         tables[item["label"]] = table
     return dataset, tables
+
+
+def _check_covers(table: FeatureTable, dataset: Any, name: str, hint: str) -> None:
+    """One line naming the feature table and the first split it does not cover."""
+    for split in SPLITS:
+        try:
+            table.rows(dataset.song_ids(split))
+        except DeamDataError as err:
+            raise FeatureCoverageError(f"{name} do not cover the {split} split: {err}{hint}"
+                                       ) from err
