@@ -260,36 +260,3 @@ def publish_trial_file(source: Path, target: Path) -> Path:
     """Copy a finished trial's file into the sweep folder atomically (never half a file,
     and a second copy of the same trial replaces the first instead of duplicating it)."""
     return write_atomically(target, lambda tmp: shutil.copyfile(source, tmp))
-
-
-def trial_file_problem(path: Path, expected: dict[str, Any]) -> str | None:
-    """Why the trial file at ``path`` cannot count as finished, or None when it can.
-
-    A finished trial is a regular file of the folder itself (mer_uq.trial_check) that
-    reads back whole (every column of every row group, not only the footer), whose record
-    matches the plan (each key of ``expected``: training, seeds, model, train, mc_passes)
-    and whose rows pass the writer's guarantees (mer_uq.trial_check.frame_problem). This
-    is what ``--resume`` trusts; a truncated copy, a link, a file of another plan or of an
-    older version is rerun instead."""
-    import pyarrow as pa
-
-    from mer_uq import trial_check
-
-    where = trial_check.path_problem(Path(path).parent.parent, Path(path))
-    if where is not None:
-        return where
-    try:
-        frame, record = read_trial_file(path)
-    except (OSError, ValueError, pa.ArrowException) as err:
-        return f"unreadable ({str(err).splitlines()[0][:120]})"
-    if not record:
-        return f"no {TRIAL_METADATA_KEY.decode()} record"
-    differing = [k for k, v in expected.items() if _comparable(record.get(k)) != _comparable(v)]
-    if differing:
-        return f"record differs from the plan in {', '.join(differing)}"
-    return trial_check.frame_problem(frame, record)
-
-
-def _comparable(value: Any) -> Any:
-    """JSON round trip, so tuples and lists (or ints and floats in JSON) compare equal."""
-    return json.loads(json.dumps(value, default=str))

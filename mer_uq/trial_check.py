@@ -14,6 +14,7 @@ method is checked without editing this module.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +23,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mer_uq import schema
+from mer_uq.sweep_folder import (
+    PLANNED_TRIALS_KEY,
+    TRIAL_METADATA_KEY,
+    TRIALS_DIR,
+    read_trial_file,
+    training_of_stem,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,7 +52,6 @@ def has_row_spread(method: str) -> bool | None:
 
 def path_problem(sweep_dir: Path, path: Path) -> str | None:
     """Why ``path`` is not a trial file of ``sweep_dir`` itself, or None."""
-    from mer_uq.sweep_folder import TRIALS_DIR
 
     trials = Path(sweep_dir) / TRIALS_DIR
     if trials.is_symlink():
@@ -159,7 +166,6 @@ def plan_problem(record: Mapping[str, Any], plan: Mapping[str, Any], stem: str,
     planned (a file of another sweep, say one of 15 seeds in a sweep of 2, is not), and the
     model, training settings and MC passes its record names must be the sweep's. An empty
     ``plan`` (no sweep.json) checks nothing."""
-    from mer_uq.sweep_folder import PLANNED_TRIALS_KEY, training_of_stem
 
     if not plan:
         return None
@@ -177,11 +183,36 @@ def plan_problem(record: Mapping[str, Any], plan: Mapping[str, Any], stem: str,
     if unplanned:
         return f"seeds {unplanned[:5]} are not planned in sweep.json"
     differing = [k for k in ("model", "train", "mc_passes") if k in plan and k in record
-                 and _json(record[k]) != _json(plan[k])]
+                 and _comparable(record[k]) != _comparable(plan[k])]
     return f"its record differs from sweep.json in {', '.join(differing)}" if differing else None
 
 
-def _json(value: Any) -> str:
-    import json
+def trial_file_problem(path: Path, expected: dict[str, Any]) -> str | None:
+    """Why the trial file at ``path`` cannot count as finished, or None when it can.
 
-    return json.dumps(value, sort_keys=True, default=str)
+    A finished trial is a regular file of the folder itself (path_problem) that
+    reads back whole (every column of every row group, not only the footer), whose record
+    matches the plan (each key of ``expected``: training, seeds, model, train, mc_passes)
+    and whose rows pass the writer's guarantees (frame_problem). This
+    is what ``--resume`` trusts; a truncated copy, a link, a file of another plan or of an
+    older version is rerun instead."""
+    import pyarrow as pa
+
+    where = path_problem(Path(path).parent.parent, Path(path))
+    if where is not None:
+        return where
+    try:
+        frame, record = read_trial_file(path)
+    except (OSError, ValueError, pa.ArrowException) as err:
+        return f"unreadable ({str(err).splitlines()[0][:120]})"
+    if not record:
+        return f"no {TRIAL_METADATA_KEY.decode()} record"
+    differing = [k for k, v in expected.items() if _comparable(record.get(k)) != _comparable(v)]
+    if differing:
+        return f"record differs from the plan in {', '.join(differing)}"
+    return frame_problem(frame, record)
+
+
+def _comparable(value: Any) -> Any:
+    """JSON round trip, so tuples and lists (or ints and floats in JSON) compare equal."""
+    return json.loads(json.dumps(value, default=str))

@@ -8,7 +8,7 @@ Order of work, and why:
 3. write DIR/sweep.json before any trial runs, so an interrupted sweep is resumable and
    the analysis knows what was asked even if nothing finished (sweep.seed_sweep);
 4. run only the trials without a verified file in DIR/trials
-   (mer_uq.sweep_folder.trial_file_problem);
+   (mer_uq.trial_check.trial_file_problem);
 5. write the report, print its two tables and where everything is.
 """
 

@@ -17,9 +17,9 @@ from mer_uq.sweep_folder import (
     TRIALS_DIR,
     finished_stems,
     trial_file,
-    trial_file_problem,
     write_sweep_json,
 )
+from mer_uq.trial_check import trial_file_problem
 from sweep.cli import SweepOptions
 from sweep.folder_guards import tune_stops_cleanly
 from sweep.inputs import load_inputs

@@ -16,7 +16,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def real_deam() -> Path:
     """The real DEAM files: the copy the package bundles (tests/fixtures/deam/sha256.json
     pins it to the files it was made from)."""
-    from mer_uq.data.layout import BUNDLED_DEAM_DIR
+    from mer_uq.data.deam_files import BUNDLED_DEAM_DIR
 
     return BUNDLED_DEAM_DIR
 

@@ -1,4 +1,4 @@
-"""User errors of the other command lines (mer_uq.train, analysis.report, sweep.embed):
+"""User errors of the other command lines (mer_uq.trial_cli, analysis.report, sweep.embed):
 one line on stderr, exit 2, no traceback, nothing written."""
 
 from __future__ import annotations
@@ -47,12 +47,12 @@ def _has_cuda() -> bool:
     ],
 )
 def test_train_cli_user_errors(tmp_path, argv, expected) -> None:
-    _one_line(_run(_main_of("mer_uq.train"), *argv, cwd=tmp_path), expected)
+    _one_line(_run(_main_of("mer_uq.trial_cli"), *argv, cwd=tmp_path), expected)
 
 
 @pytest.mark.skipif("_has_cuda()", reason="the machine has CUDA")
 def test_train_cli_cuda_without_cuda(tmp_path) -> None:
-    proc = _run(_main_of("mer_uq.train"), "--method", "nll", "--device", "cuda", cwd=tmp_path)
+    proc = _run(_main_of("mer_uq.trial_cli"), "--method", "nll", "--device", "cuda", cwd=tmp_path)
     _one_line(proc, "--device cuda: this machine has no CUDA GPU")
 
 

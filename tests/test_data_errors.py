@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mer_uq.data import DeamDataError, load_deam
-from mer_uq.data.layout import DYNAMIC_AVERAGED, METADATA, STATIC_AVERAGED, STATIC_PER_RATER
+from mer_uq.data.deam_files import DYNAMIC_AVERAGED, METADATA, STATIC_AVERAGED, STATIC_PER_RATER
 
 PER_RATER = STATIC_PER_RATER["2013-2014"]
 AVERAGED = STATIC_AVERAGED["2013-2014"]

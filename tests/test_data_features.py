@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from mer_uq.data import DeamDataError, load_deam, load_features, save_features, standardise
+from mer_uq.data.deam_files import BUNDLED_FEATURES_FILE
 from mer_uq.data.features import DEFAULT_COLUMN_KEY, FeatureTable
-from mer_uq.data.layout import BUNDLED_FEATURES_FILE
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

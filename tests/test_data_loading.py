@@ -16,7 +16,7 @@ import pytest
 
 from mer_uq.data import DeamDataError, load_deam
 from mer_uq.data.bundle import BUNDLED_FILES
-from mer_uq.data.layout import BUNDLED_DEAM_DIR, STATIC_AVERAGED, STATIC_PER_RATER
+from mer_uq.data.deam_files import BUNDLED_DEAM_DIR, STATIC_AVERAGED, STATIC_PER_RATER
 from mer_uq.schema import DIMENSIONS, SPLITS, TARGET_MEAN, TARGET_SD
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mer_uq.data import DeamDataError, load_deam
-from mer_uq.data.layout import BUNDLED_SPLIT_FILE
+from mer_uq.data.deam_files import BUNDLED_SPLIT_FILE
 from mer_uq.data.splits import make_split, read_split, split_counts, write_split
 from mer_uq.schema import SPLITS
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mer_uq.data import load_deam
-from mer_uq.data.layout import DYNAMIC_AVERAGED, STATIC_AVERAGED, STATIC_PER_RATER
+from mer_uq.data.deam_files import DYNAMIC_AVERAGED, STATIC_AVERAGED, STATIC_PER_RATER
 from mer_uq.data.swap import METHOD_DYNAMIC, METHOD_FALLBACK, audit_subset, correlation_key
 from mer_uq.schema import DIMENSIONS
 

@@ -27,7 +27,6 @@ from mer_uq.sweep_folder import (
     read_sweep_config,
     read_sweep_json,
     refuse_contract_path,
-    trial_file_problem,
     write_sweep_json,
     write_trial_parquet,
 )
@@ -191,7 +190,8 @@ def test_which_methods_have_a_row_spread_comes_from_the_registry() -> None:
 
 
 def test_a_good_trial_file_is_trusted(sweep: Path) -> None:
-    assert trial_file_problem(sweep / "trials" / "nll__seeds0-1.parquet", _expected("nll")) is None
+    path = sweep / "trials" / "nll__seeds0-1.parquet"
+    assert trial_check.trial_file_problem(path, _expected("nll")) is None
 
 
 @pytest.mark.parametrize(("change", "says"), [
@@ -215,7 +215,7 @@ def test_a_trial_file_that_breaks_the_writers_guarantees_is_rerun_and_not_report
 
     path = sweep / "trials" / "nll__seeds0-1.parquet"
     _rewrite(path, change)
-    problem = trial_file_problem(path, _expected("nll"))
+    problem = trial_check.trial_file_problem(path, _expected("nll"))
     assert problem is not None and says in problem
     loaded = load_sweep(sweep)
     assert loaded.loaded_files == ["trials/mse__seeds0-1.parquet"]
@@ -248,7 +248,7 @@ def test_symbolic_links_are_never_trusted(sweep: Path, tmp_path: Path, songs) ->
     path = sweep / "trials" / "nll__seeds0-1.parquet"
     path.unlink()
     path.symlink_to(other)
-    assert "symbolic link" in trial_file_problem(path, _expected("nll"))
+    assert "symbolic link" in trial_check.trial_file_problem(path, _expected("nll"))
     reasons = {p.source: p.reason for p in load_sweep(sweep).problems}
     assert "symbolic link" in reasons["trials/nll__seeds0-1.parquet"]
     # a copy (not a link) of another sweep's 15-seed file is not this plan's either

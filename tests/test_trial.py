@@ -12,9 +12,9 @@ from mer_uq.data import FeatureTable, load_deam, load_features
 from mer_uq.methods import UnknownMethodError
 from mer_uq.model import FCNConfig
 from mer_uq.schema import HP_PREFIX, PREDICTION_COLUMNS
-from mer_uq.train import main as train_main
 from mer_uq.training import TrainConfig
 from mer_uq.trial import TrialSpec, run_trial
+from mer_uq.trial_cli import main as train_main
 
 TINY = TrainConfig(epochs=2, steps_per_epoch=8)
 

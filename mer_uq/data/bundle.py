@@ -19,9 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mer_uq.data.dataset import load_deam
-from mer_uq.data.errors import DeamDataError
-from mer_uq.data.features import FEATURE_NAMES_KEY, SOURCE_KEY, save_features
-from mer_uq.data.layout import (
+from mer_uq.data.deam_files import (
     BUNDLED_DEAM_DIR,
     BUNDLED_FEATURES_FILE,
     BUNDLED_SPLIT_FILE,
@@ -30,6 +28,8 @@ from mer_uq.data.layout import (
     STATIC_AVERAGED,
     STATIC_PER_RATER,
 )
+from mer_uq.data.errors import DeamDataError
+from mer_uq.data.features import FEATURE_NAMES_KEY, SOURCE_KEY, save_features
 from mer_uq.data.splits import DEFAULT_SEED, make_split, write_split
 
 OPENSMILE_CSV = Path("features", "opensmile_song_means.csv")

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mer_uq.data.deam_files import BUNDLED_SPLIT_FILE, DeamFiles, resolve_files
 from mer_uq.data.errors import DeamDataError, format_ids
 from mer_uq.data.genres import primary_genres
-from mer_uq.data.layout import BUNDLED_SPLIT_FILE, DeamFiles, resolve_files
 from mer_uq.data.readers import (
     read_dynamic_song_means,
     read_metadata_genres,

@@ -19,8 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mer_uq.data.deam_files import BUNDLED_FEATURES_FILE
 from mer_uq.data.errors import DeamDataError, format_ids
-from mer_uq.data.layout import BUNDLED_FEATURES_FILE
 from mer_uq.schema import SPLITS
 from mer_uq.sweep_folder import write_atomically
 

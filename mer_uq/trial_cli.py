@@ -1,6 +1,6 @@
 """One-trial CLI: train one method with one seed on DEAM and print its test scores.
 
-    python -m mer_uq.train --method nll --seed 0 [--features PATH] [--json]
+    python -m mer_uq.trial_cli --method nll --seed 0 [--features PATH] [--json]
 
 Defaults: the bundled DEAM annotations and split, the bundled openSMILE features, the
 paper's training settings. For a look at the whole study use the sweep instead.
@@ -23,7 +23,7 @@ from mer_uq.trial import TrialSpec, run_trial
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m mer_uq.train", description=__doc__.split("\n")[0]
+        prog="python -m mer_uq.trial_cli", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--method", required=True, help=f"one of: {', '.join(METHODS)}")
     parser.add_argument("--seed", type=int, default=0)
