@@ -469,19 +469,9 @@ def _train_stack(
     spec = training_spec(training)
     device = resolve_device(cfg.device)
     seeds = tuple(int(s) for s in seeds)
-    columns = data.t_train.shape[1]
-    if spec.individual_ratings:
-        if columns <= 2 * N_DIMS:
-            raise ValueError(f"training {training!r} needs the individual ratings in its "
-                             f"targets (see methods.rating_columns), got {columns} columns")
-    elif columns != 2 * N_DIMS:
-        raise ValueError(f"targets must have {2 * N_DIMS} columns (means, then SDs), got {columns}")
-
-    def tensor(a: np.ndarray) -> Tensor:
-        return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32), device=device)
-
-    x_train, t_train = tensor(data.x_train), tensor(data.t_train)
-    x_valid, t_valid = tensor(data.x_valid), tensor(data.t_valid)
+    _check_target_columns(training, spec, data.t_train.shape[1])
+    x_train, t_train = _as_tensor(data.x_train, device), _as_tensor(data.t_train, device)
+    x_valid, t_valid = _as_tensor(data.x_valid, device), _as_tensor(data.t_valid, device)
     model = StackedFCN(x_train.shape[1], model_config, spec.two_outputs, seeds, device,
                        head=spec.head)
     k = model.n_members
@@ -504,29 +494,18 @@ def _train_stack(
 
     for epoch in range(1, cfg.epochs + 1):
         if not stopper.active[working].all():
-            keep = np.flatnonzero(stopper.active[working]).tolist()
-            smaller = work.subset(keep)
-            adam = adam.subset(keep, smaller.params.values)
-            work, working = smaller, working[keep]
+            work, working, adam = _drop_stopped(work, working, adam, stopper.active)
         adam.set_member_lr(plateau.lr[working])
         epochs_trained += stopper.active
         train_loss[working] = train_epoch(work, spec, adam, x_train, t_train, cfg)
         _check_finite(training, epoch, "training", train_loss[working], work.seeds)
-        with torch.no_grad():
-            val_pred = work.forward(x_valid)
-            work_val = spec.validation_objective(val_pred, t_valid).mean(dim=(1, 2))
-        val_loss[working] = work_val.cpu().numpy().astype(np.float64)
+        val_loss[working] = _validation_loss(work, spec, x_valid, t_valid)
         _check_finite(training, epoch, "validation", val_loss[working], work.seeds)
 
         was_active = stopper.active.copy()
         improved = stopper.update(val_loss, epoch)
         if improved.any():
-            rows = np.flatnonzero(improved[working])
-            source = torch.as_tensor(rows, device=device)
-            target = torch.as_tensor(working[rows], device=device)
-            with torch.no_grad():
-                for name, tensor in work.params.tensors.items():
-                    best[name][target] = tensor.detach().index_select(0, source)
+            _keep_best_weights(work, working, improved, best, device)
         plateau.step(val_loss, was_active)
         record = _epoch_record(
             epoch, seeds, train_loss, val_loss, stopper.best, plateau.lr, stopper.active
@@ -547,3 +526,49 @@ def _train_stack(
         epochs_trained=epochs_trained,
         history=history,
     )
+
+
+def _validation_loss(work: StackedFCN, spec: TrainingSpec, x_valid: Tensor,
+                     t_valid: Tensor) -> np.ndarray:
+    """Each active member's validation objective, the mean over songs and dimensions."""
+    with torch.no_grad():
+        val_pred = work.forward(x_valid)
+        per_member = spec.validation_objective(val_pred, t_valid).mean(dim=(1, 2))
+    return per_member.cpu().numpy().astype(np.float64)
+
+
+def _check_target_columns(training: str, spec: TrainingSpec, columns: int) -> None:
+    """Fail before any model is built when the targets do not fit the training key: a
+    key trained on individual ratings needs them after the 2 x N_DIMS song statistics."""
+    if spec.individual_ratings:
+        if columns <= 2 * N_DIMS:
+            raise ValueError(f"training {training!r} needs the individual ratings in its "
+                             f"targets (see methods.rating_columns), got {columns} columns")
+    elif columns != 2 * N_DIMS:
+        raise ValueError(f"targets must have {2 * N_DIMS} columns (means, then SDs), got {columns}")
+
+
+def _as_tensor(a: np.ndarray, device: torch.device) -> Tensor:
+    """float32, contiguous, on the training device: the one form every batch is cut from."""
+    return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32), device=device)
+
+
+def _drop_stopped(
+    work: StackedFCN, working: np.ndarray, adam: StackedAdam, active: np.ndarray
+) -> tuple[StackedFCN, np.ndarray, StackedAdam]:
+    """The members still active, moved (with their optimiser state) to a smaller stack."""
+    keep = np.flatnonzero(active[working]).tolist()
+    smaller = work.subset(keep)
+    return smaller, working[keep], adam.subset(keep, smaller.params.values)
+
+
+def _keep_best_weights(work: StackedFCN, working: np.ndarray, improved: np.ndarray,
+                       best: dict[str, Tensor], device: torch.device) -> None:
+    """Copy the weights of the members whose validation loss improved into ``best``
+    (indexed by position in the full stack; ``work`` holds only the active members)."""
+    rows = np.flatnonzero(improved[working])
+    source = torch.as_tensor(rows, device=device)
+    target = torch.as_tensor(working[rows], device=device)
+    with torch.no_grad():
+        for name, weights in work.params.tensors.items():
+            best[name][target] = weights.detach().index_select(0, source)
