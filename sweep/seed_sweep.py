@@ -158,8 +158,8 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
 # ======================================================================================
 
 def _print_report_tables(report_dir: Path) -> None:
-    from analysis.report import TABLES_DIRNAME
-    from analysis.tables import TABLE_TITLES  # the report's own titles and file stems
+    from analysis.compute.table_cells import TABLE_TITLES  # the report's own titles and file stems
+    from analysis.write.report_files import TABLES_DIRNAME
 
     for stem, title in TABLE_TITLES.items():
         table = report_dir / TABLES_DIRNAME / f"{stem}.md"
@@ -171,7 +171,7 @@ def write_final_report(sweep_dir: Path) -> bool:
     """analysis.report.write_report(DIR) and its two tables on the console; False (and one
     line on stderr) when the report fails."""
     try:
-        from analysis.report import write_report
+        from analysis.write.report_files import write_report
 
         report = Path(write_report(sweep_dir))
     except Exception as err:  # the trials are safe on disk: say how to retry, never lose them

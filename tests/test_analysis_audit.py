@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from analysis.audit import (
+from analysis.compute.pipeline import AnalysisSettings, ReportData, compute_report_data
+from analysis.compute.readout_audit import (
     READOUTS,
     audit_cells,
     best_line,
@@ -23,8 +24,7 @@ from analysis.audit import (
     run_audit,
     summarise_audit,
 )
-from analysis.pipeline import AnalysisSettings, ReportData, compute_report_data
-from analysis.report import write_report_files
+from analysis.write.report_files import write_report_files
 from mer_uq import schema
 from mer_uq.data.dataset import load_deam
 from mer_uq.data.features import load_features
@@ -74,7 +74,7 @@ def data(sweep_dir: Path) -> ReportData:
 
 @pytest.fixture(scope="module")
 def cells(data: ReportData) -> pd.DataFrame:
-    from analysis.bootstrap import resample_indices
+    from analysis.compute.bootstrap import resample_indices
 
     indices = resample_indices(data.song_ids.size, SETTINGS.n_boot, SETTINGS.seed)
     return audit_cells(data.rows, data.targets, indices, data.paper, "corrected labels")

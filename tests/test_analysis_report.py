@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from analysis.pipeline import AnalysisSettings, ReportData, compute_report_data
-from analysis.report import main, write_report_files
-from analysis.wandb_summary import log_summary
+from analysis.compute.pipeline import AnalysisSettings, ReportData, compute_report_data
+from analysis.write.report_files import main, write_report_files
+from analysis.write.wandb_summary import log_summary
 from mer_uq import schema
 from mer_uq.data.dataset import load_deam
 from mer_uq.data.features import load_features

@@ -12,13 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from analysis.baselines import (
+from analysis.compute.baselines import (
     BASELINE_CONSTANT_SD,
     BASELINE_RIDGE,
     BASELINE_SD_FROM_MEAN,
     compute_baselines,
 )
-from analysis.bootstrap import (
+from analysis.compute.bootstrap import (
     paired_bootstrap,
     paired_seed_test,
     percentile_interval,
@@ -26,14 +26,14 @@ from analysis.bootstrap import (
     resampling_note,
     signed_rank_exact_p,
 )
-from analysis.layout import fmt_cell
-from analysis.load import load_sweep
-from analysis.paper import compare_cell, load_paper_tables
-from analysis.reading import BETTER, TIED, WORSE, verdict
-from analysis.render import Heading, Image, Paragraph, Table, to_html, to_markdown
-from analysis.ridge import fit_ridge, ridge_path
-from analysis.rows import PredictionRow
-from analysis.tables import bootstrap_cell, resample_chunks
+from analysis.compute.ridge import fit_ridge, ridge_path
+from analysis.compute.rows import PredictionRow
+from analysis.compute.table_cells import bootstrap_cell, resample_chunks
+from analysis.present.findings import BETTER, TIED, WORSE, verdict
+from analysis.present.render import Heading, Image, Paragraph, Table, to_html, to_markdown
+from analysis.present.table_layout import fmt_cell
+from analysis.read.paper_tables import compare_cell, load_paper_tables
+from analysis.read.sweep_results import load_sweep
 from mer_uq import schema
 from mer_uq.metrics import pearson_r, r2_score, spearman_rho
 

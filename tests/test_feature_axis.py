@@ -93,8 +93,8 @@ def test_feature_axis_refusals(tables: dict[str, Path], extra: list[str], messag
 @pytest.mark.slow
 def test_sweep_over_three_feature_sets(ray_session, tables: dict[str, Path], tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    from analysis.pipeline import AnalysisSettings, compute_report_data
-    from analysis.report import write_report_files
+    from analysis.compute.pipeline import AnalysisSettings, compute_report_data
+    from analysis.write.report_files import write_report_files
     from mer_uq.data import load_deam
     from sweep.run import main
 
@@ -180,7 +180,7 @@ def _folder(root: Path, table: Path, fix_swap: bool = True) -> Path:
 def test_separate_sweeps_compared_on_the_same_songs(tables: dict[str, Path], tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]
                                                     ) -> None:
-    from analysis.feature_axis import FeatureAxisError, main, run
+    from analysis.compute.feature_axis import FeatureAxisError, main, run
 
     a = _folder(tmp_path / "a", tables["first32"])
     b = _folder(tmp_path / "b", tables["two"])

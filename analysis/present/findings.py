@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.baselines import BASELINE_CONSTANT_SD, BASELINE_RIDGE, BASELINE_SD_FROM_MEAN
-from analysis.layout import POINT_SCORE_LABELS, fmt, fmt_interval
-from analysis.load import TrialProblem
-from analysis.paper import PaperTables
-from analysis.rows import BASELINE
+from analysis.compute.baselines import BASELINE_CONSTANT_SD, BASELINE_RIDGE, BASELINE_SD_FROM_MEAN
+from analysis.compute.rows import BASELINE
+from analysis.present.table_layout import POINT_SCORE_LABELS, fmt, fmt_interval
+from analysis.read.paper_tables import PaperTables
+from analysis.read.sweep_results import TrialProblem
 from mer_uq import schema
 from mer_uq.methods import METHODS, Uncertainty
 from mer_uq.scores import NLL, PEARSON, R2, SD, coverage_name
@@ -238,7 +238,7 @@ def read_variance_parts(parts: pd.DataFrame) -> list[str]:
 
 def read_paper_comparison(cells: pd.DataFrame, paper: PaperTables) -> list[str]:
     """Per table: how many published cells our run agrees with, and the range of the
-    differences (every published cell is compared: analysis.paper.compare_cell)."""
+    differences (every published cell is compared: analysis.read.paper_tables.compare_cell)."""
     out = []
     for table in ("table2", "table3"):
         part = cells[(cells["table"] == table)

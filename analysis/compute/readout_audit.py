@@ -11,10 +11,10 @@ published one: sign agreement, the published value inside our 95 % bootstrap int
 the "<< 0" cells. Each readout is a HYPOTHESIS about how a published table may have been
 computed, not a claim about anyone's code; the section says so in those words.
 
-Nothing here is a new statistic: the cells are analysis.tables' (mer_uq.scores' point
-scores, the bootstrap of analysis.bootstrap on the same index matrix as the report), the
-verdicts analysis.paper.compare_cell's, and the only fixed numbers are the paper's
-published cells (analysis.paper). Only the rows of two-output methods change with the
+Nothing here is a new statistic: the cells are analysis.compute.table_cells' (mer_uq.scores' point
+scores, the bootstrap of analysis.compute.bootstrap on the same index matrix as the report), the
+verdicts analysis.read.paper_tables.compare_cell's, and the only fixed numbers are the paper's
+published cells (analysis.read.paper_tables). Only the rows of two-output methods change with the
 readout; the random-seeds ensemble and MC dropout have no spread head and are scored as
 they are, so their cells are the same under every readout.
 
@@ -35,12 +35,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import DEFAULT_N_BOOT, percentile_interval, resample_indices
-from analysis.layout import column_name, fmt
-from analysis.paper import PaperTables, compare_cell, load_paper_tables
-from analysis.render import Block, Bullets, Heading, Paragraph, Table, to_markdown
-from analysis.rows import TWO_OUTPUT_METHODS, PredictionRow, method_label, paper_row_key
-from analysis.tables import bootstrap_cell, member_scores
+from analysis.compute.bootstrap import DEFAULT_N_BOOT, percentile_interval, resample_indices
+from analysis.compute.rows import TWO_OUTPUT_METHODS, PredictionRow, method_label, paper_row_key
+from analysis.compute.table_cells import bootstrap_cell, member_scores
+from analysis.present.render import Block, Bullets, Heading, Paragraph, Table, to_markdown
+from analysis.present.table_layout import column_name, fmt
+from analysis.read.paper_tables import PaperTables, compare_cell, load_paper_tables
 from mer_uq import schema
 from mer_uq.methods import PAPER_METHODS
 from mer_uq.scores import POINT_SCORES, SD
@@ -91,7 +91,7 @@ def label_version(config: dict[str, Any]) -> str:
 
 def audit_rows(rows: list[PredictionRow]) -> list[PredictionRow]:
     """The rows whose cells the paper publishes in Table 3, in the paper's order: its
-    methods' per-seed rows and the random-seeds ensemble (analysis.rows.paper_row_key)."""
+    methods' per-seed rows and the random-seeds ensemble (analysis.compute.rows.paper_row_key)."""
     wanted = [paper_row_key(m, TABLE) for m in PAPER_METHODS]
     by_key = {r.key: r for r in rows if r.has_sigma}
     return [by_key[k] for k in wanted if k in by_key]
@@ -307,7 +307,7 @@ def audit_blocks(cells: pd.DataFrame, summary: pd.DataFrame, heading_level: int 
 def write_section(data: Any, report_dir: Path) -> list[Block]:
     """Compute, write (tables/readout_audit*.csv) and return the audit's report blocks;
     [] for a sweep without two-output methods. ``data`` is the report's ReportData."""
-    from analysis.report import TABLES_DIRNAME, write_frame
+    from analysis.write.report_files import TABLES_DIRNAME, write_frame
 
     if not has_spread_head(data.rows):
         return []
@@ -330,8 +330,8 @@ class AuditError(ValueError):
 def folder_cells(sweep_dir: Path, n_boot: int, seed: int, paper: PaperTables
                  ) -> tuple[pd.DataFrame, str]:
     """The audit cells of one sweep folder, and its label version."""
-    from analysis.pipeline import load_reference_rows
-    from analysis.tables import empirical_targets
+    from analysis.compute.pipeline import load_reference_rows
+    from analysis.compute.table_cells import empirical_targets
 
     sweep, dataset, song_ids, rows = load_reference_rows(sweep_dir, AuditError)
     if not has_spread_head(rows):

@@ -33,7 +33,7 @@ from mer_uq.scores import row_distribution
 
 # Row groups, in the order they are printed; a rule separates groups in the tables.
 PAPER, EXTRA, ENSEMBLE, BASELINE = "paper", "extra", "ensemble", "baseline"
-CONFORMAL = "conformal"  # a row's sigma calibrated on the validation songs (analysis.conformal)
+CONFORMAL = "conformal"  # a row's sigma calibrated on the validation songs (conformal_rows)
 GROUP_ORDER: tuple[str, ...] = (PAPER, EXTRA, ENSEMBLE, CONFORMAL, BASELINE)
 
 # Methods whose model outputs (mu, sigma): their seeds form a deep ensemble (mixture).

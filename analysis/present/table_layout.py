@@ -1,6 +1,6 @@
 """Long-format cells -> the tables as a reader sees them.
 
-The computation (analysis.tables) is long-format, one line per cell, because that is
+The computation (analysis.compute.table_cells) is long-format, one line per cell, because that is
 what CSV/JSON consumers and tests want. The paper prints wide tables: rows = methods,
 columns = (dimension, metric), "mean ± SD" per cell. This module does only that
 reshaping and number formatting, plus the "ours vs paper" and "ceiling" lines.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.rows import GROUP_ORDER, PAPER, method_label
+from analysis.compute.rows import GROUP_ORDER, PAPER, method_label
 from mer_uq import schema
 from mer_uq.scores import PEARSON, POINT_SCORES, R2, SPEARMAN
 

@@ -8,7 +8,7 @@ is far below zero: that cell is compared by its sign ("ours < 0: yes/no").
 
 Which of our rows a paper cell is compared with follows the paper's layout: Table 2's
 "Random Seeds" carries ± values, so it is the single-seed models; Table 3's is the
-ensemble (analysis.rows.paper_row_key).
+ensemble (analysis.compute.rows.paper_row_key).
 """
 
 from __future__ import annotations

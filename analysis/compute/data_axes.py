@@ -35,12 +35,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.bootstrap import percentile_interval, resample_indices
-from analysis.ceilings import reliability_of_songs
-from analysis.figures import save_figure
-from analysis.layout import fmt
-from analysis.render import Block, Bullets, Heading, Image, Paragraph, Table
-from analysis.rows import method_label
+from analysis.compute.bootstrap import percentile_interval, resample_indices
+from analysis.compute.ceilings import reliability_of_songs
+from analysis.compute.rows import method_label
+from analysis.present.figures import save_figure
+from analysis.present.render import Block, Bullets, Heading, Image, Paragraph, Table
+from analysis.present.table_layout import fmt
 from mer_uq import metrics, schema
 from mer_uq.data.dataset import DeamDataset
 from mer_uq.data.prophecy import TARGET_RELIABILITIES, raters_needed_table
@@ -344,8 +344,8 @@ def write_section(data: Any, report_dir: Path) -> list[Block]:
     """Compute, write (tables/data_axes_*.csv, figures/data_axes_*.png) and return the
     report blocks of the data axes; [] for a sweep without them. ``data`` is the
     report's ReportData (its sweep, dataset and settings are used)."""
-    from analysis.feature_axis import reference_feature_set
-    from analysis.report import FIGURES_DIRNAME, TABLES_DIRNAME, write_frame
+    from analysis.compute.feature_axis import reference_feature_set
+    from analysis.write.report_files import FIGURES_DIRNAME, TABLES_DIRNAME, write_frame
 
     # one feature set (the reference) when the sweep also has a feature axis
     predictions = reference_feature_set(data.sweep.predictions, data.sweep.config or {})

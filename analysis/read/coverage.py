@@ -1,7 +1,7 @@
 """Which planned methods the report's tables hold in full, in part, or not at all, and why.
 
 A method whose trial file was refused, or whose seeds lack some test songs, leaves the
-tables (analysis.rows skips a seed without every test song, and a method without any
+tables (analysis.compute.rows skips a seed without every test song, and a method without any
 such seed). That must never happen without a word: every planned method that is not
 complete gets one problem line, and the report's first screen lists them.
 """
@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.data_axes import reference_cell
-from analysis.load import TrialProblem
+from analysis.compute.data_axes import reference_cell
+from analysis.read.sweep_results import TrialProblem
 from mer_uq.trial_check import PREDICTED_SPLITS
 
 # Source of a coverage line in problems.csv: "method <name>".
@@ -35,7 +35,7 @@ def _training(method: str) -> str:
 
 def _usable_seeds(predictions: pd.DataFrame, method: str, song_ids: np.ndarray,
                   split: str) -> set[int]:
-    """Seeds of ``method`` with every test song (analysis.rows.member_arrays' rule)."""
+    """Seeds of ``method`` with every test song (analysis.compute.rows.member_arrays' rule)."""
     rows = predictions[(predictions["method"] == method) & (predictions["split"] == split)]
     wanted = set(np.asarray(song_ids, dtype=np.int64).tolist())
     return {int(seed) for seed, group in rows.groupby("seed")

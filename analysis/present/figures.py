@@ -22,14 +22,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.rows import (
+from analysis.compute.rows import (
     DEEP_ENSEMBLE_PREFIX,
     SEEDS_ENSEMBLE_KEY,
     SEEDS_SINGLE_KEY,
     PredictionRow,
     method_label,
 )
-from analysis.tables import predicted
+from analysis.compute.table_cells import predicted
 from mer_uq import schema
 from mer_uq.scores import MEAN, SD
 from mer_uq.sweep_folder import write_bytes_atomically

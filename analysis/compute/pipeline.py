@@ -14,17 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.baselines import compute_baselines
-from analysis.bootstrap import DEFAULT_N_BOOT, resample_indices
-from analysis.ceilings import ceiling_cells, reliability_frame, reliability_of_songs
-from analysis.comparisons import compare_rows
-from analysis.conformal import calibrated_rows
-from analysis.coverage import coverage_problems, planned_songs
-from analysis.data_axes import reference_cell
-from analysis.feature_axis import reference_feature_set
-from analysis.load import SweepResults, TrialProblem, load_sweep, read_sweep_config
-from analysis.paper import PaperTables, compare_cell, load_paper_tables
-from analysis.rows import (
+from analysis.compute.baselines import compute_baselines
+from analysis.compute.bootstrap import DEFAULT_N_BOOT, resample_indices
+from analysis.compute.ceilings import ceiling_cells, reliability_frame, reliability_of_songs
+from analysis.compute.conformal_rows import calibrated_rows
+from analysis.compute.data_axes import reference_cell
+from analysis.compute.feature_axis import reference_feature_set
+from analysis.compute.paired_tests import compare_rows
+from analysis.compute.rating_scores import calibration_table, rating_score_table, variance_parts
+from analysis.compute.rows import (
     GROUP_ORDER,
     PAPER,
     PredictionRow,
@@ -32,8 +30,10 @@ from analysis.rows import (
     loss_form,
     paper_row_key,
 )
-from analysis.scores import calibration_table, rating_score_table, variance_parts
-from analysis.tables import TableResult, compute_tables, empirical_targets
+from analysis.compute.table_cells import TableResult, compute_tables, empirical_targets
+from analysis.read.coverage import coverage_problems, planned_songs
+from analysis.read.paper_tables import PaperTables, compare_cell, load_paper_tables
+from analysis.read.sweep_results import SweepResults, TrialProblem, load_sweep, read_sweep_config
 from mer_uq.data.dataset import DeamDataset
 from mer_uq.data.features import standardise
 from mer_uq.data.summary import summarise
@@ -93,7 +93,7 @@ class ReportData:
     scores: pd.DataFrame
     calibration: pd.DataFrame
     variance_parts: pd.DataFrame
-    conformal_factors: pd.DataFrame  # analysis.conformal: one factor per row, seed, dimension
+    conformal_factors: pd.DataFrame  # conformal_rows: one factor per row, seed, dimension
     baseline_details: dict[str, Any]
     paper: PaperTables
     loss_forms: dict[str, str]
@@ -118,7 +118,7 @@ def _with_conformal(rows: list[PredictionRow], predictions: pd.DataFrame,
                     dataset: DeamDataset, seeds_sd_ddof: int
                     ) -> tuple[list[PredictionRow], pd.DataFrame]:
     """The rows plus their split-conformal twins, calibrated on the validation songs'
-    individual ratings (analysis.conformal), in print order."""
+    individual ratings (analysis.compute.conformal_rows), in print order."""
     valid_ids = dataset.song_ids(CALIBRATION_SPLIT)
     valid_rows = build_rows(predictions, valid_ids, CALIBRATION_SPLIT,
                             seeds_sd_ddof=seeds_sd_ddof)
@@ -130,7 +130,7 @@ def _with_conformal(rows: list[PredictionRow], predictions: pd.DataFrame,
 def _with_ceiling_and_paper(cells: pd.DataFrame, ceilings: pd.DataFrame, paper: PaperTables
                             ) -> pd.DataFrame:
     """Cells + their ceiling + the published cell they are compared with (the paper's
-    layout decides which row that is: analysis.rows.paper_row_key) and the verdict."""
+    layout decides which row that is: analysis.compute.rows.paper_row_key) and the verdict."""
     merged = cells.merge(ceilings.drop(columns=["n_songs"]), on=["target", "dimension", "metric"],
                          how="left")
     published = paper.cells.assign(row_key=[paper_row_key(m, t) for m, t in
