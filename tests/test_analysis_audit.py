@@ -15,15 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
+from analysis.audit import main
 from analysis.compute.pipeline import AnalysisSettings, ReportData, compute_report_data
-from analysis.compute.readout_audit import (
-    READOUTS,
-    audit_cells,
-    best_line,
-    main,
-    run_audit,
-    summarise_audit,
-)
+from analysis.compute.readout_audit import READOUTS, audit_cells, run_audit, summarise_audit
+from analysis.present.readout_audit_section import best_line
 from analysis.write.report_files import write_report_files
 from mer_uq import schema
 from mer_uq.data.dataset import load_deam
@@ -157,7 +152,7 @@ def test_verdicts_and_counts_follow_from_the_cells(cells: pd.DataFrame) -> None:
 
 
 def test_report_has_the_section_with_the_hypothesis_wording(data: ReportData) -> None:
-    report_md = write_report_files(data)
+    report_md = write_report_files(data).markdown
     text = report_md.read_text()
     assert "Readout audit" in text
     assert ("a hypothesis about how a published table may have been computed, not a claim "

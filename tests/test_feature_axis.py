@@ -126,7 +126,7 @@ def test_sweep_over_three_feature_sets(ray_session, tables: dict[str, Path], tmp
                                .loc[data.song_ids, PRED_MU["valence"]])[0] for s in (0, 1)]
     assert cell["value"] == pytest.approx(np.mean(per_seed), abs=1e-10)
 
-    report = write_report_files(data)
+    report = write_report_files(data).markdown
     text = report.read_text()
     assert "Feature sets: which representation carries the spread?" in text
     assert "[feature set two-reversed;" in text
@@ -180,7 +180,7 @@ def _folder(root: Path, table: Path, fix_swap: bool = True) -> Path:
 def test_separate_sweeps_compared_on_the_same_songs(tables: dict[str, Path], tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]
                                                     ) -> None:
-    from analysis.compute.feature_axis import FeatureAxisError, main, run
+    from analysis.feature_axis import FeatureAxisError, main, run
 
     a = _folder(tmp_path / "a", tables["first32"])
     b = _folder(tmp_path / "b", tables["two"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-import analysis.write.report_files
+import analysis.report
 from mer_uq.data import load_deam, load_features
 from mer_uq.sweep_folder import TRIALS_DIR, write_trial_parquet
 from mer_uq.trial import FCNConfig, TrainConfig, TrialSpec, run_trial
@@ -37,7 +37,7 @@ def test_a_failed_report_is_one_line_and_keeps_the_trials(tmp_path, monkeypatch,
     def broken(sweep_dir: Path) -> Path:
         raise RuntimeError("analysis exploded")
 
-    monkeypatch.setattr(analysis.write.report_files, "write_report", broken)
+    monkeypatch.setattr(analysis.report, "write_report", broken)
     sweep_dir = tmp_path / "sweep"
     assert not write_final_report(sweep_dir)
     err = capsys.readouterr().err.strip().splitlines()

@@ -276,12 +276,12 @@ def test_a_linked_trials_folder_is_refused_before_anything_is_written(sweep: Pat
 
 def test_the_first_screen_says_which_methods_are_missing_and_why(sweep: Path) -> None:
     from analysis.compute.pipeline import AnalysisSettings
-    from analysis.write.report_files import write_report
+    from analysis.report import write_report
 
     _rewrite(sweep / "trials" / "nll__seeds0-1.parquet",
              lambda f: f.assign(valence_sigma=-f["valence_sigma"]))
     settings = AnalysisSettings(n_boot=0, reliability_repeats=2, reliability_boot=2)
-    report = write_report(sweep, settings=settings)
+    report = write_report(sweep, settings=settings).markdown
     head = report.read_text().split("## ")[0]
     assert "Not in the tables as planned" in head
     assert "nll: MISSING from the tables" in head and "valence_sigma" in head

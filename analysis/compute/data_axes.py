@@ -2,8 +2,8 @@
 or more training songs, and how far is the reliability ceiling at that amount of data?
 
 Only for a sweep run with ``--raters`` and/or ``--train-fraction`` (its trial files carry
-the schema.DATA_AXIS_COLUMNS). Three things, each written as a table and shown in the
-report:
+the schema.DATA_AXIS_COLUMNS). Three things, each a table (written by analysis.write, shown
+by analysis.present.data_axes_section):
 
 * curves: Pearson r of predicted vs empirical SD (and mean) on the test songs, per method
   (mean over seeds), against k and against the training fraction, with a bootstrap band
@@ -17,30 +17,30 @@ report:
   0.8 (mer_uq.data.prophecy), with the interval over songs; an unbounded end is said so.
 
 The main Tables 2 and 3 of the report show one cell only, the one with the most data
-(``reference_cell``), so an ensemble or a table row never mixes two k's.
+(analysis.read.reference_predictions.reference_cell), so an ensemble or a table row never
+mixes two k's.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from analysis.compute.bootstrap import percentile_interval, resample_indices
 from analysis.compute.ceilings import reliability_of_songs
-from analysis.compute.rows import method_label
-from analysis.present.figures import save_figure
-from analysis.present.render import Block, Bullets, Heading, Image, Paragraph, Table
-from analysis.present.table_layout import fmt
+from analysis.compute.pipeline import ReportData
+from analysis.compute.rows import EVAL_SPLIT
+from analysis.read.reference_predictions import (
+    cells,
+    has_data_axes,
+    in_cell,
+    raters_order,
+    reference_feature_set,
+)
 from mer_uq import metrics, schema
 from mer_uq.data.dataset import DeamDataset
 from mer_uq.data.prophecy import TARGET_RELIABILITIES, raters_needed_table
@@ -48,46 +48,12 @@ from mer_uq.data.subsample import DataAxes, apply_axes
 from mer_uq.scores import MEAN, PEARSON, SD
 from mer_uq.synthetic import TRUE_MEAN, TRUE_SD
 
-EVAL_SPLIT = "test"
 STATISTICS: dict[str, tuple[dict[str, str], dict[str, str], dict[str, str]]] = {
     # statistic -> (prediction column, empirical target column, latent-truth column)
     MEAN: (schema.PRED_MU, schema.TARGET_MEAN, TRUE_MEAN),
     SD: (schema.PRED_SIGMA, schema.TARGET_SD, TRUE_SD),
 }
-TARGET_LABELS = {"all": "vs all raters", "k": "vs the same k raters", "true": "vs latent truth"}
-TARGET_STYLES = {"all": "-", "k": "--", "true": ":"}
 MIN_RATERS_FOR_SD_HALVES = 4  # each half needs 2 ratings for a non-degenerate SD
-
-
-def has_data_axes(predictions: pd.DataFrame) -> bool:
-    return schema.AXIS_RATERS in predictions.columns
-
-
-def _raters_order(k: float) -> float:
-    """NaN (every rater) sorts after every k."""
-    return math.inf if not np.isfinite(k) else float(k)
-
-
-def cells(predictions: pd.DataFrame) -> list[tuple[float, float, int]]:
-    """The (k, fraction, subsample seed) cells present, k ascending then 'all'."""
-    frame = predictions[list(schema.DATA_AXIS_COLUMNS)].drop_duplicates()
-    found = {(float(k), float(f), int(s)) for k, f, s in frame.itertuples(index=False)}
-    return sorted(found, key=lambda c: (_raters_order(c[0]), c[1], c[2]))
-
-
-def _in_cell(predictions: pd.DataFrame, k: float, fraction: float) -> pd.Series:
-    raters = predictions[schema.AXIS_RATERS]
-    same_k = raters.isna() if not np.isfinite(k) else raters == k
-    return same_k & (predictions[schema.AXIS_TRAIN_FRACTION] == fraction)
-
-
-def reference_cell(predictions: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the cell with the most data (most raters, largest fraction): what the
-    report's main tables show. Predictions without data axes are returned unchanged."""
-    if not has_data_axes(predictions):
-        return predictions
-    k, fraction, _ = max(cells(predictions), key=lambda c: (_raters_order(c[0]), c[1]))
-    return predictions.loc[_in_cell(predictions, k, fraction)].reset_index(drop=True)
 
 
 def _axes(k: float, fraction: float, seed: int) -> DataAxes:
@@ -132,7 +98,7 @@ def curve_table(predictions: pd.DataFrame, dataset: DeamDataset, n_boot: int = 1
     test_rows = predictions[predictions["split"] == EVAL_SPLIT]
     lines = []
     for k, fraction, sub_seed in cells(predictions):
-        rows = test_rows.loc[_in_cell(test_rows, k, fraction)]
+        rows = test_rows.loc[in_cell(test_rows, k, fraction)]
         targets = {"all": full}
         if np.isfinite(k):
             k_songs = apply_axes(dataset, _axes(k, 1.0, sub_seed)).k_scored.songs
@@ -206,154 +172,46 @@ def needed_table(dataset: DeamDataset, n_repeats: int = 200, n_boot: int = 1000,
                                              n_boot, seed)])
 
 
-# ---------------------------------------------------------------- words
+# ---------------------------------------------------------------- the report's section
+
+CURVES_STEM, CEILINGS_STEM = "data_axes_curves", "data_axes_ceilings"
+SHORT_STEM, NEEDED_STEM = "data_axes_short", "raters_needed"
 
 
-def _count(value: float) -> str:
-    return "unbounded" if value == math.inf else "n/a" if not np.isfinite(value) else (
-        f"{value:.1f}")
+@dataclass(frozen=True)
+class DataAxesResult:
+    """The numbers of the report's data-axes section."""
+
+    found: list[tuple[float, float, int]]  # the (k, fraction, subsample seed) cells trained
+    curves: pd.DataFrame
+    ceilings: pd.DataFrame
+    short: pd.DataFrame
+    needed: pd.DataFrame
+
+    @property
+    def subsample_seed(self) -> int:
+        return self.found[0][2]
+
+    @property
+    def reference(self) -> tuple[float, float, int]:
+        """The cell the main tables show (most raters, largest fraction)."""
+        return max(self.found, key=lambda c: (raters_order(c[0]), c[1]))
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Its tables by file stem."""
+        return {CURVES_STEM: self.curves, CEILINGS_STEM: self.ceilings,
+                SHORT_STEM: self.short, NEEDED_STEM: self.needed}
 
 
-def needed_sentences(needed: pd.DataFrame) -> list[str]:
-    """One sentence per (dimension, statistic, target reliability)."""
-    out = []
-    for line in needed.itertuples(index=False):
-        what = f"{line.dimension} {'SD' if line.statistic == 'sd' else 'mean'}"
-        rho = (f"single-rater reliability {fmt(line.single_rater, 4)} "
-               f"[{fmt(line.single_rater_ci_low, 4)}, {fmt(line.single_rater_ci_high, 4)}], "
-               f"stepped down from {fmt(line.reliability_k)} at {line.k} raters")
-        low, high = _count(line.raters_ci_low), _count(line.raters_ci_high)
-        if line.raters == math.inf:
-            head = (f"{what}: reliability {line.target:g} is out of reach by this estimate "
-                    f"(the single-rater reliability is <= 0)")
-        else:
-            head = (f"{what}: reliability {line.target:g} needs about "
-                    f"{_count(line.raters)} raters per song")
-        tail = (f"; 95% interval over songs [{low}, {high}]"
-                + (" (its upper end is unbounded because the interval of the single-rater "
-                   "reliability reaches <= 0)" if high == "unbounded" else ""))
-        out.append(f"{head}{tail}; {rho}.")
-    return out
-
-
-def needed_display(needed: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "dimension": needed["dimension"], "statistic": needed["statistic"],
-        "target reliability": needed["target"].map(lambda v: f"{v:g}"),
-        "raters needed": needed["raters"].map(_count),
-        "95% interval": [f"[{_count(lo)}, {_count(hi)}]" for lo, hi in
-                         zip(needed["raters_ci_low"], needed["raters_ci_high"], strict=True)],
-        "single-rater reliability": [f"{fmt(v, 4)} [{fmt(lo, 4)}, {fmt(hi, 4)}]" for v, lo, hi in
-                                     zip(needed["single_rater"], needed["single_rater_ci_low"],
-                                         needed["single_rater_ci_high"], strict=True)],
-        "measured at k": needed["k"],
-    })
-
-
-# ---------------------------------------------------------------- figures
-
-
-def _k_label(k: float) -> str:
-    return "all" if not np.isfinite(k) else f"{int(k)}"
-
-
-def axis_figure(curves: pd.DataFrame, ceilings: pd.DataFrame, axis: str) -> Figure:
-    """r against k (axis='raters', at the largest fraction) or against the training
-    fraction (axis='train_fraction', at the most raters); rows: mean, SD; columns:
-    valence, arousal; grey: the ceiling at that k."""
-    fig, axes = plt.subplots(2, len(schema.DIMENSIONS), figsize=(10.0, 7.6), squeeze=False)
-    if curves.empty:
-        axes[0, 0].text(0.5, 0.5, "no curves", ha="center")
-        return fig
-    ks = sorted(curves["raters"].unique(), key=_raters_order)
-    if axis == "raters":
-        part = curves[curves["train_fraction"] == curves["train_fraction"].max()]
-        labels = [_k_label(k) for k in ks]
-        position = part["raters"].map(lambda k: labels.index(_k_label(k)))
-        held = f"training fraction {part['train_fraction'].iloc[0]:g}"
-    else:
-        top = max(ks, key=_raters_order)
-        keep = (curves["raters"] == top) if np.isfinite(top) else curves["raters"].isna()
-        part = curves[keep]
-        position = part["train_fraction"]
-        held = f"k = {_k_label(top)} raters per song"
-    part = part.assign(x=position.to_numpy(float))
-    methods = sorted(part["method"].unique())
-    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
-    for i, stat in enumerate(STATISTICS):
-        for j, dim in enumerate(schema.DIMENSIONS):
-            ax = axes[i, j]
-            _ceiling_band(ax, ceilings, dim, stat, axis, ks, part)
-            for (method, target), line in part[(part["statistic"] == stat)
-                                               & (part["dimension"] == dim)].groupby(
-                                                   ["method", "target"], sort=True):
-                line = line.sort_values("x")
-                ax.plot(line["x"], line[PEARSON], marker="o", ms=3, color=colours[method],
-                        ls=TARGET_STYLES[target],
-                        label=f"{method_label(method)} {TARGET_LABELS[target]}")
-                if target == "all":
-                    ax.fill_between(line["x"], line["ci_low"], line["ci_high"],
-                                    color=colours[method], alpha=0.15, lw=0)
-            ax.axhline(0.0, color="black", lw=0.6)
-            ax.set_title(f"{dim} {'SD' if stat == 'sd' else 'mean'} ({held})", fontsize=9)
-            ax.set_ylabel("Pearson r, test songs", fontsize=8)
-            if axis == "raters":
-                ax.set_xticks(range(len(ks)), [_k_label(k) for k in ks])
-                ax.set_xlabel("raters per song for training targets (k)", fontsize=8)
-            else:
-                ax.set_xlabel("share of the training split", fontsize=8)
-            ax.tick_params(labelsize=7)
-            ax.legend(fontsize=5.5, loc="best")
-    fig.tight_layout()
-    return fig
-
-
-def _ceiling_band(ax: Any, ceilings: pd.DataFrame, dim: str, stat: str, axis: str,
-                  ks: list[float], part: pd.DataFrame) -> None:
-    rows = ceilings[(ceilings["dimension"] == dim) & (ceilings["statistic"] == stat)]
-    if rows.empty:
-        return
-    if axis == "raters":
-        order = {_k_label(k): i for i, k in enumerate(ks)}
-        rows = rows.assign(x=[order.get(_k_label(k), np.nan) for k in rows["raters"]])
-        full = rows[rows["raters"].isna()]
-        if len(full) and "all" not in order:  # bound for the solid lines (all-rater target)
-            ax.axhline(full["ceiling"].iloc[0], color="grey", lw=1, ls=":",
-                       label="ceiling, all raters (for 'vs all raters')")
-        rows = rows.dropna(subset=["x"]).sort_values("x")
-        ax.plot(rows["x"], rows["ceiling"], color="grey", lw=2, alpha=0.7, marker="s", ms=4,
-                label="ceiling at k (for 'vs the same k raters')")
-        ax.fill_between(rows["x"], rows["ceiling_ci_low"], rows["ceiling_ci_high"],
-                        color="grey", alpha=0.2, lw=0)
-    else:
-        top = max(ks, key=_raters_order)
-        row = rows[[_k_label(k) == _k_label(top) for k in rows["raters"]]]
-        if len(row):
-            lo, hi = float(part["x"].min()), float(part["x"].max())
-            ax.plot([lo, hi], [row["ceiling"].iloc[0]] * 2, color="grey", lw=2, alpha=0.7,
-                    label=f"ceiling at k = {_k_label(top)}")
-            ax.fill_between([lo, hi], [row["ceiling_ci_low"].iloc[0]] * 2,
-                            [row["ceiling_ci_high"].iloc[0]] * 2, color="grey", alpha=0.2,
-                            lw=0)
-
-
-# ---------------------------------------------------------------- the report section
-
-
-def write_section(data: Any, report_dir: Path) -> list[Block]:
-    """Compute, write (tables/data_axes_*.csv, figures/data_axes_*.png) and return the
-    report blocks of the data axes; [] for a sweep without them. ``data`` is the
-    report's ReportData (its sweep, dataset and settings are used)."""
-    from analysis.compute.feature_axis import reference_feature_set
-    from analysis.write.report_files import FIGURES_DIRNAME, TABLES_DIRNAME, write_frame
-
-    # one feature set (the reference) when the sweep also has a feature axis
+def data_axes_result(data: ReportData) -> DataAxesResult | None:
+    """The data-axes numbers of a report's sweep (its reference feature set); None for a
+    sweep without data axes."""
     predictions = reference_feature_set(data.sweep.predictions, data.sweep.config or {})
     if not has_data_axes(predictions):
-        return []
+        return None
     settings, dataset = data.settings, data.dataset
     found = cells(predictions)
-    raters = sorted({c[0] for c in found}, key=_raters_order)
+    raters = sorted({c[0] for c in found}, key=raters_order)
     sub_seed = found[0][2]
     if not any(not np.isfinite(k) for k in raters):
         raters = [*raters, math.nan]  # the full-panel ceiling, for reference
@@ -363,58 +221,4 @@ def write_section(data: Any, report_dir: Path) -> list[Block]:
     short = short_table(dataset, raters)
     needed = needed_table(dataset, settings.reliability_repeats, settings.reliability_boot,
                           settings.seed)
-    tables_dir, figures_dir = report_dir / TABLES_DIRNAME, report_dir / FIGURES_DIRNAME
-    for stem, frame in (("data_axes_curves", curves), ("data_axes_ceilings", ceilings),
-                        ("data_axes_short", short), ("raters_needed", needed)):
-        write_frame(frame, tables_dir / stem)
-    figures = {name: save_figure(axis_figure(curves, ceilings, axis),
-                                 figures_dir / f"{name}.png")
-               for name, axis in (("data_axes_raters", "raters"),
-                                  ("data_axes_fraction", "train_fraction"))}
-    reference = max(found, key=lambda c: (_raters_order(c[0]), c[1]))
-    cell_text = ", ".join(f"k = {_k_label(k)} / fraction {f:g}" for k, f, _ in found)
-    blocks: list[Block] = [
-        Heading("Data axes: raters per song and training songs"),
-        Paragraph(f"Cells trained (subsample seed {sub_seed}): {cell_text}. Tables 2 and 3 "
-                  f"above show the cell with the most data (k = {_k_label(reference[0])}, "
-                  f"fraction {reference[1]:g}); every cell is in tables/data_axes_curves.csv. "
-                  "Training and validation targets come from k raters per song; test songs "
-                  "are scored against all their raters (solid, with the 95% bootstrap band "
-                  "over test songs) and against the same k raters (dashed)."),
-        Image(figures["data_axes_raters"].relative_to(report_dir).as_posix(),
-              "Pearson r of predicted vs empirical mean (top) and SD (bottom) against the "
-              "raters per song k, per method (mean over seeds), at the largest training "
-              "fraction; grey: the reliability ceiling at k (split-half + Spearman-Brown on "
-              "the same k raters of the test songs; undefined for the SD below k = 4)."),
-        Image(figures["data_axes_fraction"].relative_to(report_dir).as_posix(),
-              "The same against the share of the training split kept (genre-stratified), "
-              "at the most raters per song."),
-        Table(_ceiling_display(ceilings), "Reliability ceiling of the test songs at each k"),
-    ]
-    if len(short) and short["songs_with_fewer_ratings"].sum() > 0:
-        blocks.append(Table(short, "Songs with fewer ratings than k keep all of theirs"))
-    elif len(short):
-        blocks.append(Paragraph("Every song has at least k ratings at every k of the sweep."))
-    blocks += [
-        Heading("Raters per song needed", 3),
-        Table(needed_display(needed),
-              "Spearman-Brown prophecy from the single-rater reliability (every song cut to "
-              "the smallest rater count k, split-half, stepped down to one rater); interval: "
-              "bootstrap over songs. 'unbounded': the single-rater reliability may be <= 0, "
-              "where no number of raters reaches the target."),
-        Bullets(tuple(needed_sentences(needed))),
-    ]
-    return blocks
-
-
-def _ceiling_display(ceilings: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "k": ceilings["raters"].map(_k_label), "dimension": ceilings["dimension"],
-        "statistic": ceilings["statistic"],
-        "reliability": [f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]" for v, lo, hi in
-                        zip(ceilings["reliability"], ceilings["ci_low"], ceilings["ci_high"],
-                            strict=True)],
-        "ceiling": [f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]" for v, lo, hi in
-                    zip(ceilings["ceiling"], ceilings["ceiling_ci_low"],
-                        ceilings["ceiling_ci_high"], strict=True)],
-    })
+    return DataAxesResult(found, curves, ceilings, short, needed)

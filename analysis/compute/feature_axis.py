@@ -18,8 +18,6 @@ analysis.compute.bootstrap's.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,12 +25,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.compute.bootstrap import DEFAULT_N_BOOT, paired_bootstrap, paired_seed_test
-from analysis.compute.rows import PredictionRow
-from analysis.present.render import Block, Heading, Image, Paragraph, Table, to_markdown
-from analysis.present.table_layout import fmt
+from analysis.compute.bootstrap import paired_bootstrap, paired_seed_test, resample_indices
+from analysis.compute.pipeline import ReportData, load_reference_rows
+from analysis.compute.rows import EVAL_SPLIT, PredictionRow, build_rows
+from analysis.compute.table_cells import TableResult, compute_tables, empirical_targets
+from analysis.read.reference_predictions import reference_cell, sweep_feature_sets
 from analysis.read.sweep_results import FEATURE_SET_COLUMN
 from mer_uq import schema
+from mer_uq.data.dataset import DeamDataset
 from mer_uq.scores import MEAN, PEARSON, SD
 
 SEPARATOR = " | "  # feature set and row key in a combined row key
@@ -62,15 +62,13 @@ def feature_set_name(config: dict[str, Any]) -> str:
     return f"{name}/{column}" if column else name
 
 
-def _load(folder: Path) -> tuple[FeatureSet, Any, np.ndarray]:
-    from analysis.compute.pipeline import load_reference_rows
-
+def _load(folder: Path) -> tuple[FeatureSet, DeamDataset, np.ndarray]:
     sweep, dataset, song_ids, rows = load_reference_rows(folder, FeatureAxisError)
     fs = FeatureSet(feature_set_name(sweep.config), folder, sweep.config, rows, str(folder))
     return fs, dataset, song_ids
 
 
-def load_feature_sets(folders: list[Path]) -> tuple[list[FeatureSet], Any, np.ndarray]:
+def load_feature_sets(folders: list[Path]) -> tuple[list[FeatureSet], DeamDataset, np.ndarray]:
     """Every folder's rows, checked to share test songs and labels; names made unique."""
     if len(folders) < 2:
         raise FeatureAxisError("give at least two sweep folders (one per feature set)")
@@ -120,7 +118,7 @@ def correlation_table(cells: pd.DataFrame, ceilings: pd.DataFrame) -> pd.DataFra
     return merged[[c for c in keep if c in merged.columns]].reset_index(drop=True)
 
 
-def paired_comparisons(result: Any, sets: list[FeatureSet]) -> pd.DataFrame:
+def paired_comparisons(result: TableResult, sets: list[FeatureSet]) -> pd.DataFrame:
     """Every pair of feature sets, per row both have, target and dimension: difference of
     Pearson r on the same bootstrap resamples of the same test songs, and the seed-paired
     Wilcoxon test where the row has seeds."""
@@ -160,160 +158,42 @@ def paired_comparisons(result: Any, sets: list[FeatureSet]) -> pd.DataFrame:
     return pd.DataFrame(lines)
 
 
-def axis_figure(table: pd.DataFrame) -> Any:
-    """r of the mean (top) and SD (bottom) per feature set, one line per row, 95 % bands
-    as error bars, the ceiling as a grey band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sets = list(dict.fromkeys(table["feature_set"]))
-    every_row = list(dict.fromkeys(table["row"]))  # one colour per row in every panel
-    colours = {row: f"C{i % 10}" for i, row in enumerate(every_row)}
-    x = np.arange(len(sets))
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True, squeeze=False)
-    for i, target in enumerate((MEAN, SD)):
-        for j, dim in enumerate(schema.DIMENSIONS):
-            ax = axes[i][j]
-            cell = table[(table["target"] == target) & (table["dimension"] == dim)]
-            rows = list(dict.fromkeys(cell["row"]))
-            for k, row in enumerate(rows):
-                line = cell[cell["row"] == row].set_index("feature_set").reindex(sets)
-                offset = (k - (len(rows) - 1) / 2) * 0.06
-                err = np.vstack([line["value"] - line["ci_low"], line["ci_high"] - line["value"]])
-                ax.errorbar(x + offset, line["value"], yerr=np.where(np.isfinite(err), err, 0),
-                            marker="o", capsize=2, label=row, color=colours[row])
-            if len(cell) and np.isfinite(cell["ceiling"].iloc[0]):
-                c = cell.iloc[0]
-                ax.axhspan(c["ceiling_ci_low"], c["ceiling_ci_high"], color="0.85")
-                ax.axhline(c["ceiling"], color="0.5", ls="--", lw=1, label="ceiling")
-            ax.axhline(0, color="k", lw=0.5)
-            ax.set_title(f"{dim}: predicted vs empirical {target.upper()}")
-            ax.set_ylabel("Pearson r")
-            ax.set_xticks(x, sets, rotation=20, ha="right")
-    handles = {h.get_label(): h for ax in fig.axes for h in ax.get_legend_handles_labels()[0]}
-    fig.legend(list(handles.values()), list(handles), fontsize=7, loc="center right")
-    fig.tight_layout(rect=(0, 0, 0.86, 1))
-    return fig
+CORRELATIONS_STEM, COMPARISONS_STEM = "feature_axis", "feature_axis_comparisons"
 
 
-def _display(table: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "feature set": table["feature_set"], "row": table["row_label"],
-        "target": table["target"], "dimension": table["dimension"],
-        "r": [fmt(v) if s or not np.isfinite(sd) else f"{fmt(v)} ± {fmt(sd)}"
-              for v, sd, s in zip(table["value"], table["sd_over_seeds"], table["single"],
-                                  strict=True)],
-        "95 % band": [f"[{fmt(lo)}, {fmt(hi)}]" for lo, hi in
-                      zip(table["ci_low"], table["ci_high"], strict=True)],
-        "ceiling": [f"{fmt(c)} [{fmt(lo)}, {fmt(hi)}]" for c, lo, hi in
-                    zip(table["ceiling"], table["ceiling_ci_low"], table["ceiling_ci_high"],
-                        strict=True)],
-    })
+@dataclass(frozen=True)
+class FeatureAxisResult:
+    """The numbers of the feature-set comparison (analysis.present.feature_axis_section
+    shows them)."""
+
+    sets: list[FeatureSet]
+    n_songs: int
+    n_boot: int
+    correlations: pd.DataFrame  # correlation_table
+    comparisons: pd.DataFrame  # paired_comparisons
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Its tables by file stem."""
+        return {CORRELATIONS_STEM: self.correlations, COMPARISONS_STEM: self.comparisons}
 
 
-def _comparison_display(comp: pd.DataFrame) -> pd.DataFrame:
-    if comp.empty:
-        return comp
-    return pd.DataFrame({
-        "A": comp["A"], "B": comp["B"], "row": comp["row"], "target": comp["target"],
-        "dimension": comp["dimension"], "r(A) - r(B)": comp["difference"].map(fmt),
-        "95 % paired bootstrap": [f"[{fmt(lo)}, {fmt(hi)}]" for lo, hi in
-                                  zip(comp["ci_low"], comp["ci_high"], strict=True)],
-        "p (bootstrap)": comp["p_bootstrap"].map(lambda p: fmt(p, 3)),
-        "p (seed Wilcoxon)": comp["p_wilcoxon"].map(lambda p: fmt(p, 3)),
-    })
-
-
-def section_blocks(sets: list[FeatureSet], dataset: Any, song_ids: np.ndarray,
-                   ceilings: pd.DataFrame, n_boot: int, seed: int, tables_dir: Path,
-                   figure_path: Path, figure_ref: str) -> list[Block]:
-    """Compute the feature-set comparison, write its tables and figure, return its blocks.
-    ``ceilings``: analysis.compute.ceilings.ceiling_cells of the same test songs."""
-    from analysis.compute.bootstrap import resample_indices
-    from analysis.compute.table_cells import compute_tables, empirical_targets
-    from analysis.present.figures import save_figure
-    from analysis.write.report_files import write_frame
-
+def feature_axis_result(sets: list[FeatureSet], dataset: DeamDataset, song_ids: np.ndarray,
+                        ceilings: pd.DataFrame, n_boot: int, seed: int) -> FeatureAxisResult:
+    """Compare the feature sets on one index matrix of the test songs. ``ceilings``:
+    analysis.compute.ceilings.ceiling_cells of the same test songs."""
     targets = empirical_targets(dataset.songs, song_ids)
     indices = resample_indices(song_ids.size, n_boot, seed) if n_boot > 0 else None
     result = compute_tables(combined_rows(sets), targets, indices)
-    table = correlation_table(result.cells, ceilings)
-    comp = paired_comparisons(result, sets)
-    write_frame(table, tables_dir / "feature_axis")
-    write_frame(comp, tables_dir / "feature_axis_comparisons")
-    save_figure(axis_figure(table), figure_path)
-    return [
-        Heading("Feature sets: which representation carries the spread?"),
-        Paragraph(f"{len(sets)} feature sets on the same {song_ids.size} test songs: "
-                  + "; ".join(f"{fs.name} ({fs.source})" for fs in sets)
-                  + ". Pearson r of the predicted mean and SD with the raters' per-song "
-                  "mean and SD, mean ± SD over seeds, 95 % bootstrap band over test songs "
-                  f"({n_boot} resamples, the same for every feature set); ceiling: "
-                  "sqrt(split-half reliability) of the same songs."),
-        Table(_display(table), "Pearson r per feature set (each line names its feature set: "
-                               "no cell mixes two); every cell in tables/feature_axis.csv"),
-        Image(figure_ref, "r per feature set; error bars: 95 % bootstrap band; grey: the "
-                          "reliability ceiling and its band"),
-        Table(_comparison_display(comp), "Paired comparisons across feature sets on the "
-                                         "same test songs (same resamples, same seeds)"),
-    ]
-
-
-def run(folders: list[Path], out: Path, n_boot: int = DEFAULT_N_BOOT, seed: int = 0,
-        reliability_repeats: int = 200, reliability_boot: int = 1000) -> list[Block]:
-    """Several sweep folders, one feature set each: write OUT/feature_axis.* and return
-    the section's blocks."""
-    from analysis.compute.ceilings import ceiling_cells, reliability_of_songs
-    from mer_uq.sweep_folder import write_text_atomically
-
-    sets, dataset, song_ids = load_feature_sets(folders)
-    ceilings = ceiling_cells(reliability_of_songs(dataset.ratings, song_ids,
-                                                  reliability_repeats, reliability_boot, seed))
-    out.mkdir(parents=True, exist_ok=True)
-    blocks = section_blocks(sets, dataset, song_ids, ceilings, n_boot, seed, out,
-                            out / "feature_axis.png", "feature_axis.png")
-    write_text_atomically(out / "feature_axis.md", to_markdown(blocks))
-    return blocks
+    return FeatureAxisResult(sets, int(song_ids.size), n_boot,
+                             correlation_table(result.cells, ceilings),
+                             paired_comparisons(result, sets))
 
 
 # --- one sweep with a feature axis (--features A,B / --feature-column c1,c2) -------------
 
-def sweep_feature_sets(predictions: pd.DataFrame, config: dict[str, Any]) -> list[str]:
-    """The feature-set labels of a sweep, in the order sweep.json gives them ([] without
-    the axis)."""
-    if FEATURE_SET_COLUMN not in predictions.columns:
-        return []
-    present = set(predictions[FEATURE_SET_COLUMN].dropna())
-    ordered = [f["label"] for f in config.get("feature_sets") or [] if f["label"] in present]
-    return ordered + sorted(present - set(ordered))
-
-
-def reference_feature_set(predictions: pd.DataFrame, config: dict[str, Any]) -> pd.DataFrame:
-    """The predictions of the feature set the report's main tables show: the first one
-    given (sweep.json's features / feature_column). Unchanged without the axis."""
-    labels = sweep_feature_sets(predictions, config)
-    if not labels:
-        return predictions
-    keep = predictions[FEATURE_SET_COLUMN] == labels[0]
-    return predictions.loc[keep].reset_index(drop=True)
-
-
-def feature_set_caption(predictions: pd.DataFrame, config: dict[str, Any]) -> str:
-    """'' without the axis; else which feature set the main tables show."""
-    labels = sweep_feature_sets(predictions, config)
-    return "" if not labels else (f" [feature set {labels[0]}; the other "
-                                  f"{len(labels) - 1} in 'Feature sets' below]")
-
-
-def write_section(data: Any, report_dir: Path) -> list[Block]:
-    """The report's section for a sweep with a feature axis; [] without one."""
-    from analysis.compute.data_axes import reference_cell
-    from analysis.compute.pipeline import EVAL_SPLIT
-    from analysis.compute.rows import build_rows
-    from analysis.write.report_files import FIGURES_DIRNAME, TABLES_DIRNAME
-
+def report_feature_sets(data: ReportData) -> list[FeatureSet]:
+    """The feature sets of a report's own sweep, each with its table rows; [] for a sweep
+    with fewer than two."""
     predictions, config = data.sweep.predictions, data.sweep.config or {}
     labels = sweep_feature_sets(predictions, config)
     if len(labels) < 2:
@@ -328,32 +208,13 @@ def write_section(data: Any, report_dir: Path) -> list[Block]:
         source = (f"{item.get('features') or 'bundled openSMILE'}"
                   f"{' / ' + item['feature_column'] if item.get('feature_column') else ''}")
         sets.append(FeatureSet(label, data.sweep.sweep_dir, config, rows, source))
-    figure = report_dir / FIGURES_DIRNAME / "feature_axis.png"
-    return section_blocks(sets, data.dataset, data.song_ids, data.ceilings,
-                          data.settings.n_boot, data.settings.seed, report_dir / TABLES_DIRNAME,
-                          figure, figure.relative_to(report_dir).as_posix())
+    return sets
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.feature_axis",
-                                     description="Compare sweeps of the same methods on "
-                                                 "different feature sets")
-    parser.add_argument("folders", type=Path, nargs="+", help="one sweep folder per feature set")
-    parser.add_argument("--out", type=Path, required=True, help="folder for feature_axis.*")
-    parser.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT)
-    parser.add_argument("--reliability-repeats", type=int, default=200)
-    parser.add_argument("--reliability-boot", type=int, default=1000)
-    args = parser.parse_args(argv)
-    try:
-        blocks = run(args.folders, args.out, args.n_boot,
-                     reliability_repeats=args.reliability_repeats,
-                     reliability_boot=args.reliability_boot)
-    except (FeatureAxisError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(to_markdown(blocks))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def feature_axis_of_report(data: ReportData) -> FeatureAxisResult | None:
+    """The feature-set comparison of a report's own sweep; None without a feature axis."""
+    sets = report_feature_sets(data)
+    if not sets:
+        return None
+    return feature_axis_result(sets, data.dataset, data.song_ids, data.ceilings,
+                               data.settings.n_boot, data.settings.seed)

@@ -1,6 +1,6 @@
 """Compute every number of the report from a sweep folder, without writing anything.
 
-Kept apart from the writing (analysis.report) so that tests, notebooks and the W&B
+Kept apart from the writing (analysis.write) so that tests, notebooks and the W&B
 summary can use the numbers directly, and so that "what is computed" and "how it is
 shown" can be checked separately.
 """
@@ -18,11 +18,11 @@ from analysis.compute.baselines import compute_baselines
 from analysis.compute.bootstrap import DEFAULT_N_BOOT, resample_indices
 from analysis.compute.ceilings import ceiling_cells, reliability_frame, reliability_of_songs
 from analysis.compute.conformal_rows import calibrated_rows
-from analysis.compute.data_axes import reference_cell
-from analysis.compute.feature_axis import reference_feature_set
 from analysis.compute.paired_tests import compare_rows
 from analysis.compute.rating_scores import calibration_table, rating_score_table, variance_parts
 from analysis.compute.rows import (
+    CALIBRATION_SPLIT,
+    EVAL_SPLIT,
     GROUP_ORDER,
     PAPER,
     PredictionRow,
@@ -33,13 +33,12 @@ from analysis.compute.rows import (
 from analysis.compute.table_cells import TableResult, compute_tables, empirical_targets
 from analysis.read.coverage import coverage_problems, planned_songs
 from analysis.read.paper_tables import PaperTables, compare_cell, load_paper_tables
+from analysis.read.reference_predictions import reference_cell, reference_feature_set
 from analysis.read.sweep_results import SweepResults, TrialProblem, load_sweep, read_sweep_config
 from mer_uq.data.dataset import DeamDataset
 from mer_uq.data.features import standardise
 from mer_uq.data.summary import summarise
 from mer_uq.sources import load_feature_table, load_trained_dataset
-
-EVAL_SPLIT = "test"
 
 
 def load_reference_rows(folder: Path, error: type[Exception]
@@ -59,7 +58,8 @@ def load_reference_rows(folder: Path, error: type[Exception]
     song_ids = dataset.song_ids(EVAL_SPLIT)
     rows = build_rows(reference_cell(sweep.predictions), song_ids, EVAL_SPLIT)
     return sweep, dataset, song_ids, rows
-CALIBRATION_SPLIT = "valid"  # the split conformal calibration fits its factors on
+
+
 BOOTSTRAP_SEED = 0
 
 

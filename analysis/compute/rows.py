@@ -40,6 +40,9 @@ GROUP_ORDER: tuple[str, ...] = (PAPER, EXTRA, ENSEMBLE, CONFORMAL, BASELINE)
 TWO_OUTPUT_METHODS: tuple[str, ...] = tuple(
     n for n, spec in METHODS.items() if spec.spec.two_outputs)
 
+# The split every table scores (its songs are the report's "test songs"), and the split
+# conformal calibration fits its factors on: never the same.
+EVAL_SPLIT, CALIBRATION_SPLIT = "test", "valid"
 SEEDS_ENSEMBLE_KEY = "seeds"
 SEEDS_SINGLE_KEY = "seeds_single"
 DEEP_ENSEMBLE_PREFIX = "ensemble_"

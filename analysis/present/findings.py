@@ -14,7 +14,7 @@ import pandas as pd
 from analysis.compute.baselines import BASELINE_CONSTANT_SD, BASELINE_RIDGE, BASELINE_SD_FROM_MEAN
 from analysis.compute.rows import BASELINE
 from analysis.present.table_layout import POINT_SCORE_LABELS, fmt, fmt_interval
-from analysis.read.paper_tables import PaperTables
+from analysis.read.paper_tables import FAR_BELOW_TEXT, PaperTables, is_far_below
 from analysis.read.sweep_results import TrialProblem
 from mer_uq import schema
 from mer_uq.methods import METHODS, Uncertainty
@@ -248,15 +248,15 @@ def read_paper_comparison(cells: pd.DataFrame, paper: PaperTables) -> list[str]:
             out.append(f"Table {table.removeprefix('table')}: none of the paper's "
                        f"{n_published} cells has a matching row in this run.")
             continue
-        numeric = part[part["paper_text"] != "<< 0"]
-        signs = part[part["paper_text"] == "<< 0"]
+        far_below = part["paper_text"].map(is_far_below).astype(bool)
+        numeric, signs = part[~far_below], part[far_below]
         text = (f"Table {table.removeprefix('table')}: the paper's value lies inside our 95 % "
                 f"interval in {int(numeric['paper_in_ci'].eq(True).sum())} of "
                 f"{len(numeric)} numeric cells (ours minus paper from "
                 f"{fmt(numeric['difference'].min())} to {fmt(numeric['difference'].max())})")
         if len(signs):
             text += (f"; ours is below zero in {int(signs['ours_below_zero'].eq(True).sum())} "
-                     f"of the {len(signs)} cells the paper prints as << 0")
+                     f"of the {len(signs)} cells the paper prints as {FAR_BELOW_TEXT}")
         out.append(text + (f"; {n_published - len(part)} published cells have no row here."
                            if n_published > len(part) else "."))
     return out

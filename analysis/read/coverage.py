@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.compute.data_axes import reference_cell
+from analysis.read.reference_predictions import reference_cell
 from analysis.read.sweep_results import TrialProblem
 from mer_uq.trial_check import PREDICTED_SPLITS
 

@@ -1,364 +1,71 @@
-"""`python -m analysis.report DIR`: a sweep folder -> DIR/report/ (tables, figures,
-report.md, report.html), optionally logged to one W&B summary run.
+"""Write DIR/report/: every table (md/csv/json), the figures, report.md and report.html,
+optionally logged to one W&B summary run.
 
 Entry point of the contract in docs/architecture.md:
 ``write_report(sweep_dir, *, use_wandb=False, wandb_mode="offline",
-wandb_project="mer-uq") -> Path`` (the path of report.md). A missing or corrupt trial file
-is named in the report and everything else is still reported.
+wandb_project="mer-uq", settings=None) -> ReportWritten`` (what it wrote: the documents'
+paths and the tables a sweep prints). A missing or corrupt trial file is named in the
+report and everything else is still reported. The command line is analysis.report.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-import tempfile
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from analysis.compute.bootstrap import resampling_note
-from analysis.compute.conformal_rows import original_key
-from analysis.compute.data_axes import write_section as write_data_axes_section
-from analysis.compute.feature_axis import feature_set_caption
-from analysis.compute.feature_axis import write_section as write_feature_axis_section
+from analysis.compute.data_axes import data_axes_result
+from analysis.compute.feature_axis import feature_axis_of_report
 from analysis.compute.pipeline import AnalysisSettings, ReportData, compute_report_data
-from analysis.compute.readout_audit import write_section as write_readout_audit_section
+from analysis.compute.readout_audit import readout_audit_of_report
 from analysis.compute.table_cells import TABLE_TITLES
-from analysis.present.figures import PAPER_FIGURE_SEED, figure_seed, write_figures
-from analysis.present.findings import read_paper_comparison, write_reading
-from analysis.present.render import (
-    Block,
-    Bullets,
-    Code,
-    Heading,
-    Image,
-    Paragraph,
-    Table,
-    markdown_table,
-    to_html,
-    to_markdown,
+from analysis.present.data_axes_section import data_axes_blocks, data_axes_figures
+from analysis.present.document import (
+    COMPARISONS_STEM,
+    CONFORMAL_FACTORS_STEM,
+    PROBLEMS_STEM,
+    build_document,
+    json_default,
+    problems_frame,
 )
-from analysis.present.table_layout import DIGITS, fmt, paper_comparison, paper_layout
-from analysis.read.coverage import first_screen_lines
+from analysis.present.feature_axis_section import FIGURE_NAME as FEATURE_AXIS_FIGURE
+from analysis.present.feature_axis_section import axis_figure, feature_axis_blocks
+from analysis.present.figures import report_figures
+from analysis.present.readout_audit_section import audit_blocks
+from analysis.present.render import Block, markdown_table, to_html, to_markdown
+from analysis.present.report_paths import (
+    FIGURES_DIRNAME,
+    REPORT_HTML,
+    REPORT_MARKDOWN,
+    TABLES_DIRNAME,
+    figure_path,
+)
+from analysis.present.table_layout import paper_comparison, paper_layout
 from analysis.read.sweep_results import trial_overview
-from analysis.write.wandb_summary import DEFAULT_MODE, DEFAULT_PROJECT, WANDB_MODES, log_summary
-from mer_uq import schema
-from mer_uq.cli_args import count
+from analysis.write.files import save_figure, write_frame
+from analysis.write.wandb_summary import DEFAULT_MODE, DEFAULT_PROJECT, log_summary
 from mer_uq.folder_swap import staged_folder
-from mer_uq.scores import PEARSON, R2, coverage_name
-from mer_uq.sweep_folder import (
-    REPORT_DIR,
-    SWEEP_JSON,
-    TRIAL_SUFFIX,
-    TRIALS_DIR,
-    SweepFolderError,
-    looks_like_sweep,
-    write_atomically,
-    write_text_atomically,
-)
+from mer_uq.sweep_folder import REPORT_DIR, TRIALS_DIR, write_text_atomically
 
-TABLES_DIRNAME = "tables"
-FIGURES_DIRNAME = "figures"
-FIGURE_CAPTIONS = {
-    "fig2_mean_distribution": "Fig. 2 analogue: per-song mean rating (normalised), valence "
-                              "vs arousal, by split, with marginal densities.",
-    "fig3_sd_distribution": "Fig. 3 analogue: per-song inter-rater SD (normalised), by split.",
-    "fig4_mean_predicted_vs_empirical": "Fig. 4 analogue: predicted vs empirical mean on the "
-                                        "test songs; one seed (grey, {seed}) and the ensemble "
-                                        "(red).",
-    "fig5_sd_predicted_vs_empirical": "Fig. 5 analogue: predicted vs empirical SD on the test "
-                                      "songs; one seed (grey, {seed}) and the ensemble (red).",
-    "calibration_curves": "Calibration: share of held-out individual ratings inside each "
-                          "central interval of the predicted Gaussian, vs its nominal level.",
-}
+# The tables written as Markdown too (the paper-layout ones a reader opens first).
+MARKDOWN_STEMS = frozenset({"table2", "table3", "table2_bootstrap_ci", "table3_bootstrap_ci",
+                            "table2_vs_paper", "table3_vs_paper"})
 
 
-def _caption(name: str, data: ReportData) -> str:
-    """A figure's caption; Fig. 4/5 say which seed their single-model panels show."""
-    seed = figure_seed(data.rows)
-    which = ("n/a" if seed is None else f"seed {seed}, as in the paper"
-             if seed == PAPER_FIGURE_SEED else
-             f"seed {seed}: the lowest, the sweep has no seed {PAPER_FIGURE_SEED} (the paper's)")
-    return FIGURE_CAPTIONS.get(name, name).replace("{seed}", which)
+@dataclass(frozen=True)
+class ReportWritten:
+    """What ``write_report`` wrote, so a caller never reads the report back to use it."""
 
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.integer | np.floating):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def write_frame(frame: pd.DataFrame, stem: Path, markdown: bool = False) -> list[Path]:
-    """A table as CSV and JSON (records, NaN -> null), and Markdown when asked."""
-    paths = [write_atomically(stem.with_suffix(".csv"), lambda p: frame.to_csv(p, index=False))]
-    records = json.loads(frame.to_json(orient="records"))
-    paths.append(write_text_atomically(stem.with_suffix(".json"),
-                                   json.dumps(records, indent=1, ensure_ascii=False)))
-    if markdown:
-        paths.append(write_text_atomically(stem.with_suffix(".md"), markdown_table(frame) + "\n"))
-    return paths
-
-
-def _score_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """Rows x (dimension, score), 'mean ± SD' over seeds."""
-    if scores.empty:
-        return pd.DataFrame()
-    text = [fmt(v) if single or not np.isfinite(sd) else f"{fmt(v)} ± {fmt(sd)}"
-            for v, sd, single in zip(scores["value"], scores["sd_over_seeds"], scores["single"],
-                                     strict=True)]
-    frame = scores.assign(text=text, column=scores["dimension"] + " " + scores["score"])
-    wide = frame.pivot_table(index="row_label", columns="column", values="text",
-                             aggfunc="first", sort=False)
-    order = [f"{d} {s}" for d in schema.DIMENSIONS for s in scores["score"].unique()]
-    return wide.reindex(columns=order).reset_index().rename(columns={"row_label": "Method"})
-
-
-CONFORMAL_TEXT = (
-    "Each '+ conformal' row is the row above it with sigma scaled by one factor c per seed "
-    "and dimension: the split-conformal quantile of |rating - mu| / sigma over the "
-    "validation songs' individual ratings at the 80 % level, divided by the Gaussian "
-    "z of that level (mer_uq.conformal). Scaling sigma by one factor leaves the SD's "
-    "Pearson and Spearman correlations (Table 3) unchanged; it changes the SD's R², the "
-    "NLL, the CRPS and the coverages: both rows are shown. The 80 % interval covers at its "
-    "nominal rate by construction on exchangeable songs; the 50 % and 95 % intervals only "
-    "as far as the normalised residuals are Gaussian in shape.")
-
-
-def _conformal_summary(data: ReportData) -> pd.DataFrame:
-    """Per calibrated row and dimension: the factor over seeds and the 80 % coverage of
-    the test ratings before (the row it calibrates) and after."""
-    scores = data.scores[data.scores["score"] == coverage_name(0.8)].set_index(
-        ["row_key", "dimension"])["value"]
-    lines = []
-    for (key, dim), part in data.conformal_factors.groupby(["row_key", "dimension"],
-                                                           sort=False):
-        factor = part["factor"]
-        lines.append({
-            "row": part["row_label"].iloc[0], "dimension": dim,
-            "factor c": f"{fmt(factor.mean())} [{fmt(factor.min())}, {fmt(factor.max())}]",
-            "coverage 80 % before": fmt(scores.get((original_key(key), dim), np.nan)),
-            "coverage 80 % after": fmt(scores.get((key, dim), np.nan)),
-        })
-    return pd.DataFrame(lines)
-
-
-def _key_comparisons(data: ReportData) -> pd.DataFrame:
-    """The comparisons the reading relies on: each method against each baseline (and
-    Table 2 rows against the random-seeds ensemble); the full set is in the CSV."""
-    comp = data.comparisons
-    if comp.empty:
-        return comp
-    keep = comp[((comp["table"] == "table2") & (comp["metric"] == R2))
-                | ((comp["table"] == "table3") & comp["metric"].isin([PEARSON, R2]))]
-    keep = keep[keep["row_b"].str.startswith("baseline_") | (keep["row_b"] == "seeds")]
-    labels = dict(zip(data.cells["row_key"], data.cells["row_label"], strict=False))
-    return pd.DataFrame({
-        "table": keep["table"], "A": keep["row_a"].map(labels), "B": keep["row_b"].map(labels),
-        "dimension": keep["dimension"], "metric": keep["metric"],
-        "A - B": keep["difference"].map(fmt),
-        "95% paired bootstrap": [f"[{fmt(lo)}, {fmt(hi)}]" for lo, hi in
-                                 zip(keep["ci_low"], keep["ci_high"], strict=True)],
-        "p (bootstrap)": keep["p_bootstrap"].map(lambda p: fmt(p, 3)),
-    })
-
-
-def _reliability_note(what: str, estimates: list[dict[str, Any]]) -> str:
-    """How many resamples the reliability intervals used, and whether they could matter."""
-    widths = np.array([e["ci_high"] - e["ci_low"] for e in estimates], dtype=np.float64)
-    return resampling_note(what, "--reliability-boot", int(estimates[0]["n_boot"]),
-                           int(estimates[0]["n_songs"]), widths, 10.0**-DIGITS)
-
-
-def _audit_blocks(summary: dict[str, Any]) -> list[Block]:
-    swap = summary.get("swap", {})
-    correlations = swap.get("correlations", {})
-    lines = [f"Songs: {summary.get('n_songs')}, ratings: {summary.get('n_ratings')}, distinct "
-             f"raters: {summary.get('raters', {}).get('distinct_raters')}.",
-             "Split (" + str(summary.get("split_source")) + "): "
-             + ", ".join(f"{k} {v}" for k, v in summary.get("splits", {}).items()) + ".",
-             f"Valence/arousal swap audit ({swap.get('method')}): detected="
-             f"{swap.get('detected')}, subset={swap.get('subset')}, corrected="
-             f"{swap.get('corrected')}."]
-    for subset, corr in correlations.items():
-        cells = ", ".join(f"{k} = {v:.3f}" for k, v in corr.items())
-        lines.append(f"Swap evidence, {subset}: {cells or 'no dynamic annotations'}.")
-    rel = summary.get("reliability", {})
-    estimates = [e for stats in rel.values() for e in stats.values()]
-    if estimates:
-        lines.append(_reliability_note("Reliability over all songs", estimates))
-    rel_lines = [
-        {"dimension": dim, "statistic": stat, "reliability": fmt(e["reliability"]),
-         "95% CI": f"[{fmt(e['ci_low'])}, {fmt(e['ci_high'])}]",
-         "correlation ceiling": fmt(e["ceiling"]), "songs": e["n_songs"]}
-        for dim, stats in rel.items() for stat, e in stats.items()]
-    blocks: list[Block] = [Bullets(tuple(lines))]
-    if rel_lines:
-        blocks.append(Table(pd.DataFrame(rel_lines),
-                            "Split-half reliability over ALL songs (mer_uq.data.summary)"))
-    return blocks
-
-
-MAX_FINDINGS = 8
-
-
-def _seed_range(seeds: list[int]) -> str:
-    """[0, 1, ..., 14] -> '0-14 (15)'; a gappy list is printed whole."""
-    seeds = sorted(int(s) for s in seeds)
-    if seeds and seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
-        return f"{seeds[0]}-{seeds[-1]} ({len(seeds)})"
-    return ", ".join(str(s) for s in seeds)
-
-
-def _config_table(config: dict[str, Any] | None) -> pd.DataFrame:
-    """sweep.json as one compact key/value table (nested dicts as k=v lists)."""
-    lines = []
-    for key, value in (config or {}).items():
-        if key == "seeds" and isinstance(value, list):
-            text = _seed_range(value)
-        elif isinstance(value, dict):
-            text = ", ".join(f"{k}={v}" for k, v in value.items())
-        elif isinstance(value, list):
-            text = ", ".join(str(v) for v in value) if len(value) <= 8 else f"{len(value)} items"
-        else:
-            text = "bundled default" if value is None else str(value)
-        lines.append({"setting": key, "value": text})
-    return pd.DataFrame(lines, columns=["setting", "value"])
-
-
-def _what_ran(data: ReportData) -> str:
-    """The opening paragraph: data, features, split, methods, seeds, losses, estimators."""
-    config = data.sweep.config or {}
-    predictions = data.sweep.predictions
-    mc_ddof = (sorted(predictions["hp_mc_sd_ddof"].dropna().unique().astype(int))
-               if "hp_mc_sd_ddof" in predictions.columns else [])
-    mc_text = ({1: "n - 1 (eq. 7)", 0: "population (n)"}.get(mc_ddof[0], str(mc_ddof))
-               if len(mc_ddof) == 1 else "population (n; trials predate the choice)")
-    seeds_text = "n - 1 (eq. 5)" if data.settings.seeds_sd_ddof == 1 else "population (n)"
-    seeds = sorted(int(s) for s in predictions["seed"].unique()) if len(predictions) else []
-    swap = ("label swap corrected" if config.get("fix_swap", True)
-            else "labels as shipped, swap kept")
-    return (f"DEAM {'2013-2015' if config.get('include_2015') else '2013+2014'} "
-            f"({swap}), "
-            f"features {config.get('features') or 'bundled openSMILE'}"
-            f"{' / ' + str(config['feature_column']) if config.get('feature_column') else ''}, "
-            f"split {config.get('split_file') or 'bundled default'}; {data.song_ids.size} test "
-            f"songs. Methods: {', '.join(sorted(data.loss_forms))} "
-            f"(loss forms under 'Run configuration'); seeds {_seed_range(seeds)}; "
-            f"{config.get('mc_passes', '?')} MC-dropout passes. SD estimators: across seeds "
-            f"{seeds_text}, over MC passes {mc_text}. Intervals: {data.settings.n_boot} "
-            f"bootstrap resamples of the test songs, shared by every row. Generated "
-            f"{datetime.now(UTC).isoformat(timespec='seconds')} from "
-            f"{len(data.sweep.loaded_files)} trial file(s) in {data.sweep.sweep_dir}.")
-
-
-def build_document(data: ReportData, figures: dict[str, Path], report_dir: Path) -> list[Block]:
-    """The report as blocks, in reading order."""
-    sweep = data.sweep
-    reading = write_reading(data.cells, data.comparisons, data.ceilings, data.scores,
-                            data.variance_parts, data.paper, data.problems)
-    findings = [*read_paper_comparison(data.cells, data.paper), *reading][:MAX_FINDINGS]
-    blocks: list[Block] = [
-        Heading(f"mer-uq report: {sweep.sweep_dir.name}", 1),
-        Paragraph(_what_ran(data)),
-    ]
-    incomplete = first_screen_lines(data.problems)
-    if incomplete:  # a method never leaves a table without a line saying so, up front
-        blocks += [Paragraph("**Not in the tables as planned** (details under 'Sweep "
-                             "problems' and in tables/problems.csv):"),
-                   Bullets(tuple(incomplete))]
-    features = feature_set_caption(sweep.predictions, sweep.config or {})  # '' without axis
-    for table in ("table2", "table3"):
-        blocks.append(Table(paper_layout(data.cells, data.ceilings, table, with_paper=True),
-                            f"{TABLE_TITLES[table]}{features}. mean ± SD over seeds (one value: an "
-                            "ensemble or a baseline); '↳ paper' = the published cell, ✓ = "
-                            "inside our 95 % bootstrap interval (<< 0: ours < 0 too)"))
-    sd_figure = figures.get("fig5_sd_predicted_vs_empirical")
-    if sd_figure is not None:
-        blocks.append(Image(sd_figure.relative_to(report_dir).as_posix(),
-                            _caption("fig5_sd_predicted_vs_empirical", data)))
-    blocks += [Heading("Findings"), Bullets(tuple(findings)),
-               Heading("Details (written automatically from the numbers below)"),
-               Bullets(tuple(reading))]
-    overview = trial_overview(sweep)
-    blocks += [Heading("Trials read"),
-               Table(overview.assign(val_loss=overview["val_loss"].map(fmt),
-                                     duration_s=overview["duration_s"].map(lambda v: fmt(v, 1))),
-                     "val_loss: best validation loss of the trial, mean over its seeds "
-                     "(from the trial record; its scale depends on the loss)")]
-    if data.problems:
-        blocks += [Heading("Sweep problems"),
-                   Table(pd.DataFrame([{"source": p.source, "problem": p.reason}
-                                       for p in data.problems]))]
-    blocks += [Heading("Run configuration (sweep.json)"),
-               Table(_config_table(sweep.config)),
-               Code(json.dumps(sweep.config, indent=2, default=_json_default)
-                    if sweep.config else "(no readable sweep.json)"),
-               Table(pd.DataFrame([{"method": m, "loss form that ran": f}
-                                   for m, f in data.loss_forms.items()]),
-                     "Loss forms, from the method names in the trial files (printed = the "
-                     "paper's equations as printed; exact = the textbook forms)"),
-               Heading("Data audit"), *_audit_blocks(data.data_summary)]
-    for table in ("table2", "table3"):
-        blocks += [
-            Heading(TABLE_TITLES[table] + features),
-            Table(paper_layout(data.cells, data.ceilings, table),
-                  "mean ± SD over seeds; one value for an ensemble or a baseline; last line: "
-                  "reliability ceiling (R²: reliability; r, ρ: sqrt(reliability))"),
-            Table(paper_layout(data.cells, data.ceilings, table, with_interval=True),
-                  "95% bootstrap interval over test songs of the same cells (ceiling: its "
-                  "bootstrap interval)"),
-            Table(paper_comparison(data.cells, table),
-                  f"Ours vs published ('?' = published value not known here). "
-                  f"{data.paper.caveat}"),
-        ]
-    blocks += [Paragraph(f"Published numbers: {data.paper.citation} {data.paper.url}. "
-                         f"{data.paper.provenance}")]
-    if data.baseline_details:
-        blocks += [Heading("Baselines"), Table(pd.DataFrame([
-            {"dimension": dim, **{k: (fmt(v) if isinstance(v, float) else
-                                      ", ".join(fmt(c) for c in v) if isinstance(v, list)
-                                      else v) for k, v in d.items()}}
-            for dim, d in data.baseline_details.items()]),
-            "Ridge penalties chosen on the validation split; SD-from-mean: quadratic fitted "
-            "on training songs' empirical (mean, SD), applied to the ridge-predicted mean")]
-    blocks += [Heading("Reliability ceilings on the test songs"),
-               Table(data.reliability.map(lambda v: fmt(v) if isinstance(v, float) else v),
-                     "mer_uq.data.reliability.split_half_reliability on the test songs' "
-                     "per-rater table. " + _reliability_note(
-                         "Ceiling intervals", data.reliability.to_dict("records")))]
-    blocks += [Heading("Uncertainty scores on the held-out individual ratings"),
-               Table(_score_table(data.scores),
-                     "Gaussian NLL and CRPS of every normalised test rating under the row's "
-                     "N(mu, sigma²) (lower is better); coverage of central 50/80/95% intervals")]
-    if not data.variance_parts.empty:
-        blocks.append(Table(data.variance_parts.drop(columns=["row_key"]).map(
-            lambda v: fmt(v) if isinstance(v, float) else v),
-            "Aleatoric and epistemic variance, mean over test songs (and seeds). Deep "
-            "ensembles: members' sigma² and the variance of their mu; last-layer Laplace: "
-            "the noise variance (training residuals) and the output layer's posterior "
-            "variance; random seeds (ensemble) and MC dropout: all model (epistemic)"))
-    if not data.conformal_factors.empty:
-        blocks += [Heading("Conformal calibration of the predicted SD"),
-                   Paragraph(CONFORMAL_TEXT),
-                   Table(_conformal_summary(data), "factor c: mean [min, max] over the row's "
-                         "members; coverage of the central 80 % interval of the test ratings "
-                         "before and after; per-seed factors in tables/conformal_factors.csv")]
-    key = _key_comparisons(data)
-    if not key.empty:
-        blocks += [Heading("Paired comparisons"),
-                   Table(key, "A - B on the same bootstrap resamples of the test songs; all "
-                              "pairs, and seed-paired Wilcoxon tests, in tables/comparisons.csv")]
-    blocks.append(Heading("Figures"))
-    for name, path in figures.items():
-        blocks.append(Image(path.relative_to(report_dir).as_posix(),
-                            _caption(name, data)))
-    return blocks
+    report_dir: Path
+    markdown: Path  # report.md
+    html: Path  # report.html
+    tables: dict[str, Path]  # file stem -> its CSV (its JSON and Markdown lie beside it)
+    figures: dict[str, Path]  # figure name -> its PNG
+    # Table 2 and Table 3 as printed on a console: (title, the Markdown of tables/<stem>.md)
+    console_tables: tuple[tuple[str, str], ...]
 
 
 def _output_tables(data: ReportData) -> dict[str, pd.DataFrame]:
@@ -374,22 +81,21 @@ def _output_tables(data: ReportData) -> dict[str, pd.DataFrame]:
         "per_seed": data.tables.per_seed,
         "ceilings": data.ceilings,
         "reliability_test_songs": data.reliability,
-        "comparisons": data.comparisons,
+        COMPARISONS_STEM: data.comparisons,
         "rating_scores": data.scores,
         "calibration": data.calibration,
         "variance_parts": data.variance_parts,
-        "conformal_factors": data.conformal_factors,
+        CONFORMAL_FACTORS_STEM: data.conformal_factors,
         TRIALS_DIR: trial_overview(data.sweep),  # the trials table is named after the folder
-        "problems": pd.DataFrame([{"source": p.source, "problem": p.reason}
-                                  for p in data.problems], columns=["source", "problem"]),
+        PROBLEMS_STEM: problems_frame(data),
     }
     return out
 
 
 def write_report(sweep_dir: Path, *, use_wandb: bool = False, wandb_mode: str = DEFAULT_MODE,
                  wandb_project: str = DEFAULT_PROJECT,
-                 settings: AnalysisSettings | None = None) -> Path:
-    """Write DIR/report/ and return the path of report.md (the contract's entry point)."""
+                 settings: AnalysisSettings | None = None) -> ReportWritten:
+    """Write DIR/report/ and say what was written (the contract's entry point)."""
     data = compute_report_data(Path(sweep_dir), settings)
     return write_report_files(data, use_wandb=use_wandb, wandb_mode=wandb_mode,
                               wandb_project=wandb_project)
@@ -397,103 +103,71 @@ def write_report(sweep_dir: Path, *, use_wandb: bool = False, wandb_mode: str = 
 
 def write_report_files(data: ReportData, *, use_wandb: bool = False,
                        wandb_mode: str = DEFAULT_MODE, wandb_project: str = DEFAULT_PROJECT
-                       ) -> Path:
+                       ) -> ReportWritten:
     """Write the tables, figures, report.md and report.html of already computed numbers."""
     sweep_dir = data.sweep.sweep_dir
     with staged_folder(sweep_dir / REPORT_DIR) as report_dir:  # swapped in whole at the end
         tables, figures = _write_report_folder(data, report_dir)
     final = sweep_dir / REPORT_DIR
+    main_figures = {k: final / v.relative_to(report_dir) for k, v in figures.items()}
     if use_wandb:
-        log_summary(final, tables, {k: final / v.relative_to(report_dir)
-                                    for k, v in figures.items()}, data.sweep.config,
+        log_summary(final, tables, main_figures, data.sweep.config,
                     mode=wandb_mode, project=wandb_project, name=f"report-{sweep_dir.name}")
-    return final / "report.md"
+    return ReportWritten(
+        report_dir=final, markdown=final / REPORT_MARKDOWN, html=final / REPORT_HTML,
+        tables={stem: final / TABLES_DIRNAME / f"{stem}.csv" for stem in tables},
+        figures=main_figures,
+        console_tables=tuple((title, markdown_table(tables[stem]) + "\n")
+                             for stem, title in TABLE_TITLES.items()))
 
 
 def _write_report_folder(data: ReportData, report_dir: Path
                          ) -> tuple[dict[str, pd.DataFrame], dict[str, Path]]:
     """Every file of the report into ``report_dir`` (a staging folder)."""
-    sweep_dir = data.sweep.sweep_dir
     tables = _output_tables(data)
-    markdown_stems = {"table2", "table3", "table2_bootstrap_ci", "table3_bootstrap_ci",
-                      "table2_vs_paper", "table3_vs_paper"}
     for stem, frame in tables.items():
-        write_frame(frame, report_dir / TABLES_DIRNAME / stem, markdown=stem in markdown_stems)
+        write_frame(frame, report_dir / TABLES_DIRNAME / stem, markdown=stem in MARKDOWN_STEMS)
     write_text_atomically(report_dir / TABLES_DIRNAME / "data_summary.json",
-                      json.dumps(data.data_summary, indent=1, default=_json_default))
-    figures = write_figures(report_dir / FIGURES_DIRNAME, data.dataset.songs, data.rows,
-                            data.targets, data.calibration)
-    blocks = build_document(data, figures, report_dir)
-    blocks += write_data_axes_section(data, report_dir)  # [] unless --raters/--train-fraction
-    blocks += write_feature_axis_section(data, report_dir)  # [] without a feature axis
-    blocks += write_readout_audit_section(data, report_dir)  # [] without two-output methods
-    write_text_atomically(report_dir / "report.md", to_markdown(blocks))
-    write_text_atomically(report_dir / "report.html",
-                      to_html(blocks, f"mer-uq report: {sweep_dir.name}"))
+                          json.dumps(data.data_summary, indent=1, default=json_default))
+    figures = _write_figures(report_figures(data.dataset.songs, data.rows, data.targets,
+                                            data.calibration), report_dir)
+    blocks = build_document(data, {name: figure_path(name) for name in figures})
+    blocks += _optional_sections(data, report_dir)
+    write_text_atomically(report_dir / REPORT_MARKDOWN, to_markdown(blocks))
+    write_text_atomically(report_dir / REPORT_HTML,
+                          to_html(blocks, f"mer-uq report: {data.sweep.sweep_dir.name}"))
     return tables, figures
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m analysis.report",
-                                     description="Sweep folder -> DIR/report/")
-    parser.add_argument("sweep_dir", type=Path, help="folder with trials/*.parquet, sweep.json")
-    parser.add_argument("--wandb", action="store_true", help="log tables and figures to W&B")
-    parser.add_argument("--wandb-mode", default=DEFAULT_MODE, choices=WANDB_MODES)
-    parser.add_argument("--wandb-project", default=DEFAULT_PROJECT)
-    parser.add_argument("--n-boot", type=_count, default=AnalysisSettings.n_boot,
-                        help="bootstrap resamples of the test songs (0: no intervals)")
-    parser.add_argument("--reliability-repeats", type=count(1),
-                        default=AnalysisSettings.reliability_repeats)
-    parser.add_argument("--reliability-boot", type=count(1),
-                        default=AnalysisSettings.reliability_boot)
-    parser.add_argument("--population-sd", action="store_true",
-                        help="SD across the random seeds with ddof 0 (default: the paper's "
-                             "eq. 5, n - 1)")
-    return parser.parse_args(argv)
+def _write_figures(figures: dict[str, Figure], report_dir: Path) -> dict[str, Path]:
+    return {name: save_figure(fig, report_dir / FIGURES_DIRNAME / f"{name}.png")
+            for name, fig in figures.items()}
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+def _write_tables(frames: dict[str, pd.DataFrame], report_dir: Path) -> None:
+    for stem, frame in frames.items():
+        write_frame(frame, report_dir / TABLES_DIRNAME / stem)
 
 
-class SweepDirError(ValueError):
-    """The folder given to the report is not a sweep, or its report cannot be written."""
-
-
-def check_sweep_dir(sweep_dir: Path) -> None:
-    """Refuse, in one line, a folder the report cannot read or write (before any work)."""
-    if not sweep_dir.is_dir():
-        raise SweepDirError(f"{sweep_dir}: no such folder (give the --out folder of a sweep)")
-    if not looks_like_sweep(sweep_dir):
-        raise SweepDirError(f"{sweep_dir} is not a sweep folder: no {SWEEP_JSON} and no "
-                            f"{TRIALS_DIR}/*{TRIAL_SUFFIX}")
-    target = sweep_dir / REPORT_DIR
-    if target.exists() and not target.is_dir():
-        raise SweepDirError(f"{target} is a file; the report needs that name for its folder")
-    try:  # a real write: root passes os.access checks on read-only mounts
-        tempfile.TemporaryFile(dir=sweep_dir).close()  # the report is staged beside it
-    except OSError as err:
-        raise SweepDirError(f"{target} cannot be written ({err.strerror})") from err
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    settings = AnalysisSettings(n_boot=args.n_boot, reliability_repeats=args.reliability_repeats,
-                                reliability_boot=args.reliability_boot,
-                                seeds_sd_ddof=0 if args.population_sd else 1)
-    try:
-        check_sweep_dir(args.sweep_dir)
-        path = write_report(args.sweep_dir, use_wandb=args.wandb, wandb_mode=args.wandb_mode,
-                            wandb_project=args.wandb_project, settings=settings)
-    except (SweepDirError, SweepFolderError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def _optional_sections(data: ReportData, report_dir: Path) -> list[Block]:
+    """The sections a sweep has only with its axes: data axes (--raters/--train-fraction),
+    feature sets (a feature axis), the readout audit (two-output methods). Each one's
+    numbers come from analysis.compute, its files are written here, its blocks come from
+    analysis.present; a sweep without the axis gets no section and no file."""
+    blocks: list[Block] = []
+    axes = data_axes_result(data)
+    if axes is not None:
+        _write_tables(axes.frames(), report_dir)
+        figures = _write_figures(data_axes_figures(axes), report_dir)
+        blocks += data_axes_blocks(axes, {name: figure_path(name) for name in figures})
+    feature_sets = feature_axis_of_report(data)
+    if feature_sets is not None:
+        _write_tables(feature_sets.frames(), report_dir)
+        _write_figures({FEATURE_AXIS_FIGURE: axis_figure(feature_sets.correlations)},
+                       report_dir)
+        blocks += feature_axis_blocks(feature_sets, figure_path(FEATURE_AXIS_FIGURE))
+    audit = readout_audit_of_report(data)
+    if audit is not None:
+        _write_tables(audit.frames(), report_dir)
+        blocks += audit_blocks(audit.cells, audit.summary)
+    return blocks
