@@ -34,7 +34,12 @@ from analysis.compute.table_cells import TableResult, compute_tables, empirical_
 from analysis.read.coverage import coverage_problems, planned_songs
 from analysis.read.paper_tables import PaperTables, compare_cell, load_paper_tables
 from analysis.read.reference_predictions import reference_cell, reference_feature_set
-from analysis.read.sweep_results import SweepResults, TrialProblem, load_sweep, read_sweep_config
+from analysis.read.sweep_results import (
+    SweepResults,
+    TrialProblem,
+    load_sweep,
+    sweep_config_with_problems,
+)
 from mer_uq.data.dataset import DeamDataset
 from mer_uq.data.features import standardise
 from mer_uq.data.summary import summarise
@@ -154,7 +159,7 @@ def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = Non
     """Load the sweep and its dataset, and compute tables, ceilings, baselines, scores,
     bootstrap intervals and comparisons."""
     settings = settings or AnalysisSettings()
-    config, _ = read_sweep_config(Path(sweep_dir))  # a bad record stops here, by key
+    config, _ = sweep_config_with_problems(Path(sweep_dir))  # a bad record stops here, by key
     dataset = load_trained_dataset(config)
     sweep = load_sweep(Path(sweep_dir), planned_songs(dataset))
     summary = summarise(dataset, n_repeats=settings.reliability_repeats,

@@ -21,7 +21,7 @@ from analysis.compute.pipeline import ReportData
 from analysis.compute.table_cells import TABLE_TITLES
 from analysis.present.feature_axis_section import feature_set_caption
 from analysis.present.figures import PAPER_FIGURE_SEED, figure_seed
-from analysis.present.findings import read_paper_comparison, write_reading
+from analysis.present.findings import all_findings, paper_findings
 from analysis.present.render import Block, Bullets, Code, Heading, Image, Paragraph, Table
 from analysis.present.report_paths import table_path
 from analysis.present.table_layout import (
@@ -230,9 +230,9 @@ def _main_tables_blocks(data: ReportData, figures: dict[str, str], features: str
                        ) -> list[Block]:
     """The first screen: what ran, what is missing, Tables 2 and 3 against the paper, the
     SD figure and the findings."""
-    reading = write_reading(data.cells, data.comparisons, data.ceilings, data.scores,
-                            data.variance_parts, data.paper, data.problems)
-    findings = [*read_paper_comparison(data.cells, data.paper), *reading][:MAX_FINDINGS]
+    reading = all_findings(data.cells, data.comparisons, data.ceilings, data.scores,
+                           data.variance_parts, data.paper, data.problems)
+    findings = [*paper_findings(data.cells, data.paper), *reading][:MAX_FINDINGS]
     blocks: list[Block] = [
         Heading(f"mer-uq report: {data.sweep.sweep_dir.name}", 1),
         Paragraph(_what_ran(data)),
