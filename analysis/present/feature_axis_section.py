@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from analysis.compute.feature_axis import CORRELATIONS_STEM, FeatureAxisResult
 from analysis.present.render import Block, Heading, Image, Paragraph, Table
@@ -21,7 +22,7 @@ from mer_uq.scores import MEAN, SD
 FIGURE_NAME = "feature_axis"
 
 
-def axis_figure(table: pd.DataFrame) -> Any:
+def axis_figure(table: pd.DataFrame) -> Figure:
     """r of the mean (top) and SD (bottom) per feature set, one line per row, 95 % bands
     as error bars, the ceiling as a grey band."""
     import matplotlib

@@ -15,13 +15,14 @@ import pandas as pd
 
 from analysis.read.reference_predictions import reference_cell
 from analysis.read.sweep_results import TrialProblem
+from mer_uq.data.dataset import DeamDataset
 from mer_uq.trial_check import PREDICTED_SPLITS
 
 # Source of a coverage line in problems.csv: "method <name>".
 METHOD_SOURCE_PREFIX = "method "
 
 
-def planned_songs(dataset: Any) -> dict[str, np.ndarray]:
+def planned_songs(dataset: DeamDataset) -> dict[str, np.ndarray]:
     """Split -> the song ids the sweep's dataset predicts there (what every trial covers)."""
     return {split: dataset.song_ids(split) for split in PREDICTED_SPLITS}
 
