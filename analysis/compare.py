@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import paired_bootstrap
-from analysis.layout import column_name, fmt, fmt_interval
-from analysis.pipeline import AnalysisSettings, ReportData, compute_report_data
+from analysis.compute.bootstrap import paired_bootstrap
+from analysis.compute.pipeline import AnalysisSettings, ReportData, compute_report_data
+from analysis.present.table_layout import column_name, fmt, fmt_interval
 from mer_uq.cli_args import count
 from mer_uq.sweep_folder import SWEEP_JSON, SweepFolderError, refuse_contract_path
 

@@ -1,55 +1,22 @@
 """`python -m analysis.report DIR`: a sweep folder -> DIR/report/ (tables, figures,
 report.md, report.html), optionally logged to one W&B summary run.
 
-Entry point of the contract in docs/architecture.md:
-``write_report(sweep_dir, *, use_wandb=False, wandb_mode="offline",
-wandb_project="mer-uq") -> Path`` (the path of report.md). A missing or corrupt trial file
-is named in the report and everything else is still reported.
+The command line only: it checks the folder (one line, exit 2, before any work) and calls
+analysis.write.report_files.write_report, which reads (analysis.read), computes
+(analysis.compute), presents (analysis.present) and writes (analysis.write).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from analysis.audit import write_section as write_readout_audit_section
-from analysis.bootstrap import resampling_note
-from analysis.conformal import original_key
-from analysis.coverage import first_screen_lines
-from analysis.data_axes import write_section as write_data_axes_section
-from analysis.feature_axis import feature_set_caption
-from analysis.feature_axis import write_section as write_feature_axis_section
-from analysis.figures import PAPER_FIGURE_SEED, figure_seed, write_figures
-from analysis.layout import DIGITS, fmt, paper_comparison, paper_layout
-from analysis.load import trial_overview
-from analysis.pipeline import AnalysisSettings, ReportData, compute_report_data
-from analysis.reading import read_paper_comparison, write_reading
-from analysis.render import (
-    Block,
-    Bullets,
-    Code,
-    Heading,
-    Image,
-    Paragraph,
-    Table,
-    markdown_table,
-    to_html,
-    to_markdown,
-)
-from analysis.tables import TABLE_TITLES
-from analysis.wandb_summary import DEFAULT_MODE, DEFAULT_PROJECT, WANDB_MODES, log_summary
-from mer_uq import schema
+from analysis.compute.pipeline import AnalysisSettings
+from analysis.write.report_files import ReportWritten, write_report
+from analysis.write.wandb_summary import DEFAULT_MODE, DEFAULT_PROJECT, WANDB_MODES
 from mer_uq.cli_args import count
-from mer_uq.folder_swap import staged_folder
-from mer_uq.scores import PEARSON, R2, coverage_name
 from mer_uq.sweep_folder import (
     REPORT_DIR,
     SWEEP_JSON,
@@ -57,380 +24,9 @@ from mer_uq.sweep_folder import (
     TRIALS_DIR,
     SweepFolderError,
     looks_like_sweep,
-    write_atomically,
-    write_text_atomically,
 )
 
-TABLES_DIRNAME = "tables"
-FIGURES_DIRNAME = "figures"
-FIGURE_CAPTIONS = {
-    "fig2_mean_distribution": "Fig. 2 analogue: per-song mean rating (normalised), valence "
-                              "vs arousal, by split, with marginal densities.",
-    "fig3_sd_distribution": "Fig. 3 analogue: per-song inter-rater SD (normalised), by split.",
-    "fig4_mean_predicted_vs_empirical": "Fig. 4 analogue: predicted vs empirical mean on the "
-                                        "test songs; one seed (grey, {seed}) and the ensemble "
-                                        "(red).",
-    "fig5_sd_predicted_vs_empirical": "Fig. 5 analogue: predicted vs empirical SD on the test "
-                                      "songs; one seed (grey, {seed}) and the ensemble (red).",
-    "calibration_curves": "Calibration: share of held-out individual ratings inside each "
-                          "central interval of the predicted Gaussian, vs its nominal level.",
-}
-
-
-def _caption(name: str, data: ReportData) -> str:
-    """A figure's caption; Fig. 4/5 say which seed their single-model panels show."""
-    seed = figure_seed(data.rows)
-    which = ("n/a" if seed is None else f"seed {seed}, as in the paper"
-             if seed == PAPER_FIGURE_SEED else
-             f"seed {seed}: the lowest, the sweep has no seed {PAPER_FIGURE_SEED} (the paper's)")
-    return FIGURE_CAPTIONS.get(name, name).replace("{seed}", which)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.integer | np.floating):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def write_frame(frame: pd.DataFrame, stem: Path, markdown: bool = False) -> list[Path]:
-    """A table as CSV and JSON (records, NaN -> null), and Markdown when asked."""
-    paths = [write_atomically(stem.with_suffix(".csv"), lambda p: frame.to_csv(p, index=False))]
-    records = json.loads(frame.to_json(orient="records"))
-    paths.append(write_text_atomically(stem.with_suffix(".json"),
-                                   json.dumps(records, indent=1, ensure_ascii=False)))
-    if markdown:
-        paths.append(write_text_atomically(stem.with_suffix(".md"), markdown_table(frame) + "\n"))
-    return paths
-
-
-def _score_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """Rows x (dimension, score), 'mean ± SD' over seeds."""
-    if scores.empty:
-        return pd.DataFrame()
-    text = [fmt(v) if single or not np.isfinite(sd) else f"{fmt(v)} ± {fmt(sd)}"
-            for v, sd, single in zip(scores["value"], scores["sd_over_seeds"], scores["single"],
-                                     strict=True)]
-    frame = scores.assign(text=text, column=scores["dimension"] + " " + scores["score"])
-    wide = frame.pivot_table(index="row_label", columns="column", values="text",
-                             aggfunc="first", sort=False)
-    order = [f"{d} {s}" for d in schema.DIMENSIONS for s in scores["score"].unique()]
-    return wide.reindex(columns=order).reset_index().rename(columns={"row_label": "Method"})
-
-
-CONFORMAL_TEXT = (
-    "Each '+ conformal' row is the row above it with sigma scaled by one factor c per seed "
-    "and dimension: the split-conformal quantile of |rating - mu| / sigma over the "
-    "validation songs' individual ratings at the 80 % level, divided by the Gaussian "
-    "z of that level (mer_uq.conformal). Scaling sigma by one factor leaves the SD's "
-    "Pearson and Spearman correlations (Table 3) unchanged; it changes the SD's R², the "
-    "NLL, the CRPS and the coverages: both rows are shown. The 80 % interval covers at its "
-    "nominal rate by construction on exchangeable songs; the 50 % and 95 % intervals only "
-    "as far as the normalised residuals are Gaussian in shape.")
-
-
-def _conformal_summary(data: ReportData) -> pd.DataFrame:
-    """Per calibrated row and dimension: the factor over seeds and the 80 % coverage of
-    the test ratings before (the row it calibrates) and after."""
-    scores = data.scores[data.scores["score"] == coverage_name(0.8)].set_index(
-        ["row_key", "dimension"])["value"]
-    lines = []
-    for (key, dim), part in data.conformal_factors.groupby(["row_key", "dimension"],
-                                                           sort=False):
-        factor = part["factor"]
-        lines.append({
-            "row": part["row_label"].iloc[0], "dimension": dim,
-            "factor c": f"{fmt(factor.mean())} [{fmt(factor.min())}, {fmt(factor.max())}]",
-            "coverage 80 % before": fmt(scores.get((original_key(key), dim), np.nan)),
-            "coverage 80 % after": fmt(scores.get((key, dim), np.nan)),
-        })
-    return pd.DataFrame(lines)
-
-
-def _key_comparisons(data: ReportData) -> pd.DataFrame:
-    """The comparisons the reading relies on: each method against each baseline (and
-    Table 2 rows against the random-seeds ensemble); the full set is in the CSV."""
-    comp = data.comparisons
-    if comp.empty:
-        return comp
-    keep = comp[((comp["table"] == "table2") & (comp["metric"] == R2))
-                | ((comp["table"] == "table3") & comp["metric"].isin([PEARSON, R2]))]
-    keep = keep[keep["row_b"].str.startswith("baseline_") | (keep["row_b"] == "seeds")]
-    labels = dict(zip(data.cells["row_key"], data.cells["row_label"], strict=False))
-    return pd.DataFrame({
-        "table": keep["table"], "A": keep["row_a"].map(labels), "B": keep["row_b"].map(labels),
-        "dimension": keep["dimension"], "metric": keep["metric"],
-        "A - B": keep["difference"].map(fmt),
-        "95% paired bootstrap": [f"[{fmt(lo)}, {fmt(hi)}]" for lo, hi in
-                                 zip(keep["ci_low"], keep["ci_high"], strict=True)],
-        "p (bootstrap)": keep["p_bootstrap"].map(lambda p: fmt(p, 3)),
-    })
-
-
-def _reliability_note(what: str, estimates: list[dict[str, Any]]) -> str:
-    """How many resamples the reliability intervals used, and whether they could matter."""
-    widths = np.array([e["ci_high"] - e["ci_low"] for e in estimates], dtype=np.float64)
-    return resampling_note(what, "--reliability-boot", int(estimates[0]["n_boot"]),
-                           int(estimates[0]["n_songs"]), widths, 10.0**-DIGITS)
-
-
-def _audit_blocks(summary: dict[str, Any]) -> list[Block]:
-    swap = summary.get("swap", {})
-    correlations = swap.get("correlations", {})
-    lines = [f"Songs: {summary.get('n_songs')}, ratings: {summary.get('n_ratings')}, distinct "
-             f"raters: {summary.get('raters', {}).get('distinct_raters')}.",
-             "Split (" + str(summary.get("split_source")) + "): "
-             + ", ".join(f"{k} {v}" for k, v in summary.get("splits", {}).items()) + ".",
-             f"Valence/arousal swap audit ({swap.get('method')}): detected="
-             f"{swap.get('detected')}, subset={swap.get('subset')}, corrected="
-             f"{swap.get('corrected')}."]
-    for subset, corr in correlations.items():
-        cells = ", ".join(f"{k} = {v:.3f}" for k, v in corr.items())
-        lines.append(f"Swap evidence, {subset}: {cells or 'no dynamic annotations'}.")
-    rel = summary.get("reliability", {})
-    estimates = [e for stats in rel.values() for e in stats.values()]
-    if estimates:
-        lines.append(_reliability_note("Reliability over all songs", estimates))
-    rel_lines = [
-        {"dimension": dim, "statistic": stat, "reliability": fmt(e["reliability"]),
-         "95% CI": f"[{fmt(e['ci_low'])}, {fmt(e['ci_high'])}]",
-         "correlation ceiling": fmt(e["ceiling"]), "songs": e["n_songs"]}
-        for dim, stats in rel.items() for stat, e in stats.items()]
-    blocks: list[Block] = [Bullets(tuple(lines))]
-    if rel_lines:
-        blocks.append(Table(pd.DataFrame(rel_lines),
-                            "Split-half reliability over ALL songs (mer_uq.data.summary)"))
-    return blocks
-
-
-MAX_FINDINGS = 8
-
-
-def _seed_range(seeds: list[int]) -> str:
-    """[0, 1, ..., 14] -> '0-14 (15)'; a gappy list is printed whole."""
-    seeds = sorted(int(s) for s in seeds)
-    if seeds and seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
-        return f"{seeds[0]}-{seeds[-1]} ({len(seeds)})"
-    return ", ".join(str(s) for s in seeds)
-
-
-def _config_table(config: dict[str, Any] | None) -> pd.DataFrame:
-    """sweep.json as one compact key/value table (nested dicts as k=v lists)."""
-    lines = []
-    for key, value in (config or {}).items():
-        if key == "seeds" and isinstance(value, list):
-            text = _seed_range(value)
-        elif isinstance(value, dict):
-            text = ", ".join(f"{k}={v}" for k, v in value.items())
-        elif isinstance(value, list):
-            text = ", ".join(str(v) for v in value) if len(value) <= 8 else f"{len(value)} items"
-        else:
-            text = "bundled default" if value is None else str(value)
-        lines.append({"setting": key, "value": text})
-    return pd.DataFrame(lines, columns=["setting", "value"])
-
-
-def _what_ran(data: ReportData) -> str:
-    """The opening paragraph: data, features, split, methods, seeds, losses, estimators."""
-    config = data.sweep.config or {}
-    predictions = data.sweep.predictions
-    mc_ddof = (sorted(predictions["hp_mc_sd_ddof"].dropna().unique().astype(int))
-               if "hp_mc_sd_ddof" in predictions.columns else [])
-    mc_text = ({1: "n - 1 (eq. 7)", 0: "population (n)"}.get(mc_ddof[0], str(mc_ddof))
-               if len(mc_ddof) == 1 else "population (n; trials predate the choice)")
-    seeds_text = "n - 1 (eq. 5)" if data.settings.seeds_sd_ddof == 1 else "population (n)"
-    seeds = sorted(int(s) for s in predictions["seed"].unique()) if len(predictions) else []
-    swap = ("label swap corrected" if config.get("fix_swap", True)
-            else "labels as shipped, swap kept")
-    return (f"DEAM {'2013-2015' if config.get('include_2015') else '2013+2014'} "
-            f"({swap}), "
-            f"features {config.get('features') or 'bundled openSMILE'}"
-            f"{' / ' + str(config['feature_column']) if config.get('feature_column') else ''}, "
-            f"split {config.get('split_file') or 'bundled default'}; {data.song_ids.size} test "
-            f"songs. Methods: {', '.join(sorted(data.loss_forms))} "
-            f"(loss forms under 'Run configuration'); seeds {_seed_range(seeds)}; "
-            f"{config.get('mc_passes', '?')} MC-dropout passes. SD estimators: across seeds "
-            f"{seeds_text}, over MC passes {mc_text}. Intervals: {data.settings.n_boot} "
-            f"bootstrap resamples of the test songs, shared by every row. Generated "
-            f"{datetime.now(UTC).isoformat(timespec='seconds')} from "
-            f"{len(data.sweep.loaded_files)} trial file(s) in {data.sweep.sweep_dir}.")
-
-
-def build_document(data: ReportData, figures: dict[str, Path], report_dir: Path) -> list[Block]:
-    """The report as blocks, in reading order."""
-    sweep = data.sweep
-    reading = write_reading(data.cells, data.comparisons, data.ceilings, data.scores,
-                            data.variance_parts, data.paper, data.problems)
-    findings = [*read_paper_comparison(data.cells, data.paper), *reading][:MAX_FINDINGS]
-    blocks: list[Block] = [
-        Heading(f"mer-uq report: {sweep.sweep_dir.name}", 1),
-        Paragraph(_what_ran(data)),
-    ]
-    incomplete = first_screen_lines(data.problems)
-    if incomplete:  # a method never leaves a table without a line saying so, up front
-        blocks += [Paragraph("**Not in the tables as planned** (details under 'Sweep "
-                             "problems' and in tables/problems.csv):"),
-                   Bullets(tuple(incomplete))]
-    features = feature_set_caption(sweep.predictions, sweep.config or {})  # '' without axis
-    for table in ("table2", "table3"):
-        blocks.append(Table(paper_layout(data.cells, data.ceilings, table, with_paper=True),
-                            f"{TABLE_TITLES[table]}{features}. mean ± SD over seeds (one value: an "
-                            "ensemble or a baseline); '↳ paper' = the published cell, ✓ = "
-                            "inside our 95 % bootstrap interval (<< 0: ours < 0 too)"))
-    sd_figure = figures.get("fig5_sd_predicted_vs_empirical")
-    if sd_figure is not None:
-        blocks.append(Image(sd_figure.relative_to(report_dir).as_posix(),
-                            _caption("fig5_sd_predicted_vs_empirical", data)))
-    blocks += [Heading("Findings"), Bullets(tuple(findings)),
-               Heading("Details (written automatically from the numbers below)"),
-               Bullets(tuple(reading))]
-    overview = trial_overview(sweep)
-    blocks += [Heading("Trials read"),
-               Table(overview.assign(val_loss=overview["val_loss"].map(fmt),
-                                     duration_s=overview["duration_s"].map(lambda v: fmt(v, 1))),
-                     "val_loss: best validation loss of the trial, mean over its seeds "
-                     "(from the trial record; its scale depends on the loss)")]
-    if data.problems:
-        blocks += [Heading("Sweep problems"),
-                   Table(pd.DataFrame([{"source": p.source, "problem": p.reason}
-                                       for p in data.problems]))]
-    blocks += [Heading("Run configuration (sweep.json)"),
-               Table(_config_table(sweep.config)),
-               Code(json.dumps(sweep.config, indent=2, default=_json_default)
-                    if sweep.config else "(no readable sweep.json)"),
-               Table(pd.DataFrame([{"method": m, "loss form that ran": f}
-                                   for m, f in data.loss_forms.items()]),
-                     "Loss forms, from the method names in the trial files (printed = the "
-                     "paper's equations as printed; exact = the textbook forms)"),
-               Heading("Data audit"), *_audit_blocks(data.data_summary)]
-    for table in ("table2", "table3"):
-        blocks += [
-            Heading(TABLE_TITLES[table] + features),
-            Table(paper_layout(data.cells, data.ceilings, table),
-                  "mean ± SD over seeds; one value for an ensemble or a baseline; last line: "
-                  "reliability ceiling (R²: reliability; r, ρ: sqrt(reliability))"),
-            Table(paper_layout(data.cells, data.ceilings, table, with_interval=True),
-                  "95% bootstrap interval over test songs of the same cells (ceiling: its "
-                  "bootstrap interval)"),
-            Table(paper_comparison(data.cells, table),
-                  f"Ours vs published ('?' = published value not known here). "
-                  f"{data.paper.caveat}"),
-        ]
-    blocks += [Paragraph(f"Published numbers: {data.paper.citation} {data.paper.url}. "
-                         f"{data.paper.provenance}")]
-    if data.baseline_details:
-        blocks += [Heading("Baselines"), Table(pd.DataFrame([
-            {"dimension": dim, **{k: (fmt(v) if isinstance(v, float) else
-                                      ", ".join(fmt(c) for c in v) if isinstance(v, list)
-                                      else v) for k, v in d.items()}}
-            for dim, d in data.baseline_details.items()]),
-            "Ridge penalties chosen on the validation split; SD-from-mean: quadratic fitted "
-            "on training songs' empirical (mean, SD), applied to the ridge-predicted mean")]
-    blocks += [Heading("Reliability ceilings on the test songs"),
-               Table(data.reliability.map(lambda v: fmt(v) if isinstance(v, float) else v),
-                     "mer_uq.data.reliability.split_half_reliability on the test songs' "
-                     "per-rater table. " + _reliability_note(
-                         "Ceiling intervals", data.reliability.to_dict("records")))]
-    blocks += [Heading("Uncertainty scores on the held-out individual ratings"),
-               Table(_score_table(data.scores),
-                     "Gaussian NLL and CRPS of every normalised test rating under the row's "
-                     "N(mu, sigma²) (lower is better); coverage of central 50/80/95% intervals")]
-    if not data.variance_parts.empty:
-        blocks.append(Table(data.variance_parts.drop(columns=["row_key"]).map(
-            lambda v: fmt(v) if isinstance(v, float) else v),
-            "Aleatoric and epistemic variance, mean over test songs (and seeds). Deep "
-            "ensembles: members' sigma² and the variance of their mu; last-layer Laplace: "
-            "the noise variance (training residuals) and the output layer's posterior "
-            "variance; random seeds (ensemble) and MC dropout: all model (epistemic)"))
-    if not data.conformal_factors.empty:
-        blocks += [Heading("Conformal calibration of the predicted SD"),
-                   Paragraph(CONFORMAL_TEXT),
-                   Table(_conformal_summary(data), "factor c: mean [min, max] over the row's "
-                         "members; coverage of the central 80 % interval of the test ratings "
-                         "before and after; per-seed factors in tables/conformal_factors.csv")]
-    key = _key_comparisons(data)
-    if not key.empty:
-        blocks += [Heading("Paired comparisons"),
-                   Table(key, "A - B on the same bootstrap resamples of the test songs; all "
-                              "pairs, and seed-paired Wilcoxon tests, in tables/comparisons.csv")]
-    blocks.append(Heading("Figures"))
-    for name, path in figures.items():
-        blocks.append(Image(path.relative_to(report_dir).as_posix(),
-                            _caption(name, data)))
-    return blocks
-
-
-def _output_tables(data: ReportData) -> dict[str, pd.DataFrame]:
-    """Every table written to disk (and to W&B), by file stem."""
-    out = {
-        "table2": paper_layout(data.cells, data.ceilings, "table2"),
-        "table3": paper_layout(data.cells, data.ceilings, "table3"),
-        "table2_bootstrap_ci": paper_layout(data.cells, data.ceilings, "table2", True),
-        "table3_bootstrap_ci": paper_layout(data.cells, data.ceilings, "table3", True),
-        "table2_vs_paper": paper_comparison(data.cells, "table2"),
-        "table3_vs_paper": paper_comparison(data.cells, "table3"),
-        "cells": data.cells,
-        "per_seed": data.tables.per_seed,
-        "ceilings": data.ceilings,
-        "reliability_test_songs": data.reliability,
-        "comparisons": data.comparisons,
-        "rating_scores": data.scores,
-        "calibration": data.calibration,
-        "variance_parts": data.variance_parts,
-        "conformal_factors": data.conformal_factors,
-        TRIALS_DIR: trial_overview(data.sweep),  # the trials table is named after the folder
-        "problems": pd.DataFrame([{"source": p.source, "problem": p.reason}
-                                  for p in data.problems], columns=["source", "problem"]),
-    }
-    return out
-
-
-def write_report(sweep_dir: Path, *, use_wandb: bool = False, wandb_mode: str = DEFAULT_MODE,
-                 wandb_project: str = DEFAULT_PROJECT,
-                 settings: AnalysisSettings | None = None) -> Path:
-    """Write DIR/report/ and return the path of report.md (the contract's entry point)."""
-    data = compute_report_data(Path(sweep_dir), settings)
-    return write_report_files(data, use_wandb=use_wandb, wandb_mode=wandb_mode,
-                              wandb_project=wandb_project)
-
-
-def write_report_files(data: ReportData, *, use_wandb: bool = False,
-                       wandb_mode: str = DEFAULT_MODE, wandb_project: str = DEFAULT_PROJECT
-                       ) -> Path:
-    """Write the tables, figures, report.md and report.html of already computed numbers."""
-    sweep_dir = data.sweep.sweep_dir
-    with staged_folder(sweep_dir / REPORT_DIR) as report_dir:  # swapped in whole at the end
-        tables, figures = _write_report_folder(data, report_dir)
-    final = sweep_dir / REPORT_DIR
-    if use_wandb:
-        log_summary(final, tables, {k: final / v.relative_to(report_dir)
-                                    for k, v in figures.items()}, data.sweep.config,
-                    mode=wandb_mode, project=wandb_project, name=f"report-{sweep_dir.name}")
-    return final / "report.md"
-
-
-def _write_report_folder(data: ReportData, report_dir: Path
-                         ) -> tuple[dict[str, pd.DataFrame], dict[str, Path]]:
-    """Every file of the report into ``report_dir`` (a staging folder)."""
-    sweep_dir = data.sweep.sweep_dir
-    tables = _output_tables(data)
-    markdown_stems = {"table2", "table3", "table2_bootstrap_ci", "table3_bootstrap_ci",
-                      "table2_vs_paper", "table3_vs_paper"}
-    for stem, frame in tables.items():
-        write_frame(frame, report_dir / TABLES_DIRNAME / stem, markdown=stem in markdown_stems)
-    write_text_atomically(report_dir / TABLES_DIRNAME / "data_summary.json",
-                      json.dumps(data.data_summary, indent=1, default=_json_default))
-    figures = write_figures(report_dir / FIGURES_DIRNAME, data.dataset.songs, data.rows,
-                            data.targets, data.calibration)
-    blocks = build_document(data, figures, report_dir)
-    blocks += write_data_axes_section(data, report_dir)  # [] unless --raters/--train-fraction
-    blocks += write_feature_axis_section(data, report_dir)  # [] without a feature axis
-    blocks += write_readout_audit_section(data, report_dir)  # [] without two-output methods
-    write_text_atomically(report_dir / "report.md", to_markdown(blocks))
-    write_text_atomically(report_dir / "report.html",
-                      to_html(blocks, f"mer-uq report: {sweep_dir.name}"))
-    return tables, figures
+__all__ = ["ReportWritten", "check_sweep_dir", "main", "write_report"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -486,12 +82,13 @@ def main(argv: list[str] | None = None) -> int:
                                 seeds_sd_ddof=0 if args.population_sd else 1)
     try:
         check_sweep_dir(args.sweep_dir)
-        path = write_report(args.sweep_dir, use_wandb=args.wandb, wandb_mode=args.wandb_mode,
-                            wandb_project=args.wandb_project, settings=settings)
+        written = write_report(args.sweep_dir, use_wandb=args.wandb,
+                               wandb_mode=args.wandb_mode, wandb_project=args.wandb_project,
+                               settings=settings)
     except (SweepDirError, SweepFolderError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(path)
+    print(written.markdown)
     return 0
 
 

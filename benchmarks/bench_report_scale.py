@@ -98,8 +98,8 @@ def timed_report(code_dir: Path, sweep_dir: Path, extra: list[str]
 
 def phase_times(sweep_dir: Path) -> dict[str, float]:
     """Seconds of each phase of the report, in this process (the pipeline's own steps)."""
-    from analysis import pipeline as p
-    from analysis.report import write_report_files
+    from analysis.compute import pipeline as p
+    from analysis.write.report_files import write_report_files
 
     settings = p.AnalysisSettings()
     out: dict[str, float] = {}

@@ -1,9 +1,9 @@
 """Every score of a prediction against its split's targets, computed and named here once.
 
 A trial's metrics (mer_uq.trial), the report's Table 2 / Table 3 cells and rating scores
-(analysis.tables, analysis.scores) and so the tables the sweep prints at its end all come
-from these functions, so the numbers a trial records and the numbers the report prints are
-the same computation, under the same names:
+(analysis.compute.table_cells, analysis.compute.rating_scores) and so the tables the sweep
+prints at its end all come from these functions, so the numbers a trial records and the
+numbers the report prints are the same computation, under the same names:
 
 * what is scored (``TARGETS``): the per-song ``mean`` (Table 2) or ``sd`` (Table 3) against
   the empirical statistic, each with the point scores ``r2``, ``pearson``, ``spearman``;

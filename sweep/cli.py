@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from analysis.wandb_summary import DEFAULT_MODE, DEFAULT_PROJECT, WANDB_MODES
+from analysis.write.wandb_summary import DEFAULT_MODE, DEFAULT_PROJECT, WANDB_MODES
 
 # Training knobs, named as the fields of mer_uq's FCNConfig and TrainConfig. A knob left
 # off the command line keeps mer_uq's default (the paper's training settings).

@@ -26,7 +26,7 @@ from ray import tune
 from ray.tune import Callback
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-from analysis.wandb_summary import WANDB_MODES
+from analysis.write.wandb_summary import WANDB_MODES
 from mer_uq.data.subsample import DataAxes
 from mer_uq.families import describe_predictions
 from mer_uq.schema import DIMENSIONS, SPLITS

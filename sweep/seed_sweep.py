@@ -152,20 +152,11 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
 # ======================================================================================
 # The end of a sweep: the analysis report, with Table 2 and Table 3 on the console.
 #
-# The tables printed are the report's own (DIR/report/tables/table{2,3}.md), so the console
-# and the report can never disagree. A report that fails loses nothing: the trial files stay,
-# and the one line printed says how to rebuild the report from them.
+# The tables printed are the ones the report wrote (write_report returns them, the same
+# Markdown as DIR/report/tables/table{2,3}.md), so the console and the report can never
+# disagree. A report that fails loses nothing: the trial files stay, and the one line
+# printed says how to rebuild the report from them.
 # ======================================================================================
-
-def _print_report_tables(report_dir: Path) -> None:
-    from analysis.report import TABLES_DIRNAME
-    from analysis.tables import TABLE_TITLES  # the report's own titles and file stems
-
-    for stem, title in TABLE_TITLES.items():
-        table = report_dir / TABLES_DIRNAME / f"{stem}.md"
-        if table.is_file():
-            print(f"\n{title}\n{table.read_text()}", flush=True)
-
 
 def write_final_report(sweep_dir: Path) -> bool:
     """analysis.report.write_report(DIR) and its two tables on the console; False (and one
@@ -173,11 +164,12 @@ def write_final_report(sweep_dir: Path) -> bool:
     try:
         from analysis.report import write_report
 
-        report = Path(write_report(sweep_dir))
+        written = write_report(sweep_dir)
     except Exception as err:  # the trials are safe on disk: say how to retry, never lose them
         print(f"[sweep] report failed ({type(err).__name__}: {err}); the trial files are "
               f"kept: rebuild it with python -m analysis.report {sweep_dir}", file=sys.stderr)
         return False
-    _print_report_tables(report.parent)
-    print(f"[sweep] report: {report}", flush=True)
+    for title, table in written.console_tables:
+        print(f"\n{title}\n{table}", flush=True)
+    print(f"[sweep] report: {written.markdown}", flush=True)
     return True

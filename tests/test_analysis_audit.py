@@ -15,16 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from analysis.audit import (
-    READOUTS,
-    audit_cells,
-    best_line,
-    main,
-    run_audit,
-    summarise_audit,
-)
-from analysis.pipeline import AnalysisSettings, ReportData, compute_report_data
-from analysis.report import write_report_files
+from analysis.audit import main
+from analysis.compute.pipeline import AnalysisSettings, ReportData, compute_report_data
+from analysis.compute.readout_audit import READOUTS, audit_cells, run_audit, summarise_audit
+from analysis.present.readout_audit_section import best_line
+from analysis.write.report_files import write_report_files
 from mer_uq import schema
 from mer_uq.data.dataset import load_deam
 from mer_uq.data.features import load_features
@@ -74,7 +69,7 @@ def data(sweep_dir: Path) -> ReportData:
 
 @pytest.fixture(scope="module")
 def cells(data: ReportData) -> pd.DataFrame:
-    from analysis.bootstrap import resample_indices
+    from analysis.compute.bootstrap import resample_indices
 
     indices = resample_indices(data.song_ids.size, SETTINGS.n_boot, SETTINGS.seed)
     return audit_cells(data.rows, data.targets, indices, data.paper, "corrected labels")
@@ -157,7 +152,7 @@ def test_verdicts_and_counts_follow_from_the_cells(cells: pd.DataFrame) -> None:
 
 
 def test_report_has_the_section_with_the_hypothesis_wording(data: ReportData) -> None:
-    report_md = write_report_files(data)
+    report_md = write_report_files(data).markdown
     text = report_md.read_text()
     assert "Readout audit" in text
     assert ("a hypothesis about how a published table may have been computed, not a claim "

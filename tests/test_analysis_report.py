@@ -16,9 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from analysis.pipeline import AnalysisSettings, ReportData, compute_report_data
-from analysis.report import main, write_report_files
-from analysis.wandb_summary import log_summary
+from analysis.compute.pipeline import AnalysisSettings, ReportData, compute_report_data
+from analysis.compute.table_cells import TABLE_TITLES
+from analysis.report import main
+from analysis.write.report_files import ReportWritten, write_report_files
+from analysis.write.wandb_summary import log_summary
 from mer_uq import schema
 from mer_uq.data.dataset import load_deam
 from mer_uq.data.features import load_features
@@ -68,8 +70,27 @@ def data(sweep_dir: Path) -> ReportData:
 
 
 @pytest.fixture(scope="module")
-def report_md(data: ReportData) -> Path:
+def written(data: ReportData) -> ReportWritten:
     return write_report_files(data)
+
+
+@pytest.fixture(scope="module")
+def report_md(written: ReportWritten) -> Path:
+    return written.markdown
+
+
+def test_write_report_says_what_it_wrote(written: ReportWritten) -> None:
+    """The sweep prints from this record, never from the files read back: it must be the
+    files' own content."""
+    assert written.markdown == written.report_dir / "report.md" and written.markdown.is_file()
+    assert written.html.is_file()
+    assert all(path.is_file() and path.suffix == ".csv" for path in written.tables.values())
+    assert {"table2", "table3", "cells", "problems"} <= set(written.tables)
+    assert all(path.is_file() for path in written.figures.values())
+    titles = [title for title, _ in written.console_tables]
+    assert titles == [TABLE_TITLES["table2"], TABLE_TITLES["table3"]]
+    for (_, text), stem in zip(written.console_tables, ("table2", "table3"), strict=True):
+        assert text == (written.report_dir / "tables" / f"{stem}.md").read_text()
 
 
 def _trials(sweep_dir: Path) -> pd.DataFrame:
@@ -418,7 +439,7 @@ def test_a_single_seed_sweep_still_reports(sweep_dir: Path, tmp_path: Path) -> N
     assert not any(k.startswith("ensemble_") for k in keys) and "seeds" not in keys
     assert data.cells["sd_over_seeds"].isna().all()
     assert any("one seed only" in p.reason for p in data.problems)
-    md = write_report_files(data).read_text()
+    md = write_report_files(data).markdown.read_text()
     assert "NLL" in md and "Random seeds, single models" in md
 
 

@@ -12,13 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from analysis.baselines import (
+from analysis.compute.baselines import (
     BASELINE_CONSTANT_SD,
     BASELINE_RIDGE,
     BASELINE_SD_FROM_MEAN,
     compute_baselines,
 )
-from analysis.bootstrap import (
+from analysis.compute.bootstrap import (
     paired_bootstrap,
     paired_seed_test,
     percentile_interval,
@@ -26,14 +26,19 @@ from analysis.bootstrap import (
     resampling_note,
     signed_rank_exact_p,
 )
-from analysis.layout import fmt_cell
-from analysis.load import load_sweep
-from analysis.paper import compare_cell, load_paper_tables
-from analysis.reading import BETTER, TIED, WORSE, verdict
-from analysis.render import Heading, Image, Paragraph, Table, to_html, to_markdown
-from analysis.ridge import fit_ridge, ridge_path
-from analysis.rows import PredictionRow
-from analysis.tables import bootstrap_cell, resample_chunks
+from analysis.compute.ridge import fit_ridge, ridge_path
+from analysis.compute.rows import PredictionRow
+from analysis.compute.table_cells import bootstrap_cell, resample_chunks
+from analysis.present.findings import BETTER, TIED, WORSE, verdict
+from analysis.present.render import Heading, Image, Paragraph, Table, to_html, to_markdown
+from analysis.present.table_layout import fmt_bounds, fmt_cell, fmt_estimate, fmt_interval
+from analysis.read.paper_tables import (
+    FAR_BELOW_TEXT,
+    compare_cell,
+    is_far_below,
+    load_paper_tables,
+)
+from analysis.read.sweep_results import load_sweep
 from mer_uq import schema
 from mer_uq.metrics import pearson_r, r2_score, spearman_rho
 
@@ -248,6 +253,22 @@ def test_render_markdown_and_html_agree() -> None:
     page = to_html(blocks, "title")
     assert "&lt;0.2&gt;" in page and 'src="f/x.png"' in page and "p &amp; q" in page
     assert fmt_cell(0.5, 0.01, False) == "0.500 ± 0.010" and fmt_cell(0.5, 0.01, True) == "0.500"
+
+
+def test_interval_text_is_spelled_once() -> None:
+    """An undefined end prints as n/a inside the brackets; a table cell without an interval
+    prints nothing (fmt_interval), an estimate its value before the brackets."""
+    assert fmt_bounds(-0.1234, np.nan) == "[-0.123, n/a]"
+    assert fmt_interval(0.1, 0.2) == "[0.100, 0.200]" and fmt_interval(np.nan, 0.2) == ""
+    assert fmt_estimate(0.5, 0.25, 0.75, 4) == "0.5000 [0.2500, 0.7500]"
+    assert fmt_estimate(np.nan, np.nan, np.nan) == "n/a [n/a, n/a]"
+
+
+def test_the_far_below_zero_cells_are_named_once() -> None:
+    paper = load_paper_tables()
+    far = paper.cells[paper.cells["paper_text"].map(is_far_below)]
+    assert len(far) == 10 and set(far["table"]) == {"table3"} and set(far["metric"]) == {"r2"}
+    assert far["paper_value"].isna().all() and (far["paper_text"] == FAR_BELOW_TEXT).all()
 
 
 def _trial_frame(method: str, seeds: tuple[int, ...]) -> pd.DataFrame:

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.conformal import calibrated_rows, conformal_key, original_key
-from analysis.rows import CONFORMAL, PAPER, PredictionRow
+from analysis.compute.conformal_rows import calibrated_rows, conformal_key, original_key
+from analysis.compute.rows import CONFORMAL, PAPER, PredictionRow
 from mer_uq import metrics, schema
 from mer_uq.conformal import (
     conformal_quantile,

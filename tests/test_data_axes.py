@@ -193,7 +193,7 @@ def test_raters_needed_on_a_known_reliability() -> None:
 
 
 def test_resampled_pearson_equals_metrics_pearson() -> None:
-    from analysis.data_axes import _mean_r
+    from analysis.compute.data_axes import _mean_r
 
     rng = np.random.default_rng(0)
     target, members = rng.normal(size=50), rng.normal(size=(3, 50))

@@ -93,8 +93,8 @@ def test_feature_axis_refusals(tables: dict[str, Path], extra: list[str], messag
 @pytest.mark.slow
 def test_sweep_over_three_feature_sets(ray_session, tables: dict[str, Path], tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    from analysis.pipeline import AnalysisSettings, compute_report_data
-    from analysis.report import write_report_files
+    from analysis.compute.pipeline import AnalysisSettings, compute_report_data
+    from analysis.write.report_files import write_report_files
     from mer_uq.data import load_deam
     from sweep.run import main
 
@@ -126,7 +126,7 @@ def test_sweep_over_three_feature_sets(ray_session, tables: dict[str, Path], tmp
                                .loc[data.song_ids, PRED_MU["valence"]])[0] for s in (0, 1)]
     assert cell["value"] == pytest.approx(np.mean(per_seed), abs=1e-10)
 
-    report = write_report_files(data)
+    report = write_report_files(data).markdown
     text = report.read_text()
     assert "Feature sets: which representation carries the spread?" in text
     assert "[feature set two-reversed;" in text

@@ -211,7 +211,7 @@ def test_a_good_trial_file_is_trusted(sweep: Path) -> None:
 ])
 def test_a_trial_file_that_breaks_the_writers_guarantees_is_rerun_and_not_reported(
         sweep: Path, change, says) -> None:
-    from analysis.load import load_sweep
+    from analysis.read.sweep_results import load_sweep
 
     path = sweep / "trials" / "nll__seeds0-1.parquet"
     _rewrite(path, change)
@@ -240,7 +240,7 @@ def test_a_song_missing_from_every_seed_is_caught_against_the_plan(songs) -> Non
 
 
 def test_symbolic_links_are_never_trusted(sweep: Path, tmp_path: Path, songs) -> None:
-    from analysis.load import load_sweep
+    from analysis.read.sweep_results import load_sweep
 
     other = tmp_path / "other.parquet"
     write_trial_parquet(other, _frame("nll", songs, range(15)),
@@ -275,13 +275,13 @@ def test_a_linked_trials_folder_is_refused_before_anything_is_written(sweep: Pat
 
 
 def test_the_first_screen_says_which_methods_are_missing_and_why(sweep: Path) -> None:
-    from analysis.pipeline import AnalysisSettings
+    from analysis.compute.pipeline import AnalysisSettings
     from analysis.report import write_report
 
     _rewrite(sweep / "trials" / "nll__seeds0-1.parquet",
              lambda f: f.assign(valence_sigma=-f["valence_sigma"]))
     settings = AnalysisSettings(n_boot=0, reliability_repeats=2, reliability_boot=2)
-    report = write_report(sweep, settings=settings)
+    report = write_report(sweep, settings=settings).markdown
     head = report.read_text().split("## ")[0]
     assert "Not in the tables as planned" in head
     assert "nll: MISSING from the tables" in head and "valence_sigma" in head

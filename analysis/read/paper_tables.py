@@ -8,7 +8,7 @@ is far below zero: that cell is compared by its sign ("ours < 0: yes/no").
 
 Which of our rows a paper cell is compared with follows the paper's layout: Table 2's
 "Random Seeds" carries ± values, so it is the single-seed models; Table 3's is the
-ensemble (analysis.rows.paper_row_key).
+ensemble (analysis.compute.rows.paper_row_key).
 """
 
 from __future__ import annotations
@@ -21,7 +21,15 @@ import numpy as np
 import pandas as pd
 
 PAPER_TABLES_RESOURCE = "paper_tables.json"
-FAR_BELOW_ZERO = "<<0"
+FAR_BELOW_ZERO = "<<0"  # how paper_tables.json marks a cell printed as far below zero
+# How such a cell is printed (paper_text), and the one spelling of it every table, finding
+# and audit line uses.
+FAR_BELOW_TEXT = "<< 0"
+
+
+def is_far_below(paper_text: object) -> bool:
+    """Whether a published cell is one the paper prints only as far below zero."""
+    return paper_text == FAR_BELOW_TEXT
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,7 @@ class PaperTables:
 
 def _paper_text(value: object, sd: object) -> str:
     if value == FAR_BELOW_ZERO:
-        return "<< 0"
+        return FAR_BELOW_TEXT
     return f"{value:.2f}" if sd is None else f"{value:.2f} ± {sd:.2f}"
 
 
@@ -70,7 +78,7 @@ def compare_cell(ours: float, ci_low: float, ci_high: float, paper_value: float,
                  paper_text: str) -> dict[str, object]:
     """One published cell against ours: the difference and whether the paper's value lies
     in our bootstrap interval; a "<< 0" cell answers only "is ours below zero?"."""
-    if paper_text == "<< 0":
+    if is_far_below(paper_text):
         below = bool(np.isfinite(ours) and ours < 0)
         return {"difference": np.nan, "paper_in_ci": None, "ours_below_zero": below,
                 "agrees": below}

@@ -5,7 +5,7 @@ between one row's prediction and the empirical per-song statistic of the test so
 mean +/- SD over the row's seeds, or a single value for a combined predictor. Each cell
 also gets a bootstrap interval over test songs; the bootstrap draws are kept
 (``TableResult.boot``) so that any two rows can be compared on the same resampled songs
-(analysis.comparisons). The bootstrap is the same scores in batched form, one draw per
+(analysis.compute.paired_tests). The bootstrap is the same scores in batched form, one draw per
 resample equal to the score of that resample.
 """
 
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.baselines import BASELINE_CONSTANT_SD, BASELINE_SD_FROM_MEAN
-from analysis.bootstrap import percentile_interval
-from analysis.rows import PredictionRow, table_group, table_label, table_order
+from analysis.compute.baselines import BASELINE_CONSTANT_SD, BASELINE_SD_FROM_MEAN
+from analysis.compute.bootstrap import percentile_interval
+from analysis.compute.rows import PredictionRow, table_group, table_label, table_order
 from mer_uq import schema
 from mer_uq.scores import MEAN, PEARSON, POINT_SCORES, R2, SD, SPEARMAN
 
@@ -265,7 +265,7 @@ def compute_tables(rows: list[PredictionRow], targets: dict[tuple[str, str], np.
     cells, per_seed = [], []
     boot: dict[tuple[str, str, str, str], np.ndarray] = {}
     # Rows whose members predict the very same arrays share their draws: a conformal twin
-    # (analysis.conformal) keeps its original's mu, so its Table 2 draws are its original's
+    # (conformal_rows) keeps its original's mu, so its Table 2 draws are its original's
     # (computed once; a draw is a deterministic function of the arrays and the indices).
     drawn: dict[tuple[str, str, str, bytes], np.ndarray] = {}
     for table, target in TABLE_TARGETS.items():

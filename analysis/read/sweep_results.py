@@ -52,15 +52,17 @@ def training_of_file(path: Path) -> str:
     return sweep_folder.training_of_stem(path.stem)
 
 
-def read_sweep_config(sweep_dir: Path) -> tuple[dict[str, Any], list[TrialProblem]]:
-    """sweep.json as a dict; a missing or unreadable one is a problem, not a crash."""
+def sweep_config_with_problems(sweep_dir: Path) -> tuple[dict[str, Any], list[TrialProblem]]:
+    """sweep.json as a dict (mer_uq.sweep_folder.read_sweep_config) with a missing one as a
+    problem of the report, not a crash."""
     config, problem = sweep_folder.read_sweep_config(sweep_dir)
     return config, [] if problem is None else [TrialProblem(sweep_folder.SWEEP_JSON, problem)]
 
 
-def read_trial_file(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """One trial Parquet as a validated frame and its metadata; raises ValueError (or an
-    Arrow error) with a readable reason when the file is not a usable trial."""
+def read_checked_trial(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One trial Parquet (mer_uq.sweep_folder.read_trial_file) checked against the writer's
+    guarantees and typed for the analysis, with its metadata; raises ValueError (or an Arrow
+    error) with a readable reason when the file is not a usable trial."""
     frame, metadata = sweep_folder.read_trial_file(path)
     problem = trial_check.frame_problem(frame)  # the writer's guarantees, as resume checks
     if problem is not None:
@@ -93,7 +95,7 @@ def load_sweep(sweep_dir: Path, planned_songs: Mapping[str, np.ndarray] | None =
     the folder itself, planned by sweep.json, whose rows pass the writer's checks and, when
     given, cover ``planned_songs``); never raises for a bad trial file, names it instead."""
     sweep_dir = Path(sweep_dir)
-    config, problems = read_sweep_config(sweep_dir)
+    config, problems = sweep_config_with_problems(sweep_dir)
     trial_dir = sweep_dir / sweep_folder.TRIALS_DIR
     frames: list[pd.DataFrame] = []
     loaded: list[str] = []
@@ -105,7 +107,7 @@ def load_sweep(sweep_dir: Path, planned_songs: Mapping[str, np.ndarray] | None =
         untrusted = trial_check.path_problem(sweep_dir, path)
         try:
             if untrusted is None:
-                frame, meta = read_trial_file(path)
+                frame, meta = read_checked_trial(path)
                 row_seeds = sorted(int(x) for x in frame["seed"].unique())
                 untrusted = (trial_check.plan_problem(meta, config, path.stem, row_seeds)
                              or trial_check.frame_problem(frame, meta, planned_songs))

@@ -33,13 +33,16 @@ from mer_uq.scores import row_distribution
 
 # Row groups, in the order they are printed; a rule separates groups in the tables.
 PAPER, EXTRA, ENSEMBLE, BASELINE = "paper", "extra", "ensemble", "baseline"
-CONFORMAL = "conformal"  # a row's sigma calibrated on the validation songs (analysis.conformal)
+CONFORMAL = "conformal"  # a row's sigma calibrated on the validation songs (conformal_rows)
 GROUP_ORDER: tuple[str, ...] = (PAPER, EXTRA, ENSEMBLE, CONFORMAL, BASELINE)
 
 # Methods whose model outputs (mu, sigma): their seeds form a deep ensemble (mixture).
 TWO_OUTPUT_METHODS: tuple[str, ...] = tuple(
     n for n, spec in METHODS.items() if spec.spec.two_outputs)
 
+# The split every table scores (its songs are the report's "test songs"), and the split
+# conformal calibration fits its factors on: never the same.
+EVAL_SPLIT, CALIBRATION_SPLIT = "test", "valid"
 SEEDS_ENSEMBLE_KEY = "seeds"
 SEEDS_SINGLE_KEY = "seeds_single"
 DEEP_ENSEMBLE_PREFIX = "ensemble_"

@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.baselines import BASELINE_CONSTANT_SD, BASELINE_RIDGE, BASELINE_SD_FROM_MEAN
-from analysis.layout import POINT_SCORE_LABELS, fmt, fmt_interval
-from analysis.load import TrialProblem
-from analysis.paper import PaperTables
-from analysis.rows import BASELINE
+from analysis.compute.baselines import BASELINE_CONSTANT_SD, BASELINE_RIDGE, BASELINE_SD_FROM_MEAN
+from analysis.compute.rows import BASELINE
+from analysis.present.table_layout import POINT_SCORE_LABELS, fmt, fmt_interval
+from analysis.read.paper_tables import FAR_BELOW_TEXT, PaperTables, is_far_below
+from analysis.read.sweep_results import TrialProblem
 from mer_uq import schema
 from mer_uq.methods import METHODS, Uncertainty
 from mer_uq.scores import NLL, PEARSON, R2, SD, coverage_name
@@ -112,7 +112,7 @@ def ceiling_band(cells: pd.DataFrame, ceilings: pd.DataFrame, table: str, target
     return text + "."
 
 
-def read_mean_table(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.DataFrame
+def mean_table_findings(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.DataFrame
                     ) -> list[str]:
     """Table 2: the best row, the ridge probe, the ceiling, and who beats the probe."""
     out = []
@@ -137,7 +137,7 @@ def read_mean_table(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd
     return out
 
 
-def read_sd_table(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.DataFrame
+def sd_table_findings(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.DataFrame
                   ) -> list[str]:
     """Table 3: correlations vs zero, vs the ceiling's band, and vs the baselines."""
     out = []
@@ -191,7 +191,7 @@ def spread_expectations(cells: pd.DataFrame) -> list[str]:
     return out
 
 
-def read_scores(scores: pd.DataFrame) -> list[str]:
+def score_findings(scores: pd.DataFrame) -> list[str]:
     """Proper scores on the held-out ratings: who beats the constant-SD reference, and
     how the 95 % interval covers."""
     out = []
@@ -223,7 +223,7 @@ def read_scores(scores: pd.DataFrame) -> list[str]:
     return out
 
 
-def read_variance_parts(parts: pd.DataFrame) -> list[str]:
+def variance_findings(parts: pd.DataFrame) -> list[str]:
     """How much of each row's predicted variance is model (epistemic) uncertainty: for a
     deep ensemble the disagreement between seeds, for the last-layer Laplace the output
     layer's posterior; the seeds ensemble, MC dropout and SWAG are all epistemic."""
@@ -236,9 +236,9 @@ def read_variance_parts(parts: pd.DataFrame) -> list[str]:
             "noise variance)."]
 
 
-def read_paper_comparison(cells: pd.DataFrame, paper: PaperTables) -> list[str]:
+def paper_findings(cells: pd.DataFrame, paper: PaperTables) -> list[str]:
     """Per table: how many published cells our run agrees with, and the range of the
-    differences (every published cell is compared: analysis.paper.compare_cell)."""
+    differences (every published cell is compared: analysis.read.paper_tables.compare_cell)."""
     out = []
     for table in ("table2", "table3"):
         part = cells[(cells["table"] == table)
@@ -248,32 +248,32 @@ def read_paper_comparison(cells: pd.DataFrame, paper: PaperTables) -> list[str]:
             out.append(f"Table {table.removeprefix('table')}: none of the paper's "
                        f"{n_published} cells has a matching row in this run.")
             continue
-        numeric = part[part["paper_text"] != "<< 0"]
-        signs = part[part["paper_text"] == "<< 0"]
+        far_below = part["paper_text"].map(is_far_below).astype(bool)
+        numeric, signs = part[~far_below], part[far_below]
         text = (f"Table {table.removeprefix('table')}: the paper's value lies inside our 95 % "
                 f"interval in {int(numeric['paper_in_ci'].eq(True).sum())} of "
                 f"{len(numeric)} numeric cells (ours minus paper from "
                 f"{fmt(numeric['difference'].min())} to {fmt(numeric['difference'].max())})")
         if len(signs):
             text += (f"; ours is below zero in {int(signs['ours_below_zero'].eq(True).sum())} "
-                     f"of the {len(signs)} cells the paper prints as << 0")
+                     f"of the {len(signs)} cells the paper prints as {FAR_BELOW_TEXT}")
         out.append(text + (f"; {n_published - len(part)} published cells have no row here."
                            if n_published > len(part) else "."))
     return out
 
 
-def read_problems(problems: list[TrialProblem]) -> list[str]:
+def problem_findings(problems: list[TrialProblem]) -> list[str]:
     if not problems:
         return ["Every trial file promised by sweep.json was read."]
     return [f"{len(problems)} problem(s) while reading the sweep (listed under 'Sweep "
             "problems'); every number above uses only the trials that were read."]
 
 
-def write_reading(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.DataFrame,
-                  scores: pd.DataFrame, parts: pd.DataFrame, paper: PaperTables,
-                  problems: list[TrialProblem]) -> list[str]:
+def all_findings(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.DataFrame,
+                 scores: pd.DataFrame, parts: pd.DataFrame, paper: PaperTables,
+                 problems: list[TrialProblem]) -> list[str]:
     """The whole reading, one paragraph per item."""
-    return [*read_problems(problems), *read_mean_table(cells, comparisons, ceilings),
-            *read_sd_table(cells, comparisons, ceilings), *spread_expectations(cells),
-            *read_scores(scores),
-            *read_variance_parts(parts), *read_paper_comparison(cells, paper)]
+    return [*problem_findings(problems), *mean_table_findings(cells, comparisons, ceilings),
+            *sd_table_findings(cells, comparisons, ceilings), *spread_expectations(cells),
+            *score_findings(scores),
+            *variance_findings(parts), *paper_findings(cells, paper)]

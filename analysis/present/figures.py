@@ -1,4 +1,5 @@
-"""The report's figures, as PNG files (matplotlib, Agg backend: no display needed).
+"""The report's figures (matplotlib, Agg backend: no display needed; analysis.write saves
+them as PNG).
 
 * Fig. 2 / 3 analogues: where the songs' mean and SD ratings lie, per split, valence
   against arousal with marginal histograms. They show the bounded-scale shape (SD shrinks
@@ -11,9 +12,6 @@
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -22,31 +20,22 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.rows import (
+from analysis.compute.rows import (
     DEEP_ENSEMBLE_PREFIX,
     SEEDS_ENSEMBLE_KEY,
     SEEDS_SINGLE_KEY,
     PredictionRow,
     method_label,
 )
-from analysis.tables import predicted
+from analysis.compute.table_cells import predicted
 from mer_uq import schema
 from mer_uq.scores import MEAN, SD
-from mer_uq.sweep_folder import write_bytes_atomically
 
 SPLIT_COLOURS = {"train": "tab:blue", "valid": "tab:orange", "test": "tab:green"}
 DPI = 110
 # Line style by row group, so more than ten curves stay distinguishable.
 GROUP_LINESTYLES = {"paper": "-", "extra": "--", "ensemble": "-.", "conformal": (0, (3, 1, 1, 1)),
                     "baseline": ":"}
-
-
-def save_figure(fig: Figure, path: Path) -> Path:
-    """Render to memory, then write atomically, so a reader never sees half a PNG."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    plt.close(fig)
-    return write_bytes_atomically(path, buffer.getvalue())
 
 
 def distribution_figure(songs: pd.DataFrame, statistic: str) -> Figure:
@@ -183,16 +172,14 @@ def calibration_figure(calibration: pd.DataFrame) -> Figure:
     return fig
 
 
-def write_figures(out_dir: Path, songs: pd.DataFrame, rows: list[PredictionRow],
-                  targets: dict[tuple[str, str], np.ndarray], calibration: pd.DataFrame
-                  ) -> dict[str, Path]:
-    """Every figure of the report, written under ``out_dir``; name -> path."""
-    out_dir = Path(out_dir)
-    figures = {
+def report_figures(songs: pd.DataFrame, rows: list[PredictionRow],
+                   targets: dict[tuple[str, str], np.ndarray], calibration: pd.DataFrame
+                   ) -> dict[str, Figure]:
+    """Every figure of the report's main part, by file name, in the report's order."""
+    return {
         "fig2_mean_distribution": distribution_figure(songs, MEAN),
         "fig3_sd_distribution": distribution_figure(songs, SD),
         "fig4_mean_predicted_vs_empirical": prediction_figure(rows, targets, MEAN),
         "fig5_sd_predicted_vs_empirical": prediction_figure(rows, targets, SD),
         "calibration_curves": calibration_figure(calibration),
     }
-    return {name: save_figure(fig, out_dir / f"{name}.png") for name, fig in figures.items()}

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.ridge import fit_ridge
+from analysis.compute.ridge import fit_ridge
 from mer_uq import schema
 
 BASELINE_RIDGE = "baseline_ridge"

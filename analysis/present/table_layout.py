@@ -1,6 +1,6 @@
 """Long-format cells -> the tables as a reader sees them.
 
-The computation (analysis.tables) is long-format, one line per cell, because that is
+The computation (analysis.compute.table_cells) is long-format, one line per cell, because that is
 what CSV/JSON consumers and tests want. The paper prints wide tables: rows = methods,
 columns = (dimension, metric), "mean ± SD" per cell. This module does only that
 reshaping and number formatting, plus the "ours vs paper" and "ceiling" lines.
@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.rows import GROUP_ORDER, PAPER, method_label
+from analysis.compute.rows import GROUP_ORDER, PAPER, method_label
+from analysis.read.paper_tables import is_far_below
 from mer_uq import schema
 from mer_uq.scores import PEARSON, POINT_SCORES, R2, SPEARMAN
 
@@ -39,8 +40,19 @@ def fmt_cell(value: float, sd: float, single: bool) -> str:
     return f"{fmt(value)} ± {fmt(sd)}"
 
 
+def fmt_bounds(low: float, high: float, digits: int = DIGITS) -> str:
+    """'[low, high]', with 'n/a' for an undefined end."""
+    return f"[{fmt(low, digits)}, {fmt(high, digits)}]"
+
+
 def fmt_interval(low: float, high: float) -> str:
-    return "" if not (np.isfinite(low) and np.isfinite(high)) else f"[{fmt(low)}, {fmt(high)}]"
+    """'[low, high]', or '' where either end is undefined (a cell without an interval)."""
+    return "" if not (np.isfinite(low) and np.isfinite(high)) else fmt_bounds(low, high)
+
+
+def fmt_estimate(value: float, low: float, high: float, digits: int = DIGITS) -> str:
+    """'value [low, high]': an estimate with its interval ('n/a' for an undefined part)."""
+    return f"{fmt(value, digits)} {fmt_bounds(low, high, digits)}"
 
 
 def column_name(dim: str, metric: str) -> str:
@@ -129,7 +141,7 @@ def paper_comparison(cells: pd.DataFrame, table: str) -> pd.DataFrame:
                  & cells["paper_text"].map(lambda t: isinstance(t, str))]
     lines = []
     for _, c in part.iterrows():
-        far_below = c["paper_text"] == "<< 0"
+        far_below = is_far_below(c["paper_text"])
         lines.append({
             "Method": c["row_label"], "paper method": method_label(c["paper_method"]),
             "cell": column_name(c["dimension"], c["metric"]),

@@ -1,6 +1,6 @@
 """Compute every number of the report from a sweep folder, without writing anything.
 
-Kept apart from the writing (analysis.report) so that tests, notebooks and the W&B
+Kept apart from the writing (analysis.write) so that tests, notebooks and the W&B
 summary can use the numbers directly, and so that "what is computed" and "how it is
 shown" can be checked separately.
 """
@@ -14,17 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.baselines import compute_baselines
-from analysis.bootstrap import DEFAULT_N_BOOT, resample_indices
-from analysis.ceilings import ceiling_cells, reliability_frame, reliability_of_songs
-from analysis.comparisons import compare_rows
-from analysis.conformal import calibrated_rows
-from analysis.coverage import coverage_problems, planned_songs
-from analysis.data_axes import reference_cell
-from analysis.feature_axis import reference_feature_set
-from analysis.load import SweepResults, TrialProblem, load_sweep, read_sweep_config
-from analysis.paper import PaperTables, compare_cell, load_paper_tables
-from analysis.rows import (
+from analysis.compute.baselines import compute_baselines
+from analysis.compute.bootstrap import DEFAULT_N_BOOT, resample_indices
+from analysis.compute.ceilings import ceiling_cells, reliability_frame, reliability_of_songs
+from analysis.compute.conformal_rows import calibrated_rows
+from analysis.compute.paired_tests import compare_rows
+from analysis.compute.rating_scores import calibration_table, rating_score_table, variance_parts
+from analysis.compute.rows import (
+    CALIBRATION_SPLIT,
+    EVAL_SPLIT,
     GROUP_ORDER,
     PAPER,
     PredictionRow,
@@ -32,14 +30,20 @@ from analysis.rows import (
     loss_form,
     paper_row_key,
 )
-from analysis.scores import calibration_table, rating_score_table, variance_parts
-from analysis.tables import TableResult, compute_tables, empirical_targets
+from analysis.compute.table_cells import TableResult, compute_tables, empirical_targets
+from analysis.read.coverage import coverage_problems, planned_songs
+from analysis.read.paper_tables import PaperTables, compare_cell, load_paper_tables
+from analysis.read.reference_predictions import reference_cell, reference_feature_set
+from analysis.read.sweep_results import (
+    SweepResults,
+    TrialProblem,
+    load_sweep,
+    sweep_config_with_problems,
+)
 from mer_uq.data.dataset import DeamDataset
 from mer_uq.data.features import standardise
 from mer_uq.data.summary import summarise
 from mer_uq.sources import load_feature_table, load_trained_dataset
-
-EVAL_SPLIT = "test"
 
 
 def load_reference_rows(folder: Path, error: type[Exception]
@@ -59,7 +63,8 @@ def load_reference_rows(folder: Path, error: type[Exception]
     song_ids = dataset.song_ids(EVAL_SPLIT)
     rows = build_rows(reference_cell(sweep.predictions), song_ids, EVAL_SPLIT)
     return sweep, dataset, song_ids, rows
-CALIBRATION_SPLIT = "valid"  # the split conformal calibration fits its factors on
+
+
 BOOTSTRAP_SEED = 0
 
 
@@ -93,7 +98,7 @@ class ReportData:
     scores: pd.DataFrame
     calibration: pd.DataFrame
     variance_parts: pd.DataFrame
-    conformal_factors: pd.DataFrame  # analysis.conformal: one factor per row, seed, dimension
+    conformal_factors: pd.DataFrame  # conformal_rows: one factor per row, seed, dimension
     baseline_details: dict[str, Any]
     paper: PaperTables
     loss_forms: dict[str, str]
@@ -118,7 +123,7 @@ def _with_conformal(rows: list[PredictionRow], predictions: pd.DataFrame,
                     dataset: DeamDataset, seeds_sd_ddof: int
                     ) -> tuple[list[PredictionRow], pd.DataFrame]:
     """The rows plus their split-conformal twins, calibrated on the validation songs'
-    individual ratings (analysis.conformal), in print order."""
+    individual ratings (analysis.compute.conformal_rows), in print order."""
     valid_ids = dataset.song_ids(CALIBRATION_SPLIT)
     valid_rows = build_rows(predictions, valid_ids, CALIBRATION_SPLIT,
                             seeds_sd_ddof=seeds_sd_ddof)
@@ -130,7 +135,7 @@ def _with_conformal(rows: list[PredictionRow], predictions: pd.DataFrame,
 def _with_ceiling_and_paper(cells: pd.DataFrame, ceilings: pd.DataFrame, paper: PaperTables
                             ) -> pd.DataFrame:
     """Cells + their ceiling + the published cell they are compared with (the paper's
-    layout decides which row that is: analysis.rows.paper_row_key) and the verdict."""
+    layout decides which row that is: analysis.compute.rows.paper_row_key) and the verdict."""
     merged = cells.merge(ceilings.drop(columns=["n_songs"]), on=["target", "dimension", "metric"],
                          how="left")
     published = paper.cells.assign(row_key=[paper_row_key(m, t) for m, t in
@@ -154,7 +159,7 @@ def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = Non
     """Load the sweep and its dataset, and compute tables, ceilings, baselines, scores,
     bootstrap intervals and comparisons."""
     settings = settings or AnalysisSettings()
-    config, _ = read_sweep_config(Path(sweep_dir))  # a bad record stops here, by key
+    config, _ = sweep_config_with_problems(Path(sweep_dir))  # a bad record stops here, by key
     dataset = load_trained_dataset(config)
     sweep = load_sweep(Path(sweep_dir), planned_songs(dataset))
     summary = summarise(dataset, n_repeats=settings.reliability_repeats,

@@ -3,7 +3,7 @@
 Two complementary tests, both paired:
 
 * a paired bootstrap over test songs: the metric difference A - B on the same resampled
-  songs (the draws kept by analysis.tables), which captures which songs were tested;
+  songs (the draws kept by analysis.compute.table_cells), which captures which songs were tested;
 * a Wilcoxon signed-rank test over matched seeds, where both rows are per-seed, which
   captures training randomness.
 
@@ -21,10 +21,10 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import paired_bootstrap, paired_seed_test
-from analysis.conformal import original_key
-from analysis.rows import BASELINE, CONFORMAL, SEEDS_ENSEMBLE_KEY
-from analysis.tables import TableResult
+from analysis.compute.bootstrap import paired_bootstrap, paired_seed_test
+from analysis.compute.conformal_rows import original_key
+from analysis.compute.rows import BASELINE, CONFORMAL, SEEDS_ENSEMBLE_KEY
+from analysis.compute.table_cells import TableResult
 from mer_uq import schema
 from mer_uq.scores import POINT_SCORES
 

@@ -11,10 +11,10 @@ published one: sign agreement, the published value inside our 95 % bootstrap int
 the "<< 0" cells. Each readout is a HYPOTHESIS about how a published table may have been
 computed, not a claim about anyone's code; the section says so in those words.
 
-Nothing here is a new statistic: the cells are analysis.tables' (mer_uq.scores' point
-scores, the bootstrap of analysis.bootstrap on the same index matrix as the report), the
-verdicts analysis.paper.compare_cell's, and the only fixed numbers are the paper's
-published cells (analysis.paper). Only the rows of two-output methods change with the
+Nothing here is a new statistic: the cells are analysis.compute.table_cells' (mer_uq.scores' point
+scores, the bootstrap of analysis.compute.bootstrap on the same index matrix as the report), the
+verdicts analysis.read.paper_tables.compare_cell's, and the only fixed numbers are the paper's
+published cells (analysis.read.paper_tables). Only the rows of two-output methods change with the
 readout; the random-seeds ensemble and MC dropout have no spread head and are scored as
 they are, so their cells are the same under every readout.
 
@@ -25,8 +25,6 @@ methods.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,12 +33,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import DEFAULT_N_BOOT, percentile_interval, resample_indices
-from analysis.layout import column_name, fmt
-from analysis.paper import PaperTables, compare_cell, load_paper_tables
-from analysis.render import Block, Bullets, Heading, Paragraph, Table, to_markdown
-from analysis.rows import TWO_OUTPUT_METHODS, PredictionRow, method_label, paper_row_key
-from analysis.tables import bootstrap_cell, member_scores
+from analysis.compute.bootstrap import DEFAULT_N_BOOT, percentile_interval, resample_indices
+from analysis.compute.pipeline import ReportData, load_reference_rows
+from analysis.compute.rows import TWO_OUTPUT_METHODS, PredictionRow, paper_row_key
+from analysis.compute.table_cells import bootstrap_cell, empirical_targets, member_scores
+from analysis.read.paper_tables import PaperTables, compare_cell, is_far_below, load_paper_tables
 from mer_uq import schema
 from mer_uq.methods import PAPER_METHODS
 from mer_uq.scores import POINT_SCORES, SD
@@ -48,8 +45,6 @@ from mer_uq.scores import POINT_SCORES, SD
 TABLE = "table3"
 AUDIT_STEM = "readout_audit"
 AUDIT_SUMMARY_STEM = "readout_audit_summary"
-HYPOTHESIS_WORDING = ("Each readout below is a hypothesis about how a published table may "
-                      "have been computed, not a claim about anyone's code.")
 
 
 @dataclass(frozen=True)
@@ -91,7 +86,7 @@ def label_version(config: dict[str, Any]) -> str:
 
 def audit_rows(rows: list[PredictionRow]) -> list[PredictionRow]:
     """The rows whose cells the paper publishes in Table 3, in the paper's order: its
-    methods' per-seed rows and the random-seeds ensemble (analysis.rows.paper_row_key)."""
+    methods' per-seed rows and the random-seeds ensemble (analysis.compute.rows.paper_row_key)."""
     wanted = [paper_row_key(m, TABLE) for m in PAPER_METHODS]
     by_key = {r.key: r for r in rows if r.has_sigma}
     return [by_key[k] for k in wanted if k in by_key]
@@ -190,8 +185,8 @@ def summarise_audit(cells: pd.DataFrame) -> pd.DataFrame:
     lines = []
     for (labels, readout), group in cells.groupby(["labels", "readout"], sort=False):
         published = group[group["paper_text"].notna()] if "paper_text" in group else group[:0]
-        far = published[published["paper_text"] == "<< 0"]
-        numeric = published[published["paper_text"] != "<< 0"]
+        far_below = published["paper_text"].map(is_far_below).astype(bool)
+        far, numeric = published[far_below], published[~far_below]
         in_ci, below = _count(numeric["paper_in_ci"]), _count(far["ours_below_zero"])
         lines.append({
             "labels": labels, "readout": readout,
@@ -208,120 +203,33 @@ def summarise_audit(cells: pd.DataFrame) -> pd.DataFrame:
                                kind="stable").reset_index(drop=True)
 
 
-def best_line(summary: pd.DataFrame) -> str:
-    """The one sentence naming the hypothesis that agrees best, and how well."""
-    if summary.empty:
-        return "No hypothesis could be scored: the sweep has no Table 3 cell of the paper's."
-    top = summary.iloc[0]
-    tied = summary[(summary["agreeing_cells"] == top["agreeing_cells"])
-                   & (summary["same_sign"] == top["same_sign"])]
-    also = ("" if len(tied) == 1 else " (tied with " + ", ".join(
-        f"{r.labels}, {r.readout_label}" for r in tied.iloc[1:].itertuples()) + ")")
-    return (f"Best-agreeing hypothesis: {top['labels']}, spread read as "
-            f"{top['readout_label']}{also}: the published value lies inside our 95 % "
-            f"interval in {top['paper_in_ci']} of {top['numeric_cells']} numeric cells, has "
-            f"our sign in {top['same_sign']} of {top['numeric_cells']}, and ours is below "
-            f"zero in {top['ours_below_zero']} of the {top['far_below_cells']} '<< 0' cells "
-            f"({top['agreeing_cells']} of {top['published_cells']} published cells agree).")
+# --- the report's own sweep -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReadoutAuditResult:
+    """The audit's numbers: one line per cell, and the summary per hypothesis."""
+
+    cells: pd.DataFrame
+    summary: pd.DataFrame
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Its tables by file stem."""
+        return {AUDIT_STEM: self.cells, AUDIT_SUMMARY_STEM: self.summary}
 
 
-def _mark(line: pd.Series) -> str:
-    if not isinstance(line.get("paper_text"), str):
-        return ""
-    if line["paper_text"] == "<< 0":
-        return "✓" if line["ours_below_zero"] is True else "✗"
-    if line["paper_in_ci"] is True:
-        return "✓"
-    return "sign" if line["same_sign"] is True else "✗"
-
-
-def comparison_table(cells: pd.DataFrame) -> pd.DataFrame:
-    """Wide, one line per (hypothesis, paper method): 'ours (paper) mark' per cell.
-    ✓ = published value inside our interval (<< 0: ours < 0), sign = same sign only."""
-    text = [f"{fmt(v)} ({p if isinstance(p, str) else '?'}) {_mark(line)}".rstrip()
-            for (_, line), v, p in zip(cells.iterrows(), cells["value"],
-                                        cells.get("paper_text", pd.Series(index=cells.index)),
-                                        strict=True)]
-    frame = cells.assign(text=text, column=[column_name(d, m) for d, m in
-                                             zip(cells["dimension"], cells["metric"],
-                                                 strict=True)])
-    order = [column_name(d, m) for d in schema.DIMENSIONS for m in POINT_SCORES]
-    wide = frame.pivot_table(index=["labels", "readout_label", "row_key"], columns="column",
-                             values="text", aggfunc="first", sort=False).reindex(columns=order)
-    wide = wide.reset_index()
-    wide.insert(2, "Method", [method_label(paper_method(k)) for k in wide["row_key"]])
-    return wide.drop(columns=["row_key"]).rename(columns={"labels": "labels",
-                                                          "readout_label": "readout"})
-
-
-def paper_method(row_key: str) -> str:
-    """The paper method whose Table 3 cell a row is compared with."""
-    for method in PAPER_METHODS:
-        if paper_row_key(method, TABLE) == row_key:
-            return method
-    return row_key
-
-
-def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "labels": summary["labels"], "readout": summary["readout_label"],
-        "inside 95 % CI": [f"{a}/{n}" for a, n in zip(summary["paper_in_ci"],
-                                                       summary["numeric_cells"], strict=True)],
-        "same sign": [f"{a}/{n}" for a, n in zip(summary["same_sign"],
-                                                  summary["numeric_cells"], strict=True)],
-        "<< 0 reproduced": [f"{a}/{n}" for a, n in zip(summary["ours_below_zero"],
-                                                        summary["far_below_cells"],
-                                                        strict=True)],
-        "agreeing cells": [f"{a}/{n}" for a, n in zip(summary["agreeing_cells"],
-                                                       summary["published_cells"],
-                                                       strict=True)],
-    })
-
-
-def audit_blocks(cells: pd.DataFrame, summary: pd.DataFrame, heading_level: int = 2
-                 ) -> list[Block]:
-    """The section: wording, readouts, summary ranking, best line, cell-by-cell table."""
-    readouts = "; ".join(f"{r.label}: {r.why}" for r in READOUTS)
-    problems = sorted({p for p in cells.get("problem", pd.Series(dtype=str)) if p})
-    blocks: list[Block] = [
-        Heading("Readout audit: how might the published Table 3 have been computed?",
-                heading_level),
-        Paragraph(f"{HYPOTHESIS_WORDING} Table 3 is recomputed from the same trial files "
-                  "with the two-output methods' spread read out in each way below (the "
-                  "random-seeds ensemble and MC dropout have no spread head and stay as "
-                  f"they are), on the same bootstrap resamples as above. Readouts: "
-                  f"{readouts}."),
-        Table(summary_display(summary),
-              "Published Table 3 cells our numbers agree with, per hypothesis (best first)"),
-        Bullets((best_line(summary), *problems)),
-        Table(comparison_table(cells),
-              "Cell by cell: ours (published); ✓ = published value inside our 95 % "
-              "bootstrap interval ('<< 0': ours below zero too), sign = same sign only, "
-              "✗ = neither. Every interval is in tables/readout_audit.csv"),
-    ]
-    return blocks
-
-
-# --- the report's section ----------------------------------------------------------------
-
-def write_section(data: Any, report_dir: Path) -> list[Block]:
-    """Compute, write (tables/readout_audit*.csv) and return the audit's report blocks;
-    [] for a sweep without two-output methods. ``data`` is the report's ReportData."""
-    from analysis.report import TABLES_DIRNAME, write_frame
-
+def readout_audit_of_report(data: ReportData) -> ReadoutAuditResult | None:
+    """The audit of a report's own sweep, on the report's resamples; None for a sweep
+    without two-output methods."""
     if not has_spread_head(data.rows):
-        return []
+        return None
     indices = (resample_indices(data.song_ids.size, data.settings.n_boot, data.settings.seed)
                if data.settings.n_boot > 0 else None)
     cells = audit_cells(data.rows, data.targets, indices, data.paper,
                         label_version(data.sweep.config or {}))
-    summary = summarise_audit(cells)
-    write_frame(cells, report_dir / TABLES_DIRNAME / AUDIT_STEM)
-    write_frame(summary, report_dir / TABLES_DIRNAME / AUDIT_SUMMARY_STEM)
-    return audit_blocks(cells, summary)
+    return ReadoutAuditResult(cells, summarise_audit(cells))
 
 
-# --- python -m analysis.audit DIR [OTHER_LABELS_DIR] -------------------------------------
+# --- one or two sweep folders (python -m analysis.audit DIR [OTHER_LABELS_DIR]) ----------
 
 class AuditError(ValueError):
     """A folder the audit cannot read: one line, exit 2."""
@@ -330,9 +238,6 @@ class AuditError(ValueError):
 def folder_cells(sweep_dir: Path, n_boot: int, seed: int, paper: PaperTables
                  ) -> tuple[pd.DataFrame, str]:
     """The audit cells of one sweep folder, and its label version."""
-    from analysis.pipeline import load_reference_rows
-    from analysis.tables import empirical_targets
-
     sweep, dataset, song_ids, rows = load_reference_rows(sweep_dir, AuditError)
     if not has_spread_head(rows):
         raise AuditError(f"{sweep_dir}: no two-output method with a spread (nll, mse, kld, "
@@ -354,42 +259,3 @@ def run_audit(folders: list[Path], n_boot: int = DEFAULT_N_BOOT, seed: int = 0
                  for (c, lab), f in zip(parts, folders, strict=True)]
     cells = pd.concat([c for c, _ in parts], ignore_index=True)
     return cells, summarise_audit(cells)
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m analysis.audit",
-        description="Recompute Table 3 under named readouts of the spread (and the other "
-                    "label version, given a second sweep folder) and compare with the paper")
-    parser.add_argument("sweep_dir", type=Path)
-    parser.add_argument("other_labels_dir", type=Path, nargs="?", default=None,
-                        help="a sweep of the same methods on the other label version "
-                             "(--keep-swap vs corrected)")
-    parser.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT,
-                        help="bootstrap resamples of the test songs (0: no intervals)")
-    parser.add_argument("--csv", type=Path, default=None,
-                        help="also write every audit cell to this CSV")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.n_boot < 0:
-        print(f"error: --n-boot must be >= 0, got {args.n_boot}", file=sys.stderr)
-        return 2
-    folders = [args.sweep_dir] + ([args.other_labels_dir] if args.other_labels_dir else [])
-    try:
-        cells, summary = run_audit(folders, args.n_boot)
-    except (AuditError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if args.csv is not None:
-        from mer_uq.sweep_folder import write_atomically
-
-        write_atomically(args.csv, lambda p: cells.to_csv(p, index=False))
-    print(to_markdown(audit_blocks(cells, summary, heading_level=1)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

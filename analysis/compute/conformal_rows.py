@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.rows import BASELINE, CONFORMAL, PredictionRow
+from analysis.compute.rows import BASELINE, CONFORMAL, PredictionRow
 from mer_uq import schema
 from mer_uq.conformal import DEFAULT_LEVEL, scale_factor
 from mer_uq.prediction import ENSEMBLE_SEED

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from analysis.rows import CONFORMAL, PredictionRow
+from analysis.compute.rows import CONFORMAL, PredictionRow
 from mer_uq import schema
 from mer_uq.families import Predictive
 from mer_uq.metrics import calibration_curve

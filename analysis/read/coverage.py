@@ -1,7 +1,7 @@
 """Which planned methods the report's tables hold in full, in part, or not at all, and why.
 
 A method whose trial file was refused, or whose seeds lack some test songs, leaves the
-tables (analysis.rows skips a seed without every test song, and a method without any
+tables (analysis.compute.rows skips a seed without every test song, and a method without any
 such seed). That must never happen without a word: every planned method that is not
 complete gets one problem line, and the report's first screen lists them.
 """
@@ -13,15 +13,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.data_axes import reference_cell
-from analysis.load import TrialProblem
+from analysis.read.reference_predictions import reference_cell
+from analysis.read.sweep_results import TrialProblem
+from mer_uq.data.dataset import DeamDataset
 from mer_uq.trial_check import PREDICTED_SPLITS
 
 # Source of a coverage line in problems.csv: "method <name>".
 METHOD_SOURCE_PREFIX = "method "
 
 
-def planned_songs(dataset: Any) -> dict[str, np.ndarray]:
+def planned_songs(dataset: DeamDataset) -> dict[str, np.ndarray]:
     """Split -> the song ids the sweep's dataset predicts there (what every trial covers)."""
     return {split: dataset.song_ids(split) for split in PREDICTED_SPLITS}
 
@@ -35,7 +36,7 @@ def _training(method: str) -> str:
 
 def _usable_seeds(predictions: pd.DataFrame, method: str, song_ids: np.ndarray,
                   split: str) -> set[int]:
-    """Seeds of ``method`` with every test song (analysis.rows.member_arrays' rule)."""
+    """Seeds of ``method`` with every test song (analysis.compute.rows.member_arrays' rule)."""
     rows = predictions[(predictions["method"] == method) & (predictions["split"] == split)]
     wanted = set(np.asarray(song_ids, dtype=np.int64).tolist())
     return {int(seed) for seed, group in rows.groupby("seed")

@@ -1,0 +1,1 @@
+"""Compute every number of the report from what analysis.read returned."""

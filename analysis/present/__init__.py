@@ -1,0 +1,1 @@
+"""Present the numbers: table layout, the findings text, figures, the document's blocks."""

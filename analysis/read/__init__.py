@@ -1,0 +1,1 @@
+"""Read the inputs: the sweep folder, what it covers, the paper's published numbers."""

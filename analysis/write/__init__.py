@@ -1,0 +1,1 @@
+"""Write the report folder (tables, figures, report.md/html) and the W&B summary."""
