@@ -190,6 +190,19 @@ def read_sweep_json(sweep_dir: Path) -> dict[str, Any]:
     return _read_valid_record(path)
 
 
+def read_sweep_record(path: Path) -> dict[str, Any]:
+    """The sweep.json file at ``path``, checked, for ``--from``: a study repeated from its
+    record alone (the folder around it is not needed)."""
+    path = Path(path)
+    if path.is_dir() and (path / SWEEP_JSON).is_file():
+        raise SweepFolderError(f"--from {path} is a folder; give its record: --from "
+                               f"{path / SWEEP_JSON}")
+    if not path.is_file():
+        raise SweepFolderError(f"--from {path}: no such file (give the {SWEEP_JSON} of an "
+                               "earlier `python -m sweep.run`)")
+    return _read_valid_record(path)
+
+
 def _read_valid_record(path: Path) -> dict[str, Any]:
     """sweep.json parsed and checked by the one schema (mer_uq.sweep_record)."""
     if path.is_symlink():

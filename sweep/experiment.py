@@ -449,10 +449,6 @@ def trial_callbacks(
     return callbacks
 
 
-def trial_resources(options: SweepOptions) -> TrialResources:
-    return TrialResources(cpus=options.cpus_per_trial, gpus=options.gpus_per_trial)
-
-
 def experiment_name(sweep_dir: Path, label: str) -> str:
     """Unique per launch: a resumed sweep starts a new Tune experiment beside the old."""
     return f"{sweep_dir.name}-{label}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -34,10 +34,9 @@ from sweep.experiment import (
     make_trainable,
     run_experiment,
     trial_callbacks,
-    trial_resources,
 )
 from sweep.inputs import load_inputs
-from sweep.ray_runtime import check_cluster, connect, disconnect
+from sweep.ray_runtime import TrialResources, check_cluster, connect, disconnect
 from sweep.study import Study, TrialPlan, plan_trials, resolve_methods
 
 OBJECTIVE = "val_loss"
@@ -90,15 +89,16 @@ def write_best_config(
     return write_json(sweep_dir / SEARCH_DIR / BEST_CONFIG_JSON, record)
 
 
-def default_concurrency(options: SweepOptions) -> int:
+def default_concurrency(resources: TrialResources) -> int:
     """OptunaSearch must always be given a concurrency bound: CPUs / CPUs per trial."""
     import ray
 
     cpus = ray.cluster_resources().get("CPU", 1.0)
-    return max(1, int(cpus // options.cpus_per_trial))
+    return max(1, int(cpus // resources.cpus))
 
 
-def run_search(options: SweepOptions, study: Study, sweep_dir: Path) -> int:
+def run_search(options: SweepOptions, study: Study, sweep_dir: Path,
+               resources: TrialResources) -> int:
     """Optuna over dropout and width; writes DIR/search/best_config.json."""
     if options.resume is not None:
         raise SweepFolderError("--resume continues seed sweeps; start a new --search run")
@@ -108,13 +108,13 @@ def run_search(options: SweepOptions, study: Study, sweep_dir: Path) -> int:
           f"({len(plan.seeds)} seeds each), objective {OBJECTIVE}", flush=True)
     connection = connect(options.address)
     try:
-        check_cluster(trial_resources(options), options.address)
+        check_cluster(resources, options.address)
         results = run_experiment(
-            make_trainable(dataset, features, trial_resources(options)),
+            make_trainable(dataset, features, resources),
             {**base_config(study), PLAN: plan.to_config(), **SEARCH_SPACE},
             storage_path=default_storage(sweep_dir / SEARCH_DIR, options.storage_path),
             name=experiment_name(sweep_dir, "search"),
-            max_concurrent=options.max_concurrent or default_concurrency(options),
+            max_concurrent=options.max_concurrent or default_concurrency(resources),
             max_failures=options.max_failures,
             callbacks=[
                 search_publisher(sweep_dir),

@@ -23,7 +23,13 @@ from mer_uq.trial_check import trial_file_problem
 from sweep.cli import SweepOptions
 from sweep.folder_guards import tune_stops_cleanly
 from sweep.inputs import load_inputs
-from sweep.ray_runtime import check_cluster, connect, disconnect, in_background
+from sweep.ray_runtime import (
+    TrialResources,
+    check_cluster,
+    connect,
+    disconnect,
+    in_background,
+)
 from sweep.study import Study, TrialPlan, longest_first
 
 # ======================================================================================
@@ -78,7 +84,8 @@ def _import_all(modules: tuple[str, ...]) -> None:
         importlib.import_module(name)
 
 
-def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resuming: bool) -> int:
+def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resuming: bool,
+                   resources: TrialResources) -> int:
     """Train every pending trial; returns the number of trials without a result file, plus
     one when the report failed (either makes the exit code 1).
 
@@ -118,13 +125,12 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
                 make_trainable,
                 run_experiment,
                 trial_callbacks,
-                trial_resources,
             )
 
-            check_cluster(trial_resources(options), options.address)
+            check_cluster(resources, options.address)
             with tune_stops_cleanly():
                 run_experiment(
-                    make_trainable(dataset, features, trial_resources(options)),
+                    make_trainable(dataset, features, resources),
                     {**base_config(study),
                      PLAN: tune.grid_search([p.to_config() for p in longest_first(pending)])},
                     storage_path=default_storage(sweep_dir, options.storage_path),
