@@ -428,14 +428,20 @@ class Study:
 
     settings: Mapping[str, Any]
 
-    def __post_init__(self) -> None:  # held as sweep.json holds it: equal however built
-        object.__setattr__(self, "settings", _json_value(dict(self.settings)))
+    def __post_init__(self) -> None:
+        """Every setting, held as sweep.json holds it: equal however the study was built."""
+        unknown = sorted(set(self.settings) - set(SETTING_DEFAULTS))
+        if unknown:
+            raise ValueError(f"a study has no setting(s) {unknown}")
+        settings = {name: self.settings.get(name, default)
+                    for name, default in SETTING_DEFAULTS.items()}
+        object.__setattr__(self, "settings", _json_value(settings))
 
     def __getattr__(self, name: str) -> Any:
         settings = self.__dict__.get("settings")
         if settings is None or name not in SETTING_DEFAULTS:
             raise AttributeError(f"{type(self).__name__} has no setting {name!r}")
-        return _frozen(settings.get(name, SETTING_DEFAULTS[name]))
+        return _frozen(settings[name])
 
     def trials(self) -> list[TrialPlan]:
         plans = with_feature_sets(plan_trials(self.methods, self.seeds, self.seeds_per_trial),
@@ -445,8 +451,7 @@ class Study:
     def to_record(self) -> dict[str, Any]:
         """sweep.json's content (docs/architecture.md lists the required keys): the
         settings, then the training keys, the planned trial file stems and the time."""
-        record = {name: _json_value(self.settings.get(name, default))
-                  for name, default in SETTING_DEFAULTS.items()}
+        record = _json_value(self.settings)  # a copy: the caller may change it
         if record[FEATURE_SETS_KEY] is None:  # only with the axis: a record as before
             del record[FEATURE_SETS_KEY]
         plans = self.trials()
@@ -457,8 +462,7 @@ class Study:
     def from_record(cls, record: Mapping[str, Any]) -> Study:
         """The study a (validated) sweep.json records; a key an older record lacks takes
         its default."""
-        return cls({name: record.get(name, default)
-                    for name, default in SETTING_DEFAULTS.items()})
+        return cls({name: record[name] for name in SETTING_DEFAULTS if name in record})
 
 
 def _json_value(value: Any) -> Any:
