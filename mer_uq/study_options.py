@@ -156,7 +156,7 @@ STUDY_OPTIONS: tuple[Option, ...] = (
            record=(RecordKey("allow_missing_features", boolean, default=False),)),
     Option("keep_swap", False, DATA, action="store_true", identity=True,
            help="keep the raw (swapped) 2013 valence/arousal columns",
-           record=(RecordKey("fix_swap", boolean, required=True),)),
+           record=(RecordKey("fix_swap", boolean, required=True, default=True),)),
     # --- other datasets (instead of --deam)
     Option("ratings", None, OTHER_DATA, type=Path, identity=True,
            help="generic per-rater table, CSV or Parquet: song_id, rater, valence, arousal "

@@ -14,6 +14,7 @@ cannot pass for a setting.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,15 @@ SETTING_DEFAULTS: dict[str, Any] = {
     **{name: key.default for name, key in recorded_keys().items()},
     **{name: default for name, (_, _, default) in STUDY_KEYS.items()},
 }
+
+
+def record_settings(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The study's settings a record holds, each key it lacks at its declared default (the
+    bundled DEAM data and mer_uq's defaults): what the readers of the data keys
+    (mer_uq.sources) see, so no reader keeps a default of its own."""
+    return {name: record.get(name, default) for name, default in SETTING_DEFAULTS.items()}
+
+
 REQUIRED_KEYS: tuple[str, ...] = tuple(k for k, (required, _) in _TOP_LEVEL.items() if required)
 KNOWN_KEYS: tuple[str, ...] = tuple(_TOP_LEVEL)
 

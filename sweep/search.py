@@ -19,6 +19,7 @@ from mer_uq.sweep_folder import (
     BEST_CONFIG_JSON,
     SEARCH_DIR,
     TRIALS_DIR,
+    BestConfigKey,
     SweepFolderError,
     now_iso,
     trial_stem,
@@ -72,19 +73,20 @@ def write_best_config(
     best = results.get_best_result(metric=OBJECTIVE, mode="min", scope="last")
     if best.metrics is None or OBJECTIVE not in best.metrics:
         raise RuntimeError("no search trial finished; nothing to choose from")
+    key = BestConfigKey
     record = {
-        "method": method,
-        "training": plan.training,
-        "seeds": list(plan.seeds),
-        "objective": f"{OBJECTIVE} (validation split, lower is better)",
+        key.METHOD: method,
+        key.TRAINING: plan.training,
+        key.SEEDS: list(plan.seeds),
+        key.OBJECTIVE: f"{OBJECTIVE} (validation split, lower is better)",
         OBJECTIVE: float(best.metrics[OBJECTIVE]),
-        "model": {
+        key.MODEL: {
             "dropout": float(best.config["dropout"]),
             "hidden_width": int(best.config["hidden_width"]),
         },
-        "num_samples": num_samples,
-        "trials_finished": sum(1 for r in results if r.error is None),
-        "created": now_iso(),
+        key.NUM_SAMPLES: num_samples,
+        key.TRIALS_FINISHED: sum(1 for r in results if r.error is None),
+        key.CREATED: now_iso(),
     }
     return write_json(sweep_dir / SEARCH_DIR / BEST_CONFIG_JSON, record)
 

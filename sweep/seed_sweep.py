@@ -15,6 +15,7 @@ from typing import Any
 from mer_uq.sweep_folder import (
     SWEEP_JSON,
     TRIALS_DIR,
+    TrialRecordKey,
     finished_stems,
     trial_file,
     write_sweep_json,
@@ -58,10 +59,12 @@ def _pending(plans: list[TrialPlan], study: Study, trials_dir: Path) -> list[Tri
     pending = []
     for plan in plans:
         if plan.file_stem in present:
-            expected = {"training": plan.training, "seeds": list(plan.seeds),
-                        "model": study.model, "train": study.train, "mc_passes": study.mc_passes,
-                        "data": plan.to_config().get("data"),  # a data-axes cell, or None
-                        "feature_set": plan.to_config().get("feature_set")}  # or None
+            config = plan.to_config()  # a data-axes or feature-axis cell, or neither
+            key = TrialRecordKey
+            expected = {key.TRAINING: plan.training, key.SEEDS: list(plan.seeds),
+                       key.MODEL: study.model, key.TRAIN: study.train,
+                       key.MC_PASSES: study.mc_passes, key.DATA: config.get(key.DATA),
+                       key.FEATURE_SET: config.get(key.FEATURE_SET)}
             problem = trial_file_problem(trial_file(trials_dir, plan.file_stem), expected)
             if problem is None:
                 continue

@@ -18,7 +18,7 @@ from typing import Any
 
 from mer_uq.methods import EXTRA_METHODS, METHODS, PAPER_METHODS, training_groups
 from mer_uq.study_options import STUDY_OPTIONS
-from mer_uq.sweep_folder import PLANNED_TRIALS_KEY, now_iso, trial_stem
+from mer_uq.sweep_folder import PLANNED_TRIALS_KEY, BestConfigKey, now_iso, trial_stem
 from mer_uq.sweep_record import SETTING_DEFAULTS
 from sweep.cli import SweepOptions
 
@@ -493,7 +493,7 @@ def read_best_config(path: Path) -> dict[str, Any]:
     """The model hyperparameters of an Optuna search's best_config.json."""
     try:
         record = json.loads(Path(path).read_text())
-        return dict(record["model"])
+        return dict(record[BestConfigKey.MODEL])
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise StudyConfigError(
             f"--config {path} is not a best_config.json written by --search optuna ({err})"

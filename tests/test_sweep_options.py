@@ -161,3 +161,32 @@ def test_from_repeats_a_study_to_the_byte(ray_session, tmp_path: Path) -> None:
         if table.name != "trials.csv":  # each trial's wall time
             assert table.read_bytes() == (second / "report" / "tables" / table.name
                                           ).read_bytes(), table.name
+
+
+class _Watched(dict):
+    """A record that notes every key read from it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.read: set[str] = set()
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_the_dataset_is_read_back_through_declared_settings_and_defaults() -> None:
+    from mer_uq.sources import load_feature_table, load_trained_dataset
+
+    record = _Watched()  # no sweep.json: every key at its declared default (bundled DEAM)
+    dataset = load_trained_dataset(record)
+    load_feature_table(record)
+    assert record.read <= set(sweep_record.SETTING_DEFAULTS), record.read
+    assert sweep_record.record_settings({})["fix_swap"] is True
+    default_study = study_from_options(parse_options([]))
+    again = load_trained_dataset(dict(default_study.settings))
+    assert again.song_ids("test").tolist() == dataset.song_ids("test").tolist()
