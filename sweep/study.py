@@ -164,7 +164,7 @@ def longest_first(plans: Sequence[TrialPlan]) -> list[TrialPlan]:
     return sorted(plans, key=work, reverse=True)
 
 
-# ---------------------------------------------------------------- data axes (issue 13)
+# ---------------------------------------------------------------- data axes
 # Raters per song and the training fraction are grid dimensions next to training key and
 # seed chunk: every plan above is expanded into one trial per (k, fraction) cell. A sweep
 # without them keeps today's plans, ids and files exactly.
