@@ -154,6 +154,10 @@ STUDY_OPTIONS: tuple[Option, ...] = (
            help="run on the songs --features covers; the others leave every split (counts "
                 "printed and recorded in sweep.json). Default: refuse",
            record=(RecordKey("allow_missing_features", boolean, default=False),)),
+    Option("include_2015", False, DATA, action="store_true", identity=True,
+           help="add DEAM's 58 songs of 2015 (other raters and a different rating setup; "
+                "the paper uses 2013-2014 only)",
+           record=(RecordKey("include_2015", boolean, required=True, default=False),)),
     Option("keep_swap", False, DATA, action="store_true", identity=True,
            help="keep the raw (swapped) 2013 valence/arousal columns",
            record=(RecordKey("fix_swap", boolean, required=True, default=True),)),

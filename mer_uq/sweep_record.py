@@ -22,7 +22,6 @@ from mer_uq.record_checks import (
     MAX_INT,
     Bad,
     Check,
-    boolean,
     feature_set,
     list_of,
     one_of,
@@ -42,11 +41,10 @@ class SweepRecordError(ValueError):
 
 # Keys no single option decides, key -> (required?, check, value when an older record lacks
 # it). The study's settings: the model and training settings (the training knobs over
-# mer_uq.config's defaults, or --config), the DEAM 2015 switch, the feature axis (from
+# mer_uq.config's defaults, or --config), the feature axis (from
 # --features and --feature-column together); then what the sweep computes from them when it
 # writes the record: the training keys, the planned trial file stems, the time.
 STUDY_KEYS: dict[str, tuple[bool, Check, Any]] = {
-    "include_2015": (True, boolean, False),
     "model": (True, settings_of("FCNConfig"), None),
     "train": (True, settings_of("TrainConfig"), None),
     "feature_sets": (False, optional(list_of(feature_set, distinct=True)), None),

@@ -527,7 +527,6 @@ def study_from_options(options: SweepOptions) -> Study:
         "deam_dir": _path_text(options.deam),
         "split_file": _path_text(options.split_file),
         "fix_swap": not options.keep_swap,
-        "include_2015": False,
         **data_source_record(options),
         **data_axes_record(options),
         **feature_sets_record(options),

@@ -190,3 +190,14 @@ def test_the_dataset_is_read_back_through_declared_settings_and_defaults() -> No
     default_study = study_from_options(parse_options([]))
     again = load_trained_dataset(dict(default_study.settings))
     assert again.song_ids("test").tolist() == dataset.song_ids("test").tolist()
+
+
+def test_include_2015_is_recorded_and_read_back_by_the_analysis_side() -> None:
+    from mer_uq.sources import load_dataset
+
+    study = study_from_options(parse_options(["--include-2015"]))
+    record = json.loads(json.dumps(study.to_record()))
+    assert record["include_2015"] is True
+    assert study_from_options(parse_options([])).to_record()["include_2015"] is False
+    years = set(load_dataset(record).songs["year"])
+    assert 2015 in years and 2015 not in set(load_dataset({}).songs["year"])
