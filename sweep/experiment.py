@@ -66,6 +66,7 @@ PREDICTIONS_FILE = "predictions.parquet"
 MODEL = "model"
 TRAIN = "train"
 MC_PASSES = "mc_passes"
+MC_SD_DDOF = "mc_sd_ddof"
 # Searched hyperparameters override the model config under these names.
 SEARCHED_MODEL_KEYS: tuple[str, ...] = ("dropout", "hidden_width")
 # Test hook: a marker path. The first trial to finish an epoch while the marker is absent
@@ -87,6 +88,7 @@ def build_spec(config: dict[str, Any]) -> TrialSpec:
         model=FCNConfig(**model),
         train=TrainConfig(**config[TRAIN]),
         mc_passes=int(config[MC_PASSES]),
+        mc_sd_ddof=int(config[MC_SD_DDOF]),
         methods=tuple(plan["methods"]),
         data=DataAxes.from_dict(plan["data"]) if plan.get("data") else None,
     )
@@ -438,7 +440,8 @@ CRASH_ONCE_ENV = "MER_UQ_TEST_CRASH_ONCE"
 
 def base_config(study: Study) -> dict[str, Any]:
     """Tune config shared by every trial (logged to W&B as the run's config)."""
-    config: dict[str, Any] = {MODEL: study.model, TRAIN: study.train, MC_PASSES: study.mc_passes}
+    config: dict[str, Any] = {MODEL: study.model, TRAIN: study.train, MC_PASSES: study.mc_passes,
+                              MC_SD_DDOF: study.mc_sd_ddof}
     if os.environ.get(CRASH_ONCE_ENV):
         config[CRASH_ONCE_MARKER] = os.environ[CRASH_ONCE_ENV]
     return config
