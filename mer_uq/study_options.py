@@ -207,9 +207,6 @@ STUDY_OPTIONS: tuple[Option, ...] = (
     Option("mc_passes", None, TRAINING, type=positive_int, identity=True,
            help="MC-dropout forward passes at inference",
            record=(RecordKey("mc_passes", integer(1), required=True),)),
-    Option("mc_sd_ddof", 1, TRAINING, type=non_negative_int, identity=True,
-           help="ddof of the MC-dropout SD across passes (1: sample SD, 0: population SD)",
-           record=(RecordKey("mc_sd_ddof", integer(0, 1), default=1),)),
     Option("hidden_width", None, TRAINING, type=positive_int, identity=True, knob="model"),
     Option("dropout", None, TRAINING, type=float, identity=True, knob="model"),
 )

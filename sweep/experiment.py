@@ -66,7 +66,6 @@ PREDICTIONS_FILE = "predictions.parquet"
 MODEL = "model"
 TRAIN = "train"
 MC_PASSES = "mc_passes"
-MC_SD_DDOF = "mc_sd_ddof"
 # Searched hyperparameters override the model config under these names.
 SEARCHED_MODEL_KEYS: tuple[str, ...] = ("dropout", "hidden_width")
 # Test hook: a marker path. The first trial to finish an epoch while the marker is absent
@@ -88,7 +87,6 @@ def build_spec(config: dict[str, Any]) -> TrialSpec:
         model=FCNConfig(**model),
         train=TrainConfig(**config[TRAIN]),
         mc_passes=int(config[MC_PASSES]),
-        mc_sd_ddof=int(config[MC_SD_DDOF]),
         methods=tuple(plan["methods"]),
         data=DataAxes.from_dict(plan["data"]) if plan.get("data") else None,
     )
@@ -440,8 +438,7 @@ CRASH_ONCE_ENV = "MER_UQ_TEST_CRASH_ONCE"
 
 def base_config(study: Study) -> dict[str, Any]:
     """Tune config shared by every trial (logged to W&B as the run's config)."""
-    config: dict[str, Any] = {MODEL: study.model, TRAIN: study.train, MC_PASSES: study.mc_passes,
-                              MC_SD_DDOF: study.mc_sd_ddof}
+    config: dict[str, Any] = {MODEL: study.model, TRAIN: study.train, MC_PASSES: study.mc_passes}
     if os.environ.get(CRASH_ONCE_ENV):
         config[CRASH_ONCE_MARKER] = os.environ[CRASH_ONCE_ENV]
     return config

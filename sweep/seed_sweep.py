@@ -64,8 +64,7 @@ def _pending(plans: list[TrialPlan], study: Study, trials_dir: Path) -> list[Tri
             key = TrialRecordKey
             expected = {key.TRAINING: plan.training, key.SEEDS: list(plan.seeds),
                        key.MODEL: study.model, key.TRAIN: study.train,
-                       key.MC_PASSES: study.mc_passes, key.MC_SD_DDOF: study.mc_sd_ddof,
-                       key.DATA: config.get(key.DATA),
+                       key.MC_PASSES: study.mc_passes, key.DATA: config.get(key.DATA),
                        key.FEATURE_SET: config.get(key.FEATURE_SET)}
             problem = trial_file_problem(trial_file(trials_dir, plan.file_stem), expected)
             if problem is None:
