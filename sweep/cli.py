@@ -1,5 +1,10 @@
 """Command line of ``python -m sweep.run``: flags -> a validated SweepOptions.
 
+Every option is declared once, as a ``mer_uq.study_options.Option``: the study options
+(what a study trains; mer_uq.study_options.STUDY_OPTIONS) and, here, the run options (where
+and how it runs). The parser, the ``SweepOptions`` class (one field per option) and the
+refusal of study flags beside a record (sweep.folder_guards) are built from them.
+
 Parsing is kept apart from running so that tests (and notebooks) can build the options the
 CLI would build and call the sweep in-process, sharing one Ray instance.
 """

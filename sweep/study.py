@@ -403,8 +403,9 @@ def with_feature_sets(plans: Sequence[TrialPlan], feature_sets: Sequence[dict[st
 # ======================================================================================
 # The resolved study: exactly what a sweep trains, independent of how it was asked for.
 #
-# Built from the CLI options for a new sweep, or from sweep.json for ``--resume``; it is
-# also what sweep.json records, so a resumed sweep continues the very same plan.
+# Built from the CLI options for a new sweep, or from sweep.json for ``--resume`` and
+# ``--from``; it is also what sweep.json records, so a resumed or repeated sweep runs the
+# very same plan.
 # ======================================================================================
 
 class StudyConfigError(ValueError):
@@ -419,8 +420,8 @@ def _frozen(value: Any) -> Any:
 @dataclass(frozen=True)
 class Study:
     """The study's settings, keyed as sweep.json records them (mer_uq.sweep_record's
-    SETTING_DEFAULTS: the keys the study options declare, plus model, train, include_2015
-    and feature_sets), each readable as an attribute: ``study.seeds``, ``study.model``.
+    SETTING_DEFAULTS: the keys the study options declare, plus model, train and
+    feature_sets), each readable as an attribute: ``study.seeds``, ``study.model``.
 
     One mapping instead of one field per key is what lets a new study option be one
     declaration (mer_uq.study_options): its key is recorded, resumed and repeated here
