@@ -41,9 +41,9 @@ class SweepRecordError(ValueError):
 
 # Keys no single option decides, key -> (required?, check, value when an older record lacks
 # it). The study's settings: the model and training settings (the training knobs over
-# mer_uq.config's defaults, or --config), the feature axis (from
-# --features and --feature-column together); then what the sweep computes from them when it
-# writes the record: the training keys, the planned trial file stems, the time.
+# mer_uq.config's defaults, or --config) and the feature axis (from --features and
+# --feature-column together); then what the sweep computes from them when it writes the
+# record: the training keys, the planned trial file stems, the time.
 STUDY_KEYS: dict[str, tuple[bool, Check, Any]] = {
     "model": (True, settings_of("FCNConfig"), None),
     "train": (True, settings_of("TrainConfig"), None),
