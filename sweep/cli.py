@@ -51,10 +51,10 @@ RUN_OPTIONS: tuple[Option, ...] = (
                 "folder: same methods, seeds, data and settings (those flags are refused)"),
     Option("report", True, OUTPUT, action="store_false", flag="--no-report",
            beside_record=True, help="skip the analysis report at the end"),
-    Option("address", None, RAY,
+    Option("address", None, RAY, beside_record=True,
            help="Ray cluster to join: auto or HOST:PORT (default: start a local single-node "
                 "Ray)"),
-    Option("storage_path", None, RAY,
+    Option("storage_path", None, RAY, beside_record=True,
            help="Ray Tune storage; on a multi-node cluster a path every node sees (NFS) or a "
                 "bucket (s3://...). Default: DIR/tune"),
     Option("cpus_per_trial", 1.0, RAY, type=float, beside_record=True),

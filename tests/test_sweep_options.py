@@ -70,6 +70,12 @@ def test_identity_options_are_refused_beside_a_record_run_options_are_not() -> N
     assert ignored_record_flags(parse_options(["--resume", "x"]), allowed=("from_record",
                                                                           "out")) == ["--resume"]
     assert not any(o.identity for o in RUN_OPTIONS)
+    # where and how it runs: what --resume (and sweep.slurm's requeued job) passes on
+    applying = {"address", "storage_path", "cpus_per_trial", "gpus_per_trial", "max_concurrent",
+                "max_failures", "report", "wandb", "wandb_project", "wandb_mode"}
+    assert set(RESUME_OPTIONS) == applying
+    assert ignored_resume_flags(parse_options(["--address", "auto", "--storage-path", "s3://b",
+                                               "--no-report"])) == []
     assert all(o.identity for o in STUDY_OPTIONS)
 
 
