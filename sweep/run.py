@@ -141,6 +141,18 @@ def _study_of_flags(options: SweepOptions) -> Study:
     return study_from_options(options)
 
 
+def _check_recorded_paths(study: Study, record: Path) -> None:
+    """The files a repeated study reads exist here (a record copied from another machine
+    names its paths): one line naming the key, before Ray starts."""
+    sets = study.feature_sets or ()
+    named = [("deam_dir", study.deam_dir), ("split_file", study.split_file),
+             ("features", study.features), ("ratings", study.ratings), ("songs", study.songs),
+             *(("feature_sets", s["features"]) for s in sets)]
+    for key, path in named:
+        if path is not None and not Path(path).exists():
+            raise PlanError(f"{record}: key {key!r} names {path}, which does not exist here")
+
+
 def _check_request(options: SweepOptions) -> Request:
     """Every check that needs neither Ray, torch nor the data (a fraction of a second), and
     what the run then does."""
@@ -162,6 +174,7 @@ def _check_request(options: SweepOptions) -> Request:
         check_path_text(Path(options.from_record), "--from")
         refuse_ignored_from_flags(options)
         study = _study_from_record(Path(options.from_record), "--from")
+        _check_recorded_paths(study, Path(options.from_record))
         return Request(study, _new_folder(options), False, resources)
     study = _study_of_flags(options)
     return Request(study, _new_folder(options), False, resources)

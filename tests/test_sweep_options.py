@@ -137,6 +137,9 @@ def test_from_refuses_study_flags_and_bad_records_in_one_line(tmp_path: Path, ca
     unknown = tmp_path / "unknown.json"
     unknown.write_text(json.dumps({**record, "sedes": [1]}))
     cases.append((["--from", str(unknown)], "unknown key(s) ['sedes']"))
+    elsewhere = tmp_path / "elsewhere.json"  # a record from another machine
+    elsewhere.write_text(json.dumps({**record, "features": "/nowhere/f.parquet"}))
+    cases.append((["--from", str(elsewhere)], "key 'features' names /nowhere/f.parquet"))
     for argv, says in cases:
         assert main([*argv, "--no-report"]) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
