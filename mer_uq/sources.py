@@ -3,7 +3,8 @@ with a known SD, chosen by the keys a sweep records in sweep.json.
 
 The sweep's driver and the analysis both rebuild the dataset from that record; doing it in
 one function is what guarantees the report scores the very songs, targets and split the
-trials trained on. Keys (all optional; missing = the bundled DEAM copy):
+trials trained on. Keys (all optional; a missing key takes the default its option declares,
+mer_uq.study_options: the bundled DEAM copy):
 
     deam_dir, include_2015, fix_swap, split_file   a DEAM folder (mer_uq.data.load_deam)
     ratings, scale {min, max, neutral}, songs       a generic table (mer_uq.data.generic)
@@ -20,6 +21,7 @@ from typing import Any
 from mer_uq.data.dataset import DeamDataset, load_deam
 from mer_uq.data.features import FeatureTable, load_features, restrict_to_features
 from mer_uq.data.generic import RatingScale, load_generic
+from mer_uq.sweep_record import record_settings
 
 SYNTHETIC_KEYS: tuple[str, ...] = ("n_songs", "n_features", "n_raters", "sd_strength", "seed")
 
@@ -33,7 +35,7 @@ def _synthetic(settings: tuple[tuple[str, Any], ...]) -> tuple[DeamDataset, Feat
 
 def synthetic_settings(record: Mapping[str, Any]) -> tuple[tuple[str, Any], ...] | None:
     """The make_synthetic keyword arguments a record asks for, or None (real data)."""
-    settings = record.get("synthetic")
+    settings = record_settings(record)["synthetic"]
     if not settings:
         return None
     unknown = sorted(set(settings) - set(SYNTHETIC_KEYS))
@@ -47,18 +49,19 @@ def load_dataset(record: Mapping[str, Any]) -> DeamDataset:
     synthetic = synthetic_settings(record)
     if synthetic is not None:
         return _synthetic(synthetic)[0]
-    if record.get("ratings"):
+    settings = record_settings(record)
+    if settings["ratings"]:
         return load_generic(
-            record["ratings"],
-            RatingScale.from_dict(record.get("scale") or {}, "sweep record 'scale'"),
-            record.get("songs"),
-            record.get("split_file"),
+            settings["ratings"],
+            RatingScale.from_dict(settings["scale"] or {}, "sweep record 'scale'"),
+            settings["songs"],
+            settings["split_file"],
         )
     return load_deam(
-        record.get("deam_dir"),
-        include_2015=bool(record.get("include_2015", False)),
-        fix_swap=bool(record.get("fix_swap", True)),
-        split_file=record.get("split_file"),
+        settings["deam_dir"],
+        include_2015=bool(settings["include_2015"]),
+        fix_swap=bool(settings["fix_swap"]),
+        split_file=settings["split_file"],
     )
 
 
@@ -67,7 +70,8 @@ def load_feature_table(record: Mapping[str, Any]) -> FeatureTable:
     synthetic = synthetic_settings(record)
     if synthetic is not None:
         return _synthetic(synthetic)[1]
-    return load_features(record.get("features"), record.get("feature_column"))
+    settings = record_settings(record)
+    return load_features(settings["features"], settings["feature_column"])
 
 
 def load_trained_dataset(record: Mapping[str, Any]) -> DeamDataset:
@@ -75,6 +79,6 @@ def load_trained_dataset(record: Mapping[str, Any]) -> DeamDataset:
     ``allow_missing_features`` the songs without a feature row are dropped here too, or
     the report would score songs that were never predicted."""
     dataset = load_dataset(record)
-    if record.get("allow_missing_features"):
+    if record_settings(record)["allow_missing_features"]:
         dataset, _ = restrict_to_features(dataset, load_feature_table(record))
     return dataset

@@ -49,6 +49,42 @@ TRIAL_METADATA_KEY = b"mer_uq.trial"
 # sweep.json's key listing the planned trial file stems.
 PLANNED_TRIALS_KEY = "trials"
 
+
+class TrialRecordKey:
+    """The keys of a trial file's record (its TRIAL_METADATA_KEY metadata): written by the
+    sweep's trial (sweep.experiment), compared with the plan before a resume trusts the file
+    (sweep.seed_sweep, mer_uq.trial_check) and read by the analysis (analysis.load)."""
+
+    TRAINING = "training"  # the training key (mer_uq.methods.TRAININGS)
+    SEEDS = "seeds"
+    METHODS = "methods"  # the methods the trial's predictions serve
+    TRIAL_ID = "trial_id"
+    MODEL = "model"  # FCNConfig settings
+    TRAIN = "train"  # TrainConfig settings
+    MC_PASSES = "mc_passes"
+    SONGS = "songs"  # split -> songs trained and scored on
+    MC_SD_DDOF = "mc_sd_ddof"
+    METRICS = "metrics"  # the trial's scalar metrics (val_loss among them)
+    NODE = "node"  # host and IP of the node that ran it
+    DURATION_S = "duration_s"
+    DATA = "data"  # a data-axes cell (raters, train_fraction, subsample_seed); absent without
+    FEATURE_SET = "feature_set"  # a feature-axis cell {label, features, feature_column}
+    DISTRIBUTIONS = "distributions"  # a family beyond the Gaussian (mer_uq.families)
+
+
+class BestConfigKey:
+    """The keys of an Optuna search's best_config.json (BEST_CONFIG_JSON): written by
+    sweep.search, read back by ``--config`` (sweep.study)."""
+
+    METHOD = "method"
+    TRAINING = "training"
+    SEEDS = "seeds"
+    OBJECTIVE = "objective"  # what was minimised, in words; its value under its own name
+    MODEL = "model"  # the winning FCNConfig settings: what --config uses
+    NUM_SAMPLES = "num_samples"
+    TRIALS_FINISHED = "trials_finished"
+    CREATED = "created"
+
 # A sweep that writes into a folder holds this file (mer_uq.sweep_lock): its PID and host.
 LOCK_FILE = ".sweep.lock"
 # Keys sweep.json must hold (the contract with the analysis), plus the sweep's own; the
@@ -187,6 +223,19 @@ def read_sweep_json(sweep_dir: Path) -> dict[str, Any]:
             f"--resume {sweep_dir} is not a sweep folder: it has no {SWEEP_JSON} "
             "(give the --out folder of an earlier `python -m sweep.run`)"
         )
+    return _read_valid_record(path)
+
+
+def read_sweep_record(path: Path) -> dict[str, Any]:
+    """The sweep.json file at ``path``, checked, for ``--from``: a study repeated from its
+    record alone (the folder around it is not needed)."""
+    path = Path(path)
+    if path.is_dir() and (path / SWEEP_JSON).is_file():
+        raise SweepFolderError(f"--from {path} is a folder; give its record: --from "
+                               f"{path / SWEEP_JSON}")
+    if not path.is_file():
+        raise SweepFolderError(f"--from {path}: no such file (give the {SWEEP_JSON} of an "
+                               "earlier `python -m sweep.run`)")
     return _read_valid_record(path)
 
 

@@ -27,6 +27,7 @@ from mer_uq.sweep_folder import (
     PLANNED_TRIALS_KEY,
     TRIAL_METADATA_KEY,
     TRIALS_DIR,
+    TrialRecordKey,
     read_trial_file,
     training_of_stem,
 )
@@ -126,13 +127,14 @@ def _coverage_problem(frame: pd.DataFrame, record: Mapping[str, Any] | None,
     """Every (method, seed) predicts the same songs, once each, as the record and the plan
     say."""
     seeds = sorted(int(s) for s in frame["seed"].unique())
-    recorded = record.get("seeds") if record else None
+    recorded = record.get(TrialRecordKey.SEEDS) if record else None
     if isinstance(recorded, list) and sorted(int(s) for s in recorded) != seeds:
         return f"rows hold seeds {seeds}, its record says {sorted(recorded)}"
     keys = ["song_id", "split", "method", "seed"]
     if frame.duplicated(keys).any():
         return "a (song, split, method, seed) appears more than once"
-    counts = record.get("songs") if record and isinstance(record.get("songs"), dict) else {}
+    songs = record.get(TrialRecordKey.SONGS) if record else None
+    counts = songs if isinstance(songs, dict) else {}
     reference: dict[str, set[int]] | None = None
     for (method, seed), group in frame.groupby(["method", "seed"], sort=True):
         songs = {split: set(group.loc[group["split"] == split, "song_id"].astype(int))
@@ -170,7 +172,7 @@ def plan_problem(record: Mapping[str, Any], plan: Mapping[str, Any], stem: str,
     if not plan:
         return None
     record = record or {}
-    training = record.get("training", training_of_stem(stem))
+    training = record.get(TrialRecordKey.TRAINING, training_of_stem(stem))
     if training != training_of_stem(stem):
         return f"its record's training {training!r} is not the file name's"
     if training not in plan.get("trainings", []):
@@ -178,11 +180,13 @@ def plan_problem(record: Mapping[str, Any], plan: Mapping[str, Any], stem: str,
     planned_stems = plan.get(PLANNED_TRIALS_KEY)
     if planned_stems is not None and stem not in planned_stems:
         return "not a trial sweep.json plans"
-    seeds = record.get("seeds") if isinstance(record.get("seeds"), list) else row_seeds or []
+    recorded = record.get(TrialRecordKey.SEEDS)
+    seeds = recorded if isinstance(recorded, list) else row_seeds or []
     unplanned = sorted(set(seeds) - set(plan.get("seeds", [])))
     if unplanned:
         return f"seeds {unplanned[:5]} are not planned in sweep.json"
-    differing = [k for k in ("model", "train", "mc_passes") if k in plan and k in record
+    settings = (TrialRecordKey.MODEL, TrialRecordKey.TRAIN, TrialRecordKey.MC_PASSES)
+    differing = [k for k in settings if k in plan and k in record
                  and _comparable(record[k]) != _comparable(plan[k])]
     return f"its record differs from sweep.json in {', '.join(differing)}" if differing else None
 

@@ -1,5 +1,10 @@
 """Command line of ``python -m sweep.run``: flags -> a validated SweepOptions.
 
+Every option is declared once, as a ``mer_uq.study_options.Option``: the study options
+(what a study trains; mer_uq.study_options.STUDY_OPTIONS) and, here, the run options (where
+and how it runs). The parser, the ``SweepOptions`` class (one field per option) and the
+refusal of study flags beside a record (sweep.folder_guards) are built from them.
+
 Parsing is kept apart from running so that tests (and notebooks) can build the options the
 CLI would build and call the sweep in-process, sharing one Ray instance.
 """
@@ -7,72 +12,92 @@ CLI would build and call the sweep in-process, sharing one Ray instance.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from analysis.write.wandb_summary import DEFAULT_MODE, DEFAULT_PROJECT, WANDB_MODES
-
-# Training knobs, named as the fields of mer_uq's FCNConfig and TrainConfig. A knob left
-# off the command line keeps mer_uq's default (the paper's training settings).
-MODEL_KNOBS: tuple[str, ...] = ("hidden_width", "dropout")
-TRAIN_KNOBS: tuple[str, ...] = (
-    "epochs", "steps_per_epoch", "batch_size", "lr", "patience", "early_stopping_patience",
+from mer_uq.study_options import (
+    AXES,
+    DATA,
+    OTHER_DATA,
+    STUDY_OPTIONS,
+    TRAINING,
+    WHAT,
+    Option,
+    non_negative_int,
+    positive_int,
 )
 
+# CLI groups of the run options: where and how a run runs, not what the study trains.
+OUTPUT = "output"
+RAY = "Ray"
+SEARCH = "hyperparameter search"
+WANDB = "W&B"
+# Order of the groups in --help.
+GROUPS: tuple[str, ...] = (WHAT, DATA, OTHER_DATA, AXES, OUTPUT, RAY, TRAINING, SEARCH, WANDB)
 
-@dataclass
-class SweepOptions:
-    """Everything one sweep run needs; every field has the CLI's default."""
+# The options of how and where a run runs. ``beside_record``: still applies when the study
+# comes from a record (--resume, --from); the others are refused there by name.
+RUN_OPTIONS: tuple[Option, ...] = (
+    Option("out", None, OUTPUT, type=Path,
+           help="sweep folder (default: a new runs/<UTC timestamp>)"),
+    Option("resume", None, OUTPUT, type=Path,
+           help="continue the sweep in this folder: its sweep.json fixes methods, seeds and "
+                "settings (those flags are refused); finished trials are not rerun"),
+    Option("from_record", None, OUTPUT, type=Path, flag="--from",
+           help="repeat the study a sweep.json records (DIR/sweep.json) in a new --out "
+                "folder: same methods, seeds, data and settings (those flags are refused)"),
+    Option("report", True, OUTPUT, action="store_false", flag="--no-report",
+           beside_record=True, help="skip the analysis report at the end"),
+    Option("address", None, RAY, beside_record=True,
+           help="Ray cluster to join: auto or HOST:PORT (default: start a local single-node "
+                "Ray)"),
+    Option("storage_path", None, RAY, beside_record=True,
+           help="Ray Tune storage; on a multi-node cluster a path every node sees (NFS) or a "
+                "bucket (s3://...). Default: DIR/tune"),
+    Option("cpus_per_trial", 1.0, RAY, type=float, beside_record=True),
+    Option("gpus_per_trial", 0.0, RAY, type=float, beside_record=True,
+           help="GPUs per trial; fractions 1/k (0.5, 0.25, 0.2, 0.1) share a GPU"),
+    Option("max_concurrent", None, RAY, type=positive_int, beside_record=True,
+           help="most trials at once (default: as many as resources allow)"),
+    Option("max_failures", 2, RAY, type=non_negative_int, beside_record=True,
+           help="retries of a trial whose worker fails"),
+    Option("search", None, SEARCH, choices=("optuna",),
+           help="Optuna over dropout (0.1..0.7) and hidden width (64..512) on VALIDATION "
+                "loss; writes DIR/search/best_config.json"),
+    Option("search_method", "nll", SEARCH, help="method whose model is searched"),
+    Option("num_samples", 20, SEARCH, type=positive_int, help="Optuna trials"),
+    Option("wandb", False, WANDB, action="store_true", beside_record=True,
+           help="one W&B run per trial"),
+    Option("wandb_project", DEFAULT_PROJECT, WANDB, beside_record=True),
+    Option("wandb_mode", DEFAULT_MODE, WANDB, choices=WANDB_MODES, beside_record=True,
+           help="offline needs no key or network; `wandb sync` uploads later"),
+)
 
-    methods: str = "all"
-    seeds: tuple[int, ...] = (15,)
-    seeds_per_trial: int | None = None
-    features: Path | None = None
-    feature_column: str | None = None
-    deam: Path | None = None
-    split_file: Path | None = None
-    keep_swap: bool = False
-    allow_missing_features: bool = False
-    out: Path | None = None
-    resume: Path | None = None
-    address: str | None = None
-    storage_path: str | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    max_concurrent: int | None = None
-    max_failures: int = 2
-    model_overrides: dict[str, float | int] = field(default_factory=dict)
-    train_overrides: dict[str, float | int] = field(default_factory=dict)
-    mc_passes: int | None = None
-    config: Path | None = None
-    search: str | None = None
-    search_method: str = "nll"
-    num_samples: int = 20
-    wandb: bool = False
-    wandb_project: str = DEFAULT_PROJECT
-    wandb_mode: str = DEFAULT_MODE
-    report: bool = True
-    # Other datasets and the data axes (docs/sweep.md, "Data axes")
-    ratings: Path | None = None
-    scale: Path | None = None
-    scale_min: float | None = None
-    scale_max: float | None = None
-    scale_neutral: float | None = None
-    songs: Path | None = None
-    synthetic: bool = False
-    synthetic_raters: int = 10
-    raters: str | None = None
-    train_fraction: str | None = None
-    subsample_seed: int = 0
+# Every option of ``python -m sweep.run``, in the order --help shows them.
+OPTIONS: tuple[Option, ...] = tuple(
+    sorted((*STUDY_OPTIONS, *RUN_OPTIONS), key=lambda option: GROUPS.index(option.group)))
+
+def _knob_overrides(knob: str) -> Any:
+    def overrides(self: Any) -> dict[str, float | int]:
+        """The {setting: value} of the training knobs given on the command line."""
+        return {o.name: getattr(self, o.name) for o in OPTIONS
+                if o.knob == knob and getattr(self, o.name) is not None}
+    return property(overrides)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+# Everything one sweep run needs: one field per option, with the option's default.
+SweepOptions = dataclasses.make_dataclass(
+    "SweepOptions",
+    [(o.name, Any, dataclasses.field(default=o.default)) for o in OPTIONS],
+    namespace={"model_overrides": _knob_overrides("model"),
+               "train_overrides": _knob_overrides("train"),
+               "__doc__": "Everything one sweep run needs; every field has the CLI's default "
+                          "(one field per declared option: sweep.cli.OPTIONS)."},
+)
+SweepOptions.__module__ = __name__  # pickles and reprs as sweep.cli.SweepOptions
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -82,15 +107,26 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+def add_option(group: Any, option: Option) -> None:
+    """One declared option as an argparse argument of ``group``."""
+    kwargs: dict[str, Any] = {"dest": option.name, "default": option.default}
+    if option.action is not None:
+        kwargs["action"] = option.action
+    else:
+        if option.type is not None:
+            kwargs["type"] = option.type
+        if option.nargs is not None:
+            kwargs.update(nargs=option.nargs, default=list(option.default))
+        if option.choices is not None:
+            kwargs["choices"] = list(option.choices)
+    if option.help is not None:
+        kwargs["help"] = option.help
+    group.add_argument(option.flag_text, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(
+    """The parser of every declared option, grouped as --help shows them."""
+    parser = OneLineParser(
         prog="python -m sweep.run",
         description=(
             "Train the uncertainty methods over many seeds on Ray Tune and print the paper's "
@@ -99,157 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    what = p.add_argument_group("what to run")
-    what.add_argument("--methods", default="all",
-                      help="all (the paper's five: seeds, mc_dropout, nll, mse, kld), all+ "
-                           "(adds nll_exact, kld_exact, beta_nll, rater_nll) or a comma list")
-    what.add_argument("--seeds", type=int, nargs="+", default=[15],
-                      help="N (seeds 0..N-1) or an explicit list of seeds, e.g. --seeds 3 7 11")
-    what.add_argument("--seeds-per-trial", type=_positive_int, default=None,
-                      help="seeds trained as ONE vectorised model per trial (default: all "
-                           "seeds of a training key in one trial)")
-    what.add_argument("--config", type=Path, default=None,
-                      help="best_config.json of an Optuna search: use its hyperparameters")
-    data = p.add_argument_group("data")
-    data.add_argument("--features", type=Path, default=None,
-                      help="feature Parquet (song_id + vector column); default: the bundled "
-                           "DEAM openSMILE song-level features. A comma list A,B: a feature "
-                           "axis (one grid cell per table and column)")
-    data.add_argument("--feature-column", default=None,
-                      help="vector column of --features (default: the table's own default); "
-                           "a comma list c1,c2: a feature axis")
-    data.add_argument("--deam", type=Path, default=None,
-                      help="DEAM folder (default: the bundled annotations)")
-    data.add_argument("--split-file", type=Path, default=None,
-                      help="train/valid/test split CSV (default: the bundled split)")
-    data.add_argument("--allow-missing-features", action="store_true",
-                      help="run on the songs --features covers; the others leave every split "
-                           "(counts printed and recorded in sweep.json). Default: refuse")
-    data.add_argument("--keep-swap", action="store_true",
-                      help="keep the raw (swapped) 2013 valence/arousal columns")
-    _add_data_axes_flags(p)
-    out = p.add_argument_group("output")
-    out.add_argument("--out", type=Path, default=None,
-                     help="sweep folder (default: a new runs/<UTC timestamp>)")
-    out.add_argument("--resume", type=Path, default=None,
-                     help="continue the sweep in this folder: its sweep.json fixes methods, "
-                          "seeds and settings (those flags are ignored); finished trials are "
-                          "not rerun")
-    out.add_argument("--no-report", dest="report", action="store_false",
-                     help="skip the analysis report at the end")
-    ray_group = p.add_argument_group("Ray")
-    ray_group.add_argument("--address", default=None,
-                           help="Ray cluster to join: auto or HOST:PORT (default: start a "
-                                "local single-node Ray)")
-    ray_group.add_argument("--storage-path", default=None,
-                           help="Ray Tune storage; on a multi-node cluster a path every node "
-                                "sees (NFS) or a bucket (s3://...). Default: DIR/tune")
-    ray_group.add_argument("--cpus-per-trial", type=float, default=1.0)
-    ray_group.add_argument("--gpus-per-trial", type=float, default=0.0,
-                           help="GPUs per trial; fractions 1/k (0.5, 0.25, 0.2, 0.1) share a GPU")
-    ray_group.add_argument("--max-concurrent", type=_positive_int, default=None,
-                           help="most trials at once (default: as many as resources allow)")
-    ray_group.add_argument("--max-failures", type=_non_negative_int, default=2,
-                           help="retries of a trial whose worker fails")
-    train = p.add_argument_group("training (default: mer_uq's, i.e. the paper's settings)")
-    train.add_argument("--epochs", type=_positive_int, default=None)
-    train.add_argument("--steps-per-epoch", type=_positive_int, default=None)
-    train.add_argument("--batch-size", type=_positive_int, default=None)
-    train.add_argument("--lr", type=float, default=None)
-    train.add_argument("--patience", type=_positive_int, default=None,
-                       help="epochs without validation improvement before the lr drops")
-    train.add_argument("--early-stopping-patience", type=_positive_int, default=None,
-                       help="epochs without validation improvement before a seed stops")
-    train.add_argument("--mc-passes", type=_positive_int, default=None,
-                       help="MC-dropout forward passes at inference")
-    train.add_argument("--hidden-width", type=_positive_int, default=None)
-    train.add_argument("--dropout", type=float, default=None)
-    search = p.add_argument_group("hyperparameter search")
-    search.add_argument("--search", choices=["optuna"], default=None,
-                        help="Optuna over dropout (0.1..0.7) and hidden width (64..512) on "
-                             "VALIDATION loss; writes DIR/search/best_config.json")
-    search.add_argument("--search-method", default="nll", help="method whose model is searched")
-    search.add_argument("--num-samples", type=_positive_int, default=20,
-                        help="Optuna trials")
-    logging = p.add_argument_group("W&B")
-    logging.add_argument("--wandb", action="store_true", help="one W&B run per trial")
-    logging.add_argument("--wandb-project", default=DEFAULT_PROJECT)
-    logging.add_argument("--wandb-mode", choices=WANDB_MODES, default=DEFAULT_MODE,
-                         help="offline needs no key or network; `wandb sync` uploads later")
-    return p
+    groups = {title: parser.add_argument_group(title) for title in GROUPS}
+    for option in OPTIONS:
+        add_option(groups[option.group], option)
+    return parser
 
 
-def _add_data_axes_flags(p: argparse.ArgumentParser) -> None:
-    """A generic per-rater dataset or synthetic data instead of DEAM, and the data axes."""
-    other = p.add_argument_group("other datasets (instead of --deam)")
-    other.add_argument("--ratings", type=Path, default=None,
-                       help="generic per-rater table, CSV or Parquet: song_id, rater, valence, "
-                            "arousal (docs/data.md); needs --features")
-    other.add_argument("--scale", type=Path, default=None,
-                       help="JSON {min, max, neutral} of the rating scale (default: scale.json "
-                            "beside --ratings)")
-    other.add_argument("--scale-min", type=float, default=None)
-    other.add_argument("--scale-max", type=float, default=None)
-    other.add_argument("--scale-neutral", type=float, default=None,
-                       help="default: midway between --scale-min and --scale-max")
-    other.add_argument("--songs", type=Path, default=None,
-                       help="song table for --ratings: song_id, genre[, year] (genre "
-                            "stratifies the split)")
-    other.add_argument("--synthetic", action="store_true",
-                       help="mer_uq.synthetic data with a KNOWN per-song SD (positive control)")
-    other.add_argument("--synthetic-raters", type=_positive_int, default=10,
-                       help="raters per synthetic song")
-    axes = p.add_argument_group("data axes (grid dimensions next to training key and seeds)")
-    axes.add_argument("--raters", default=None,
-                      help="raters per song for training/validation targets, e.g. 2,3,5,10 "
-                           "(all = every rater); test songs are scored against all raters "
-                           "and against the same k")
-    axes.add_argument("--train-fraction", default=None,
-                      help="genre-stratified shares of the training split, e.g. 0.25,0.5,1")
-    axes.add_argument("--subsample-seed", type=_non_negative_int, default=0,
-                      help="seed of the rater and training-song draws (part of the trial id)")
-
-
-def parse_options(argv: Sequence[str] | None = None) -> SweepOptions:
-    args = build_parser().parse_args(argv)
-    return SweepOptions(
-        methods=args.methods,
-        seeds=tuple(args.seeds),
-        seeds_per_trial=args.seeds_per_trial,
-        features=args.features,
-        feature_column=args.feature_column,
-        deam=args.deam,
-        split_file=args.split_file,
-        keep_swap=args.keep_swap,
-        allow_missing_features=args.allow_missing_features,
-        out=args.out,
-        resume=args.resume,
-        address=args.address,
-        storage_path=args.storage_path,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
-        max_concurrent=args.max_concurrent,
-        max_failures=args.max_failures,
-        model_overrides={k: getattr(args, k) for k in MODEL_KNOBS if getattr(args, k) is not None},
-        train_overrides={k: getattr(args, k) for k in TRAIN_KNOBS if getattr(args, k) is not None},
-        mc_passes=args.mc_passes,
-        config=args.config,
-        search=args.search,
-        search_method=args.search_method,
-        num_samples=args.num_samples,
-        wandb=args.wandb,
-        wandb_project=args.wandb_project,
-        wandb_mode=args.wandb_mode,
-        report=args.report,
-        ratings=args.ratings,
-        scale=args.scale,
-        scale_min=args.scale_min,
-        scale_max=args.scale_max,
-        scale_neutral=args.scale_neutral,
-        songs=args.songs,
-        synthetic=args.synthetic,
-        synthetic_raters=args.synthetic_raters,
-        raters=args.raters,
-        train_fraction=args.train_fraction,
-        subsample_seed=args.subsample_seed,
-    )
+def parse_options(argv: Sequence[str] | None = None) -> Any:
+    """The SweepOptions the command line asks for (a list-valued flag as a tuple)."""
+    args = vars(build_parser().parse_args(argv))
+    return SweepOptions(**{name: tuple(value) if isinstance(value, list) else value
+                           for name, value in args.items()})

@@ -30,7 +30,13 @@ from analysis.write.wandb_summary import WANDB_MODES
 from mer_uq.data.subsample import DataAxes
 from mer_uq.families import describe_predictions
 from mer_uq.schema import DIMENSIONS, SPLITS
-from mer_uq.sweep_folder import TUNE_DIR, publish_trial_file, trial_file, write_trial_parquet
+from mer_uq.sweep_folder import (
+    TUNE_DIR,
+    TrialRecordKey,
+    publish_trial_file,
+    trial_file,
+    write_trial_parquet,
+)
 from sweep.cli import SweepOptions
 from sweep.ray_runtime import TrialResources, secrets_withheld
 from sweep.study import Study
@@ -128,30 +134,31 @@ def train_trial(config: dict[str, Any], dataset: Any, features: Any) -> None:
         _crash_once(crash_marker)
 
     result = run_trial(spec, dataset, features, on_epoch=on_epoch)
+    key = TrialRecordKey
     record = {
-        "training": spec.training,
-        "seeds": list(spec.seeds),
-        "methods": list(config[PLAN]["methods"]),
-        "trial_id": config[PLAN]["trial_id"],
-        "model": dataclasses.asdict(spec.model),
-        "train": dataclasses.asdict(spec.train),
-        "mc_passes": spec.mc_passes,
+        key.TRAINING: spec.training,
+        key.SEEDS: list(spec.seeds),
+        key.METHODS: list(config[PLAN]["methods"]),
+        key.TRIAL_ID: config[PLAN]["trial_id"],
+        key.MODEL: dataclasses.asdict(spec.model),
+        key.TRAIN: dataclasses.asdict(spec.train),
+        key.MC_PASSES: spec.mc_passes,
         # Songs per split it trained and scored on (fewer with --allow-missing-features).
-        "songs": {split: len(dataset.song_ids(split)) for split in SPLITS},
-        "mc_sd_ddof": spec.mc_sd_ddof,
-        "metrics": _scalars(result.metrics),
-        "node": _node_record(),
-        "duration_s": round(time.perf_counter() - started, 3),
-        **({"data": config[PLAN]["data"]} if config[PLAN].get("data") else {}),
-        **({"feature_set": feature_set} if feature_set is not None else {}),
+        key.SONGS: {split: len(dataset.song_ids(split)) for split in SPLITS},
+        key.MC_SD_DDOF: spec.mc_sd_ddof,
+        key.METRICS: _scalars(result.metrics),
+        key.NODE: _node_record(),
+        key.DURATION_S: round(time.perf_counter() - started, 3),
+        **({key.DATA: config[PLAN]["data"]} if config[PLAN].get("data") else {}),
+        **({key.FEATURE_SET: feature_set} if feature_set is not None else {}),
     }
     # A family beyond the Gaussian describes its parameter columns (mer_uq.families).
     distributions = describe_predictions(result.predictions, DIMENSIONS)
     if distributions:
-        record["distributions"] = distributions
+        record[key.DISTRIBUTIONS] = distributions
     with tempfile.TemporaryDirectory(prefix="mer_uq_trial_") as tmp:
         write_trial_parquet(Path(tmp) / PREDICTIONS_FILE, result.predictions, record)
-        final = {**_scalars(result.metrics), "node_ip": record["node"]["node_ip"]}
+        final = {**_scalars(result.metrics), "node_ip": record[key.NODE]["node_ip"]}
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
@@ -447,10 +454,6 @@ def trial_callbacks(
         callbacks.append(wandb_callback(options.wandb_project, options.wandb_mode,
                                         group=f"{sweep_dir.name}-{label}", directory=sweep_dir))
     return callbacks
-
-
-def trial_resources(options: SweepOptions) -> TrialResources:
-    return TrialResources(cpus=options.cpus_per_trial, gpus=options.gpus_per_trial)
 
 
 def experiment_name(sweep_dir: Path, label: str) -> str:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import sys
 import tempfile
@@ -21,34 +20,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mer_uq.sweep_folder import LOCK_FILE, SWEEP_JSON, SweepFolderError, read_sweep_json
-from sweep.cli import SweepOptions
+from sweep.cli import OPTIONS, SweepOptions
 
-# Options that still apply to a resumed sweep: where and how it runs, not what it trains.
-RESUME_OPTIONS: frozenset[str] = frozenset({
-    "resume", "address", "storage_path", "cpus_per_trial", "gpus_per_trial",
-    "max_concurrent", "max_failures", "report", "wandb", "wandb_project", "wandb_mode",
-})  # fmt: skip
+# Options that still apply to a study read from its record (--resume, --from): where and
+# how it runs, not what it trains (sweep.cli declares which).
+RESUME_OPTIONS: frozenset[str] = frozenset(o.name for o in OPTIONS if o.beside_record)
 
 
-def _flag(field_name: str) -> str:
-    return "--" + field_name.replace("_", "-")
+def ignored_record_flags(options: SweepOptions, allowed: tuple[str, ...]) -> list[str]:
+    """The flags given beside a record (--resume or --from) that it would ignore, as typed
+    on the CLI, in --help's order: every option but the run's (RESUME_OPTIONS) and the
+    folder options in ``allowed``."""
+    return [o.flag_text for o in OPTIONS
+            if o.name not in RESUME_OPTIONS and o.name not in allowed
+            and getattr(options, o.name) != o.default]
 
 
 def ignored_resume_flags(options: SweepOptions) -> list[str]:
-    """The flags given beside ``--resume`` that it would ignore, as typed on the CLI."""
-    default = SweepOptions()
-    flags: list[str] = []
-    for spec in dataclasses.fields(SweepOptions):
-        name = spec.name
-        if name in RESUME_OPTIONS or getattr(options, name) == getattr(default, name):
-            continue
-        if name in ("model_overrides", "train_overrides"):
-            flags += [_flag(knob) for knob in getattr(options, name)]
-        elif name == "report":
-            continue
-        else:
-            flags.append(_flag(name))
-    return flags
+    """The flags given beside ``--resume`` that it would ignore (--out among them: the
+    resumed folder is where it writes)."""
+    return ignored_record_flags(options, allowed=("resume",))
 
 
 def refuse_ignored_resume_flags(options: SweepOptions) -> None:
@@ -57,6 +48,16 @@ def refuse_ignored_resume_flags(options: SweepOptions) -> None:
         raise SweepFolderError(
             f"--resume {options.resume} continues the sweep its {SWEEP_JSON} records; it "
             f"would ignore {', '.join(flags)}: drop them (or start a new sweep with --out)")
+
+
+def refuse_ignored_from_flags(options: SweepOptions) -> None:
+    """``--from`` repeats the study its record describes; a flag that would change that
+    study is refused by name (start a new sweep with flags to change it)."""
+    flags = ignored_record_flags(options, allowed=("from_record", "out"))
+    if flags:
+        raise SweepFolderError(
+            f"--from {options.from_record} repeats the study it records; it would ignore "
+            f"{', '.join(flags)}: drop them (or start a new sweep with those flags)")
 
 
 def check_path_text(path: Path, flag: str) -> None:

@@ -6,7 +6,6 @@ the split would otherwise fail every trial, on every retry, on every node.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from mer_uq.data.errors import DeamDataError
@@ -26,7 +25,7 @@ def load_inputs(study: Study) -> tuple[Any, FeatureTable | dict[str, FeatureTabl
     With ``allow_missing_features`` the songs without a row leave the dataset instead (the
     driver prints how many per split; sweep.json records the flag and the analysis reloads
     the dataset the same way). With a feature axis, the tables by feature-set label."""
-    record = dataclasses.asdict(study)  # DEAM folder, generic table or synthetic data
+    record = dict(study.settings)  # DEAM folder, generic table or synthetic data
     dataset = load_dataset(record)
     features = load_feature_table(record)
     source = study.features or "the bundled openSMILE features"

@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from mer_uq import sweep_lock
@@ -28,12 +29,14 @@ from mer_uq.sweep_folder import (
     SweepFolderError,
     new_run_dir,
     read_sweep_json,
+    read_sweep_record,
 )
 from sweep.cli import SweepOptions, parse_options
 from sweep.folder_guards import (
     check_local_ray_tmp,
     check_path_text,
     refuse_foreign_out,
+    refuse_ignored_from_flags,
     refuse_ignored_resume_flags,
 )
 from sweep.ray_runtime import ResourceError, TrialResources
@@ -42,7 +45,6 @@ from sweep.study import (
     Study,
     StudyConfigError,
     resolve_methods,
-    resolve_seeds,
     study_from_options,
 )
 
@@ -92,10 +94,10 @@ def check_out_dir(sweep_dir: Path) -> None:
     refuse_foreign_out(sweep_dir)
 
 
-def _study_from_record(sweep_dir: Path) -> Study:
-    """The study of --resume DIR, its methods and seeds checked like the CLI's."""
-    record = read_sweep_json(sweep_dir)
-    where = f"{Path(sweep_dir) / SWEEP_JSON}"
+def _study_from_record(path: Path, flag: str) -> Study:
+    """The study a sweep.json records (``--resume DIR`` or ``--from DIR/sweep.json``), its
+    methods and seeds checked like the CLI's."""
+    record = read_sweep_json(path.parent) if flag == "--resume" else read_sweep_record(path)
     try:
         resolve_methods(",".join(record["methods"]))
         seeds = [int(s) for s in record["seeds"]]  # explicit seeds, never a count
@@ -103,11 +105,57 @@ def _study_from_record(sweep_dir: Path) -> Study:
             raise PlanError(f"seeds must be distinct and >= 0, got {record['seeds']}")
         return Study.from_record(record)
     except (PlanError, KeyError, TypeError, ValueError) as err:
-        raise SweepFolderError(f"{where} cannot be resumed: {err}") from err
+        what = "resumed" if flag == "--resume" else "repeated"
+        raise SweepFolderError(f"{path} cannot be {what}: {err}") from err
 
 
-def _check_request(options: SweepOptions) -> None:
-    """Every check that needs neither Ray, torch nor the data (a fraction of a second)."""
+@dataclass(frozen=True)
+class Request:
+    """What a run does, resolved once from the options: the study, the folder it writes,
+    whether it continues that folder's sweep, and each trial's resources."""
+
+    study: Study
+    sweep_dir: Path
+    resuming: bool
+    resources: TrialResources
+
+
+def _new_folder(options: SweepOptions) -> Path:
+    """--out, or a new runs/<UTC timestamp> (named once: the folder checked is the folder
+    used), checked before any data is loaded."""
+    sweep_dir = Path(options.out) if options.out is not None else new_run_dir()
+    check_out_dir(sweep_dir)
+    return sweep_dir
+
+
+def _study_of_flags(options: SweepOptions) -> Study:
+    """The study the flags ask for: input paths exist, methods and seeds resolve."""
+    tables = ([] if options.features is None else  # a comma list: the feature axis
+              [("--features", Path(t.strip())) for t in str(options.features).split(",")])
+    for flag, path in (*tables, ("--deam", options.deam),
+                       ("--split-file", options.split_file), ("--config", options.config)):
+        if path is not None and not Path(path).exists():
+            raise PlanError(f"{flag} {path}: no such file or folder")
+    if options.search:
+        resolve_methods(options.search_method)
+    return study_from_options(options)
+
+
+def _check_recorded_paths(study: Study, record: Path) -> None:
+    """The files a repeated study reads exist here (a record copied from another machine
+    names its paths): one line naming the key, before Ray starts."""
+    sets = study.feature_sets or ()
+    named = [("deam_dir", study.deam_dir), ("split_file", study.split_file),
+             ("features", study.features), ("ratings", study.ratings), ("songs", study.songs),
+             *(("feature_sets", s["features"]) for s in sets)]
+    for key, path in named:
+        if path is not None and not Path(path).exists():
+            raise PlanError(f"{record}: key {key!r} names {path}, which does not exist here")
+
+
+def _check_request(options: SweepOptions) -> Request:
+    """Every check that needs neither Ray, torch nor the data (a fraction of a second), and
+    what the run then does."""
     if options.max_failures < 0:
         raise PlanError(f"--max-failures must be >= 0, got {options.max_failures}")
     resources = TrialResources(cpus=options.cpus_per_trial, gpus=options.gpus_per_trial)
@@ -120,35 +168,25 @@ def _check_request(options: SweepOptions) -> None:
     if options.resume is not None:
         check_path_text(Path(options.resume), "--resume")
         refuse_ignored_resume_flags(options)
-    if options.resume is None:
-        tables = ([] if options.features is None else  # a comma list: the feature axis
-                  [("--features", Path(t.strip())) for t in str(options.features).split(",")])
-        for flag, path in (*tables, ("--deam", options.deam),
-                           ("--split-file", options.split_file), ("--config", options.config)):
-            if path is not None and not Path(path).exists():
-                raise PlanError(f"{flag} {path}: no such file or folder")
-        resolve_methods(options.methods)
-        resolve_seeds(options.seeds)
-        if options.search:
-            resolve_methods(options.search_method)
-        check_out_dir(Path(options.out) if options.out is not None else new_run_dir())
-
-
-def _resolve(options: SweepOptions) -> tuple[Study, Path, bool]:
-    """(study, sweep folder, resuming?)."""
-    if options.resume is not None:
-        return _study_from_record(Path(options.resume)), Path(options.resume), True
-    sweep_dir = Path(options.out) if options.out is not None else new_run_dir()
-    return study_from_options(options), sweep_dir, False
+        study = _study_from_record(Path(options.resume) / SWEEP_JSON, "--resume")
+        return Request(study, Path(options.resume), True, resources)
+    if options.from_record is not None:
+        check_path_text(Path(options.from_record), "--from")
+        refuse_ignored_from_flags(options)
+        study = _study_from_record(Path(options.from_record), "--from")
+        _check_recorded_paths(study, Path(options.from_record))
+        return Request(study, _new_folder(options), False, resources)
+    study = _study_of_flags(options)
+    return Request(study, _new_folder(options), False, resources)
 
 
 def run(options: SweepOptions) -> int:
     """Run what the options ask for; the process exit code."""
-    _check_request(options)
+    request = _check_request(options)
     from sweep.ray_runtime import check_address  # a TCP probe; imports no Ray
 
     check_address(options.address)
-    study, sweep_dir, resuming = _resolve(options)
+    sweep_dir = request.sweep_dir
     # Ctrl-C raises KeyboardInterrupt out of Tuner.fit instead of Tune's own handler ending
     # the run as if trials had failed: the driver then says "interrupted" (exit 130).
     os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
@@ -157,10 +195,12 @@ def run(options: SweepOptions) -> int:
             if options.search == "optuna":
                 from sweep.search import run_search
 
-                return run_search(options, study, sweep_dir)
+                return run_search(options, request.study, sweep_dir, request.resources)
             from sweep.seed_sweep import run_seed_sweep
 
-            return 1 if run_seed_sweep(options, study, sweep_dir, resuming) else 0
+            failed = run_seed_sweep(options, request.study, sweep_dir, request.resuming,
+                                    request.resources)
+            return 1 if failed else 0
     except KeyboardInterrupt:
         print(f"[sweep] interrupted; finished trials are kept in {sweep_dir / TRIALS_DIR}; "
               f"continue with: python -m sweep.run --resume {sweep_dir}", file=sys.stderr)

@@ -19,6 +19,7 @@ from mer_uq.sweep_folder import (
     BEST_CONFIG_JSON,
     SEARCH_DIR,
     TRIALS_DIR,
+    BestConfigKey,
     SweepFolderError,
     now_iso,
     trial_stem,
@@ -34,10 +35,9 @@ from sweep.experiment import (
     make_trainable,
     run_experiment,
     trial_callbacks,
-    trial_resources,
 )
 from sweep.inputs import load_inputs
-from sweep.ray_runtime import check_cluster, connect, disconnect
+from sweep.ray_runtime import TrialResources, check_cluster, connect, disconnect
 from sweep.study import Study, TrialPlan, plan_trials, resolve_methods
 
 OBJECTIVE = "val_loss"
@@ -73,32 +73,34 @@ def write_best_config(
     best = results.get_best_result(metric=OBJECTIVE, mode="min", scope="last")
     if best.metrics is None or OBJECTIVE not in best.metrics:
         raise RuntimeError("no search trial finished; nothing to choose from")
+    key = BestConfigKey
     record = {
-        "method": method,
-        "training": plan.training,
-        "seeds": list(plan.seeds),
-        "objective": f"{OBJECTIVE} (validation split, lower is better)",
+        key.METHOD: method,
+        key.TRAINING: plan.training,
+        key.SEEDS: list(plan.seeds),
+        key.OBJECTIVE: f"{OBJECTIVE} (validation split, lower is better)",
         OBJECTIVE: float(best.metrics[OBJECTIVE]),
-        "model": {
+        key.MODEL: {
             "dropout": float(best.config["dropout"]),
             "hidden_width": int(best.config["hidden_width"]),
         },
-        "num_samples": num_samples,
-        "trials_finished": sum(1 for r in results if r.error is None),
-        "created": now_iso(),
+        key.NUM_SAMPLES: num_samples,
+        key.TRIALS_FINISHED: sum(1 for r in results if r.error is None),
+        key.CREATED: now_iso(),
     }
     return write_json(sweep_dir / SEARCH_DIR / BEST_CONFIG_JSON, record)
 
 
-def default_concurrency(options: SweepOptions) -> int:
+def default_concurrency(resources: TrialResources) -> int:
     """OptunaSearch must always be given a concurrency bound: CPUs / CPUs per trial."""
     import ray
 
     cpus = ray.cluster_resources().get("CPU", 1.0)
-    return max(1, int(cpus // options.cpus_per_trial))
+    return max(1, int(cpus // resources.cpus))
 
 
-def run_search(options: SweepOptions, study: Study, sweep_dir: Path) -> int:
+def run_search(options: SweepOptions, study: Study, sweep_dir: Path,
+               resources: TrialResources) -> int:
     """Optuna over dropout and width; writes DIR/search/best_config.json."""
     if options.resume is not None:
         raise SweepFolderError("--resume continues seed sweeps; start a new --search run")
@@ -108,13 +110,13 @@ def run_search(options: SweepOptions, study: Study, sweep_dir: Path) -> int:
           f"({len(plan.seeds)} seeds each), objective {OBJECTIVE}", flush=True)
     connection = connect(options.address)
     try:
-        check_cluster(trial_resources(options), options.address)
+        check_cluster(resources, options.address)
         results = run_experiment(
-            make_trainable(dataset, features, trial_resources(options)),
+            make_trainable(dataset, features, resources),
             {**base_config(study), PLAN: plan.to_config(), **SEARCH_SPACE},
             storage_path=default_storage(sweep_dir / SEARCH_DIR, options.storage_path),
             name=experiment_name(sweep_dir, "search"),
-            max_concurrent=options.max_concurrent or default_concurrency(options),
+            max_concurrent=options.max_concurrent or default_concurrency(resources),
             max_failures=options.max_failures,
             callbacks=[
                 search_publisher(sweep_dir),

@@ -15,6 +15,7 @@ from typing import Any
 from mer_uq.sweep_folder import (
     SWEEP_JSON,
     TRIALS_DIR,
+    TrialRecordKey,
     finished_stems,
     trial_file,
     write_sweep_json,
@@ -23,7 +24,13 @@ from mer_uq.trial_check import trial_file_problem
 from sweep.cli import SweepOptions
 from sweep.folder_guards import tune_stops_cleanly
 from sweep.inputs import load_inputs
-from sweep.ray_runtime import check_cluster, connect, disconnect, in_background
+from sweep.ray_runtime import (
+    TrialResources,
+    check_cluster,
+    connect,
+    disconnect,
+    in_background,
+)
 from sweep.study import Study, TrialPlan, longest_first
 
 # ======================================================================================
@@ -42,7 +49,8 @@ DRIVER_MODULES = (
     "ray.air.integrations.wandb", "ray.air.integrations.mlflow",
     "ray.air.integrations.comet", "ray.tune.logger.aim",
 )  # fmt: skip
-# The report's modules (torch, matplotlib: ~5 s), imported while Ray shuts down.
+# The report's modules (pandas, scipy, matplotlib: about a second; no torch), imported
+# while Ray shuts down.
 REPORT_MODULES = ("analysis.report",)
 
 
@@ -52,10 +60,12 @@ def _pending(plans: list[TrialPlan], study: Study, trials_dir: Path) -> list[Tri
     pending = []
     for plan in plans:
         if plan.file_stem in present:
-            expected = {"training": plan.training, "seeds": list(plan.seeds),
-                        "model": study.model, "train": study.train, "mc_passes": study.mc_passes,
-                        "data": plan.to_config().get("data"),  # a data-axes cell, or None
-                        "feature_set": plan.to_config().get("feature_set")}  # or None
+            config = plan.to_config()  # a data-axes or feature-axis cell, or neither
+            key = TrialRecordKey
+            expected = {key.TRAINING: plan.training, key.SEEDS: list(plan.seeds),
+                       key.MODEL: study.model, key.TRAIN: study.train,
+                       key.MC_PASSES: study.mc_passes, key.DATA: config.get(key.DATA),
+                       key.FEATURE_SET: config.get(key.FEATURE_SET)}
             problem = trial_file_problem(trial_file(trials_dir, plan.file_stem), expected)
             if problem is None:
                 continue
@@ -78,26 +88,18 @@ def _import_all(modules: tuple[str, ...]) -> None:
         importlib.import_module(name)
 
 
-def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resuming: bool) -> int:
+def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resuming: bool,
+                   resources: TrialResources) -> int:
     """Train every pending trial; returns the number of trials without a result file, plus
     one when the report failed (either makes the exit code 1).
 
-    With trials to run, the data loads while Ray starts (sweep.ray_runtime.in_background);
-    bad data then stops that Ray again and fails as before, with no sweep.json written."""
+    Its steps: find the pending trials, load the data (while Ray starts, when there are
+    trials to run), record the study, run the pending trials, name the missing ones, write
+    the report."""
     trials_dir = sweep_dir / TRIALS_DIR
     plans = study.trials()
     pending = _pending(plans, study, trials_dir)
-    connection = None
-    if pending:
-        with in_background(lambda: _inputs_and_modules(study)) as loading:
-            connection = connect(options.address)
-        try:
-            dataset, features = loading.result()
-        except BaseException:
-            disconnect(connection)
-            raise
-    else:
-        dataset, features = load_inputs(study)
+    connection, (dataset, features) = _connect_and_load(options, study, bool(pending))
     if not resuming:
         write_sweep_json(sweep_dir, study.to_record())
     print(
@@ -107,35 +109,7 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
     )
     if connection is not None:
         try:
-            from ray import tune
-
-            from sweep.experiment import (
-                PLAN,
-                TrialPublisher,
-                base_config,
-                default_storage,
-                experiment_name,
-                make_trainable,
-                run_experiment,
-                trial_callbacks,
-                trial_resources,
-            )
-
-            check_cluster(trial_resources(options), options.address)
-            with tune_stops_cleanly():
-                run_experiment(
-                    make_trainable(dataset, features, trial_resources(options)),
-                    {**base_config(study),
-                     PLAN: tune.grid_search([p.to_config() for p in longest_first(pending)])},
-                    storage_path=default_storage(sweep_dir, options.storage_path),
-                    name=experiment_name(sweep_dir, "sweep"),
-                    max_concurrent=options.max_concurrent,
-                    max_failures=options.max_failures,
-                    callbacks=[
-                        TrialPublisher(trials_dir),
-                        *trial_callbacks(options, study, len(pending), "sweep", sweep_dir),
-                    ],
-                )
+            _run_trials(options, study, sweep_dir, resources, pending, (dataset, features))
         finally:
             with in_background(lambda: _import_all(REPORT_MODULES if options.report else ())):
                 disconnect(connection)
@@ -147,6 +121,56 @@ def run_seed_sweep(options: SweepOptions, study: Study, sweep_dir: Path, resumin
     print(f"[sweep] results: {trials_dir}/ (one Parquet per trial), sweep record: "
           f"{sweep_dir / SWEEP_JSON}", flush=True)
     return len(missing) + int(report_failed)
+
+
+def _connect_and_load(options: SweepOptions, study: Study, trials_to_run: bool
+                      ) -> tuple[Any, tuple[Any, Any]]:
+    """(Ray connection or None, (dataset, features)). With trials to run, the data loads
+    while Ray starts (sweep.ray_runtime.in_background); bad data then stops that Ray again
+    and fails as before, with no sweep.json written. Without, Ray is never started."""
+    if not trials_to_run:
+        return None, load_inputs(study)
+    with in_background(lambda: _inputs_and_modules(study)) as loading:
+        connection = connect(options.address)
+    try:
+        return connection, loading.result()
+    except BaseException:
+        disconnect(connection)
+        raise
+
+
+def _run_trials(options: SweepOptions, study: Study, sweep_dir: Path, resources: TrialResources,
+                pending: list[TrialPlan], inputs: tuple[Any, Any]) -> None:
+    """The pending trials as one Ray Tune grid, longest first; each finished trial's file is
+    published into DIR/trials as it completes."""
+    from ray import tune
+
+    from sweep.experiment import (
+        PLAN,
+        TrialPublisher,
+        base_config,
+        default_storage,
+        experiment_name,
+        make_trainable,
+        run_experiment,
+        trial_callbacks,
+    )
+
+    check_cluster(resources, options.address)
+    with tune_stops_cleanly():
+        run_experiment(
+            make_trainable(*inputs, resources),
+            {**base_config(study),
+             PLAN: tune.grid_search([p.to_config() for p in longest_first(pending)])},
+            storage_path=default_storage(sweep_dir, options.storage_path),
+            name=experiment_name(sweep_dir, "sweep"),
+            max_concurrent=options.max_concurrent,
+            max_failures=options.max_failures,
+            callbacks=[
+                TrialPublisher(sweep_dir / TRIALS_DIR),
+                *trial_callbacks(options, study, len(pending), "sweep", sweep_dir),
+            ],
+        )
 
 
 # ======================================================================================

@@ -471,17 +471,23 @@ def run_job(ray_start: str, entry: Sequence[str], nodes_timeout_s: float) -> int
               f"{time.monotonic() - running:.1f} s", flush=True)
         return 128 + job.signalled if job.signalled else code
     finally:
-        stopping = time.monotonic()
-        with contextlib.suppress(OSError):
-            step.stdin.close()  # every node task stops its Ray (module doc)
-        try:
-            step.wait(timeout=4 * STOP_GRACE_S + 20)
-        except subprocess.TimeoutExpired:
-            step.terminate()  # srun then kills the step's tasks
-            step.wait(timeout=60)
-        forwarder.join(timeout=5)
-        print(f"[slurm] Ray stopped on all nodes in {time.monotonic() - stopping:.1f} s",
-              flush=True)
+        _stop_node_step(step, forwarder)
+
+
+def _stop_node_step(step: subprocess.Popen, forwarder: threading.Thread) -> None:
+    """End the srun step of node tasks: closing its stdin makes every node task stop its
+    Ray (module doc); a step that does not end in time is terminated."""
+    stopping = time.monotonic()
+    with contextlib.suppress(OSError):
+        step.stdin.close()
+    try:
+        step.wait(timeout=4 * STOP_GRACE_S + 20)
+    except subprocess.TimeoutExpired:
+        step.terminate()  # srun then kills the step's tasks
+        step.wait(timeout=60)
+    forwarder.join(timeout=5)
+    print(f"[slurm] Ray stopped on all nodes in {time.monotonic() - stopping:.1f} s",
+          flush=True)
 
 
 # --- command line -------------------------------------------------------------------------

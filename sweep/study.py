@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mer_uq.methods import EXTRA_METHODS, METHODS, PAPER_METHODS, training_groups
-from mer_uq.sweep_folder import PLANNED_TRIALS_KEY, now_iso, trial_stem
+from mer_uq.study_options import STUDY_OPTIONS
+from mer_uq.sweep_folder import PLANNED_TRIALS_KEY, BestConfigKey, now_iso, trial_stem
+from mer_uq.sweep_record import SETTING_DEFAULTS
 from sweep.cli import SweepOptions
 
 # ======================================================================================
@@ -162,7 +164,7 @@ def longest_first(plans: Sequence[TrialPlan]) -> list[TrialPlan]:
     return sorted(plans, key=work, reverse=True)
 
 
-# ---------------------------------------------------------------- data axes (issue 13)
+# ---------------------------------------------------------------- data axes
 # Raters per song and the training fraction are grid dimensions next to training key and
 # seed chunk: every plan above is expanded into one trial per (k, fraction) cell. A sweep
 # without them keeps today's plans, ids and files exactly.
@@ -401,40 +403,46 @@ def with_feature_sets(plans: Sequence[TrialPlan], feature_sets: Sequence[dict[st
 # ======================================================================================
 # The resolved study: exactly what a sweep trains, independent of how it was asked for.
 #
-# Built from the CLI options for a new sweep, or from sweep.json for ``--resume``; it is
-# also what sweep.json records, so a resumed sweep continues the very same plan.
+# Built from the CLI options for a new sweep, or from sweep.json for ``--resume`` and
+# ``--from``; it is also what sweep.json records, so a resumed or repeated sweep runs the
+# very same plan.
 # ======================================================================================
 
 class StudyConfigError(ValueError):
     """A hyperparameter or configuration file that mer_uq does not accept."""
 
 
+def _frozen(value: Any) -> Any:
+    """A record value as the study holds it: JSON lists as tuples (hashable, as planned)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
 @dataclass(frozen=True)
 class Study:
-    methods: tuple[str, ...]
-    seeds: tuple[int, ...]
-    seeds_per_trial: int | None
-    model: dict[str, Any]
-    train: dict[str, Any]
-    mc_passes: int
-    deam_dir: str | None
-    split_file: str | None
-    fix_swap: bool
-    features: str | None
-    feature_column: str | None
-    include_2015: bool = False
-    allow_missing_features: bool = False
-    # Other datasets and the data axes (data_source_record, data_axes_record; None: DEAM,
-    # no axes)
-    ratings: str | None = None
-    scale: dict[str, float] | None = None
-    songs: str | None = None
-    synthetic: dict[str, Any] | None = None
-    raters: tuple[int | None, ...] | None = None
-    train_fractions: tuple[float, ...] | None = None
-    subsample_seed: int = 0
-    # The feature axis (feature_sets_record; None: one feature set, features above)
-    feature_sets: tuple[dict[str, Any], ...] | None = None
+    """The study's settings, keyed as sweep.json records them (mer_uq.sweep_record's
+    SETTING_DEFAULTS: the keys the study options declare, plus model, train and
+    feature_sets), each readable as an attribute: ``study.seeds``, ``study.model``.
+
+    One mapping instead of one field per key is what lets a new study option be one
+    declaration (mer_uq.study_options): its key is recorded, resumed and repeated here
+    without touching this class."""
+
+    settings: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        """Every setting, held as sweep.json holds it: equal however the study was built."""
+        unknown = sorted(set(self.settings) - set(SETTING_DEFAULTS))
+        if unknown:
+            raise ValueError(f"a study has no setting(s) {unknown}")
+        settings = {name: self.settings.get(name, default)
+                    for name, default in SETTING_DEFAULTS.items()}
+        object.__setattr__(self, "settings", _json_value(settings))
+
+    def __getattr__(self, name: str) -> Any:
+        settings = self.__dict__.get("settings")
+        if settings is None or name not in SETTING_DEFAULTS:
+            raise AttributeError(f"{type(self).__name__} has no setting {name!r}")
+        return _frozen(settings[name])
 
     def trials(self) -> list[TrialPlan]:
         plans = with_feature_sets(plan_trials(self.methods, self.seeds, self.seeds_per_trial),
@@ -442,63 +450,31 @@ class Study:
         return with_data_axes(plans, self.raters, self.train_fractions, self.subsample_seed)
 
     def to_record(self) -> dict[str, Any]:
-        """sweep.json's content (docs/architecture.md lists the required keys)."""
-        return {
-            "deam_dir": self.deam_dir,
-            "split_file": self.split_file,
-            "fix_swap": self.fix_swap,
-            "include_2015": self.include_2015,
-            "features": self.features,
-            "feature_column": self.feature_column,
-            "allow_missing_features": self.allow_missing_features,
-            "methods": list(self.methods),
-            "trainings": sorted({t.training for t in self.trials()}),
-            "seeds": list(self.seeds),
-            "seeds_per_trial": self.seeds_per_trial,
-            "model": self.model,
-            "train": self.train,
-            "mc_passes": self.mc_passes,
-            PLANNED_TRIALS_KEY: [t.file_stem for t in self.trials()],
-            "created": now_iso(),
-            "ratings": self.ratings,
-            "scale": self.scale,
-            "songs": self.songs,
-            "synthetic": self.synthetic,
-            "raters": None if self.raters is None else list(self.raters),
-            "train_fractions": None if self.train_fractions is None else list(self.train_fractions),
-            "subsample_seed": self.subsample_seed,
-            # only with the axis: a single-feature sweep's record stays as it was
-            **({} if self.feature_sets is None
-               else {FEATURE_SETS_KEY: [dict(f) for f in self.feature_sets]}),
-        }
+        """sweep.json's content (docs/architecture.md lists the required keys): the
+        settings, then the training keys, the planned trial file stems and the time."""
+        record = _json_value(self.settings)  # a copy: the caller may change it
+        if record[FEATURE_SETS_KEY] is None:  # only with the axis: a record as before
+            del record[FEATURE_SETS_KEY]
+        plans = self.trials()
+        return {**record, "trainings": sorted({t.training for t in plans}),
+                PLANNED_TRIALS_KEY: [t.file_stem for t in plans], "created": now_iso()}
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Study:
-        return cls(
-            methods=tuple(record["methods"]),
-            seeds=tuple(int(s) for s in record["seeds"]),
-            seeds_per_trial=record.get("seeds_per_trial"),
-            model=dict(record["model"]),
-            train=dict(record["train"]),
-            mc_passes=int(record["mc_passes"]),
-            deam_dir=record["deam_dir"],
-            split_file=record["split_file"],
-            fix_swap=bool(record["fix_swap"]),
-            features=record["features"],
-            feature_column=record["feature_column"],
-            include_2015=bool(record["include_2015"]),
-            allow_missing_features=bool(record.get("allow_missing_features", False)),
-            ratings=record.get("ratings"),
-            scale=record.get("scale"),
-            songs=record.get("songs"),
-            synthetic=record.get("synthetic"),
-            raters=None if record.get("raters") is None else tuple(record["raters"]),
-            train_fractions=(None if record.get("train_fractions") is None
-                             else tuple(float(f) for f in record["train_fractions"])),
-            subsample_seed=int(record.get("subsample_seed", 0)),
-            feature_sets=(None if record.get(FEATURE_SETS_KEY) is None
-                          else tuple(dict(f) for f in record[FEATURE_SETS_KEY])),
-        )
+    def from_record(cls, record: Mapping[str, Any]) -> Study:
+        """The study a (validated) sweep.json records; a key an older record lacks takes
+        its default."""
+        return cls({name: record[name] for name in SETTING_DEFAULTS if name in record})
+
+
+def _json_value(value: Any) -> Any:
+    """A setting as sweep.json holds it: tuples as lists, dicts copied."""
+    if isinstance(value, tuple | list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(Path(value).resolve())
+    return value
 
 
 def _with_overrides(config_cls: type, overrides: dict[str, Any], what: str) -> dict[str, Any]:
@@ -518,7 +494,7 @@ def read_best_config(path: Path) -> dict[str, Any]:
     """The model hyperparameters of an Optuna search's best_config.json."""
     try:
         record = json.loads(Path(path).read_text())
-        return dict(record["model"])
+        return dict(record[BestConfigKey.MODEL])
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise StudyConfigError(
             f"--config {path} is not a best_config.json written by --search optuna ({err})"
@@ -532,23 +508,27 @@ def _path_text(path: Path | None) -> str | None:
 def study_from_options(options: SweepOptions) -> Study:
     """Resolve methods, seeds and hyperparameters (explicit flags beat --config).
 
-    The settings come from mer_uq.config, which needs no torch: the driver never trains."""
+    A study option that decides its own sweep.json key is recorded as given (a path as its
+    absolute text), unless resolved below: methods, seeds and the settings here, the data
+    source, the data axes and the feature axis in the functions above. The settings come
+    from mer_uq.config, which needs no torch: the driver never trains."""
     from mer_uq.config import DEFAULT_MC_PASSES, FCNConfig, TrainConfig
 
     model_overrides = read_best_config(options.config) if options.config else {}
     model_overrides.update(options.model_overrides)
-    return Study(
-        methods=resolve_methods(options.methods),
-        seeds=resolve_seeds(options.seeds),
-        seeds_per_trial=options.seeds_per_trial,
-        model=_with_overrides(FCNConfig, model_overrides, "the model (FCNConfig)"),
-        train=_with_overrides(TrainConfig, options.train_overrides, "training (TrainConfig)"),
-        mc_passes=options.mc_passes if options.mc_passes is not None else DEFAULT_MC_PASSES,
-        deam_dir=_path_text(options.deam),
-        split_file=_path_text(options.split_file),
-        fix_swap=not options.keep_swap,
-        allow_missing_features=options.allow_missing_features,
+    as_given = {key.name: _json_value(getattr(options, option.name))
+                for option in STUDY_OPTIONS for key in option.record}
+    return Study({
+        **as_given,
+        "methods": resolve_methods(options.methods),
+        "seeds": resolve_seeds(options.seeds),
+        "model": _with_overrides(FCNConfig, model_overrides, "the model (FCNConfig)"),
+        "train": _with_overrides(TrainConfig, options.train_overrides, "training (TrainConfig)"),
+        "mc_passes": options.mc_passes if options.mc_passes is not None else DEFAULT_MC_PASSES,
+        "deam_dir": _path_text(options.deam),
+        "split_file": _path_text(options.split_file),
+        "fix_swap": not options.keep_swap,
         **data_source_record(options),
         **data_axes_record(options),
         **feature_sets_record(options),
-    )
+    })

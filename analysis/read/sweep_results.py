@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mer_uq import schema, sweep_folder, trial_check
+from mer_uq.sweep_folder import TrialRecordKey
 
 # Predictions column of a sweep with a feature axis: the trial record's feature-set label
 # (sweep.study.resolve_feature_sets), so that no table cell mixes two feature sets.
@@ -117,8 +118,9 @@ def load_sweep(sweep_dir: Path, planned_songs: Mapping[str, np.ndarray] | None =
         if untrusted is not None:
             problems.append(TrialProblem(name, f"not used: {untrusted}"))
             continue
-        if isinstance(meta.get(FEATURE_SET_COLUMN), dict):  # a feature-axis trial
-            frame[FEATURE_SET_COLUMN] = str(meta[FEATURE_SET_COLUMN].get("label"))
+        feature_set = meta.get(TrialRecordKey.FEATURE_SET)
+        if isinstance(feature_set, dict):  # a feature-axis trial
+            frame[FEATURE_SET_COLUMN] = str(feature_set.get("label"))
         frames.append(frame)
         loaded.append(name)
         metadata[name] = meta
@@ -153,13 +155,14 @@ def trial_overview(sweep: SweepResults) -> pd.DataFrame:
     lines = []
     for name in sweep.loaded_files:
         meta = sweep.trial_metadata.get(name) or {}
-        metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+        metrics = meta.get(TrialRecordKey.METRICS)
+        metrics = metrics if isinstance(metrics, dict) else {}
         lines.append({
             "file": name,
-            "training": meta.get("training", training_of_file(Path(name))),
+            "training": meta.get(TrialRecordKey.TRAINING, training_of_file(Path(name))),
             "seeds": " ".join(str(s) for s in sweep.file_seeds.get(name, [])),
             "val_loss": metrics.get("val_loss", float("nan")),
-            "duration_s": meta.get("duration_s", float("nan")),
+            "duration_s": meta.get(TrialRecordKey.DURATION_S, float("nan")),
         })
     frame = pd.DataFrame(lines, columns=["file", "training", "seeds", "val_loss", "duration_s"])
     for column in ("val_loss", "duration_s"):
