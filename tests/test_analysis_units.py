@@ -25,6 +25,7 @@ from analysis.bootstrap import (
     resample_indices,
     resampling_note,
     signed_rank_exact_p,
+    signed_rank_normal_p,
 )
 from analysis.layout import fmt_cell
 from analysis.load import load_sweep
@@ -186,6 +187,31 @@ def test_signed_rank_ties_zeros_and_large_n_go_to_scipy() -> None:
     for d in (tied, with_zero):
         _, p = paired_seed_test(dict(enumerate(d)), dict(enumerate(np.zeros(d.size))))
         assert p == stats.wilcoxon(d).pvalue
+
+
+@pytest.mark.parametrize("n", [14, 15, 30, 50, 51, 80])
+def test_normal_signed_rank_p_equals_scipy_bit_for_bit(n: int) -> None:
+    """Zeros and ties (rounding-level differences, as between a conformal twin and its
+    original) and more than 50 pairs: scipy's normal approximation, to the last bit."""
+    rng = np.random.default_rng(n)
+    cases = [rng.choice([0.0, 1e-17, -2e-17, 5.5e-17, -5.5e-17, 3e-17], n),
+             rng.integers(-3, 4, n).astype(np.float64), np.round(rng.normal(size=n), 1),
+             rng.normal(size=n) + 0.4]
+    for d in cases:
+        if np.all(d == 0):
+            continue
+        expected = stats.wilcoxon(d).pvalue
+        if n <= 50 and np.all(d != 0) and np.unique(np.abs(d)).size == n:
+            assert signed_rank_normal_p(d) is None  # the exact test's case
+            continue
+        assert signed_rank_normal_p(d) == expected
+        _, p = paired_seed_test(dict(enumerate(d)), dict(enumerate(np.zeros(n))))
+        assert p == expected
+
+
+def test_normal_signed_rank_leaves_the_permutation_cases_to_scipy() -> None:
+    assert signed_rank_normal_p(np.array([0.0, 0.1, -0.1, 0.2, 0.3, 0.4])) is None
+    assert signed_rank_normal_p(np.r_[np.zeros(3), np.arange(1.0, 11.0)]) is None  # 13
 
 
 def test_paired_seed_test_uses_matched_seeds() -> None:
