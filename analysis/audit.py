@@ -40,7 +40,7 @@ from analysis.layout import column_name, fmt
 from analysis.paper import PaperTables, compare_cell, load_paper_tables
 from analysis.render import Block, Bullets, Heading, Paragraph, Table, to_markdown
 from analysis.rows import TWO_OUTPUT_METHODS, PredictionRow, method_label, paper_row_key
-from analysis.tables import bootstrap_cell, member_scores
+from analysis.tables import SharedDraws, bootstrap_cell, member_scores
 from mer_uq import schema
 from mer_uq.methods import PAPER_METHODS
 from mer_uq.scores import POINT_SCORES, SD
@@ -113,14 +113,16 @@ def read_out(row: PredictionRow, readout: Readout) -> PredictionRow:
 
 
 def _cell(row: PredictionRow, dim: str, metric: str, y_true: np.ndarray,
-          indices: np.ndarray | None) -> dict[str, float]:
+          indices: np.ndarray | None, shared: SharedDraws | None = None) -> dict[str, float]:
     """One Table 3 cell: mean and SD over members, and its bootstrap interval (the
-    report's own functions on the report's index matrix)."""
+    report's own functions on the report's index matrix; ``shared``: the report's draws,
+    so that a cell the report already resampled is not resampled again)."""
     values = member_scores(row, SD, dim, y_true, metric)
     finite = values[np.isfinite(values)]
     low = high = float("nan")
     if indices is not None and finite.size == values.size:
-        low, high = percentile_interval(bootstrap_cell(row, SD, dim, y_true, metric, indices))
+        low, high = percentile_interval(bootstrap_cell(row, SD, dim, y_true, metric, indices,
+                                                       shared=shared))
     return {"value": float(finite.mean()) if finite.size == values.size else float("nan"),
             "sd_over_seeds": float(finite.std(ddof=1))
             if finite.size == values.size and finite.size >= 2 and not row.single
@@ -135,8 +137,8 @@ def _same_sign(ours: float, paper: float) -> bool | None:
 
 
 def audit_cells(rows: list[PredictionRow], targets: dict[tuple[str, str], np.ndarray],
-                indices: np.ndarray | None, paper: PaperTables, labels: str
-                ) -> pd.DataFrame:
+                indices: np.ndarray | None, paper: PaperTables, labels: str,
+                shared: SharedDraws | None = None) -> pd.DataFrame:
     """Long table: one line per (readout, row, dimension, metric), with the published
     cell and the verdicts. A cell that cannot be computed (a readout undefined for some
     sigma) has NaN value and a reason."""
@@ -154,7 +156,7 @@ def audit_cells(rows: list[PredictionRow], targets: dict[tuple[str, str], np.nda
                     if read is row and key in fixed:
                         cell = fixed[key]
                     else:
-                        cell = _cell(read, dim, metric, targets[(SD, dim)], indices)
+                        cell = _cell(read, dim, metric, targets[(SD, dim)], indices, shared)
                         if read is row:
                             fixed[key] = cell
                     line: dict[str, Any] = {
@@ -314,7 +316,7 @@ def write_section(data: Any, report_dir: Path) -> list[Block]:
     indices = (resample_indices(data.song_ids.size, data.settings.n_boot, data.settings.seed)
                if data.settings.n_boot > 0 else None)
     cells = audit_cells(data.rows, data.targets, indices, data.paper,
-                        label_version(data.sweep.config or {}))
+                        label_version(data.sweep.config or {}), data.tables.shared)
     summary = summarise_audit(cells)
     write_frame(cells, report_dir / TABLES_DIRNAME / AUDIT_STEM)
     write_frame(summary, report_dir / TABLES_DIRNAME / AUDIT_SUMMARY_STEM)

@@ -162,8 +162,28 @@ class _RankPlan:
         return drawn, dev
 
 
+def _dense_ranks(plan: _RankPlan, values: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ...: each value's place among the distinct values (ties share one)."""
+    ordered = values[plan.order]
+    dense = np.empty(values.size, dtype=np.int64)
+    dense[plan.order] = np.cumsum(np.r_[False, ordered[1:] != ordered[:-1]])
+    return dense
+
+
+def _rank_keys(plan: _RankPlan, values: np.ndarray) -> tuple[bytes, bytes] | None:
+    """Digests of a vector's rank structure and of its reverse (the structure of any
+    strictly decreasing function of it); None for a vector with a NaN or an infinity,
+    whose draws are never shared."""
+    if not np.all(np.isfinite(values)):
+        return None
+    dense = _dense_ranks(plan, values)
+    return (hashlib.sha256(dense.tobytes()).digest(),
+            hashlib.sha256((dense.max() - dense).tobytes()).digest())
+
+
 def _spearman_draws(y_true: np.ndarray, members: np.ndarray, indices: np.ndarray,
-                    entries: int = CHUNK_ENTRIES) -> list[np.ndarray]:
+                    entries: int = CHUNK_ENTRIES,
+                    known: dict[bytes, np.ndarray] | None = None) -> list[np.ndarray]:
     """mer_uq.metrics' Spearman rho of every resample, per member: Pearson's r of the
     average ranks, summed over items weighted by how often each was drawn.
 
@@ -172,33 +192,53 @@ def _spearman_draws(y_true: np.ndarray, members: np.ndarray, indices: np.ndarray
     any order) and r = S_xy / sqrt(S_xx S_yy) is the metric's value to the last bit (the
     factor 4 of the doubled deviations cancels exactly: powers of two). Being exact, the
     sums are the same whatever blocks of resamples they are taken over.
+
+    Being exact, they also depend on a member only through its rank structure (which
+    items tie, which come first), never on its values: ``known`` (draws by the digest of
+    a member's rank structure, for this ``y_true`` and ``indices``) gives every member
+    whose ranks were seen before its earlier draws, and a member whose ranks are exactly
+    the reverse of a seen one (a strictly decreasing readout: 1/sigma, -log sigma) the
+    negated draws: its doubled deviations are the negated integers, so S_xy is negated,
+    S_yy the same, and r = -S_xy / sqrt(S_xx S_yy) is the negated float to the last bit.
     """
     n, n_boot = y_true.size, indices.shape[0]
-    truth_plan = _RankPlan.of(y_true)
     plans = [_RankPlan.of(pred) for pred in members]
-    sum_xx = np.empty(n_boot, dtype=np.int64)
-    sum_yy = np.empty((len(plans), n_boot), dtype=np.int64)
-    sum_xy = np.empty((len(plans), n_boot), dtype=np.int64)
-    for block in resample_chunks(n_boot, n, entries):
-        counts = resample_counts(indices[block], n)
-        drawn, truth = truth_plan.deviations(counts)
-        weighted = drawn * truth
-        sum_xx[block] = np.sum(weighted * truth, axis=-1, dtype=np.int64)
-        weighted_by_item = np.empty_like(weighted)
-        weighted_by_item[:, truth_plan.order] = weighted  # counts x truth deviation
-        for m, plan in enumerate(plans):
-            drawn, dev = plan.deviations(counts)
-            drawn *= dev
-            sum_xy[m, block] = np.sum(weighted_by_item[:, plan.order] * dev, axis=-1,
-                                      dtype=np.int64)
-            drawn *= dev
-            sum_yy[m, block] = np.sum(drawn, axis=-1, dtype=np.int64)
-    draws = []
-    for yy, xy in zip(sum_yy.astype(np.float64), sum_xy.astype(np.float64), strict=True):
-        denom = np.sqrt(sum_xx.astype(np.float64) * yy)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = np.clip(xy / denom, -1.0, 1.0)
-        draws.append(np.where(denom == 0.0, np.nan, r))  # exact: 0 only when constant
+    keys = [_rank_keys(plan, pred) if known is not None else None
+            for plan, pred in zip(plans, members, strict=True)]
+    draws: list[np.ndarray | None] = [None] * len(plans)
+    for m, key in enumerate(keys):
+        if key is not None and key[0] in known:
+            draws[m] = known[key[0]]
+        elif key is not None and key[1] in known:
+            draws[m] = -known[key[1]]
+    todo = [m for m, d in enumerate(draws) if d is None]
+    if todo:
+        truth_plan = _RankPlan.of(y_true)
+        sum_xx = np.empty(n_boot, dtype=np.int64)
+        sum_yy = np.empty((len(todo), n_boot), dtype=np.int64)
+        sum_xy = np.empty((len(todo), n_boot), dtype=np.int64)
+        for block in resample_chunks(n_boot, n, entries):
+            counts = resample_counts(indices[block], n)
+            drawn, truth = truth_plan.deviations(counts)
+            weighted = drawn * truth
+            sum_xx[block] = np.sum(weighted * truth, axis=-1, dtype=np.int64)
+            weighted_by_item = np.empty_like(weighted)
+            weighted_by_item[:, truth_plan.order] = weighted  # counts x truth deviation
+            for i, m in enumerate(todo):
+                plan = plans[m]
+                drawn, dev = plan.deviations(counts)
+                drawn *= dev
+                sum_xy[i, block] = np.sum(weighted_by_item[:, plan.order] * dev, axis=-1,
+                                          dtype=np.int64)
+                drawn *= dev
+                sum_yy[i, block] = np.sum(drawn, axis=-1, dtype=np.int64)
+        for i, m in enumerate(todo):
+            denom = np.sqrt(sum_xx.astype(np.float64) * sum_yy[i].astype(np.float64))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = np.clip(sum_xy[i].astype(np.float64) / denom, -1.0, 1.0)
+            draws[m] = np.where(denom == 0.0, np.nan, r)  # exact: 0 only when constant
+            if keys[m] is not None:
+                known[keys[m][0]] = draws[m]
     return draws
 
 
@@ -218,9 +258,36 @@ def _moment_draws(y_true: np.ndarray, members: np.ndarray, indices: np.ndarray, 
     return list(out)
 
 
+class SharedDraws:
+    """Bootstrap draws worked out once for one index matrix and handed to every cell that
+    asks for the same thing again: a cell's draws are a deterministic function of its
+    target vector, its members' arrays and the indices, so two cells with the same bytes
+    get the same draws (a conformal twin's Table 2 is its original's; the readout audit's
+    sigma readout and its rows without a spread head are the report's own Table 3 cells),
+    and Spearman draws are shared member by member through the rank structure
+    (``_spearman_draws``: a twin's SD scaled by a positive factor, a monotone readout).
+    Nothing approximate: a cell is shared only where its draws are the same bits."""
+
+    def __init__(self, indices: np.ndarray) -> None:
+        self.indices = indices
+        self.cells: dict[tuple[str, bytes, bytes], np.ndarray] = {}
+        self.ranks: dict[bytes, dict[bytes, np.ndarray]] = {}
+
+    def serves(self, indices: np.ndarray) -> bool:
+        """Whether these draws were made on ``indices`` (the same matrix, or equal)."""
+        return indices is self.indices or (indices.shape == self.indices.shape
+                                           and np.array_equal(indices, self.indices))
+
+
+def _digest(values: np.ndarray) -> bytes:
+    """A digest of an array's shape and float64 bytes."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    return hashlib.sha256(repr(values.shape).encode() + values.tobytes()).digest()
+
+
 def bootstrap_cell(row: PredictionRow, target: str, dim: str, y_true: np.ndarray,
-                   metric: str, indices: np.ndarray, entries: int = CHUNK_ENTRIES
-                   ) -> np.ndarray:
+                   metric: str, indices: np.ndarray, entries: int = CHUNK_ENTRIES,
+                   shared: SharedDraws | None = None) -> np.ndarray:
     """The cell's statistic (mean over members) on every resample: [n_boot].
 
     All resamples of a member at once, as [resamples, n_songs] arrays (one call per
@@ -231,22 +298,29 @@ def bootstrap_cell(row: PredictionRow, target: str, dim: str, y_true: np.ndarray
     resample (a 3-D [members, resamples, songs] reduction groups the sums differently,
     ~1e-16 off). Spearman's rho is Pearson's r of the average ranks (mer_uq's
     definition), from counts of draws rather than a sort per resample
-    (``_spearman_draws``).
+    (``_spearman_draws``). ``shared`` (made for these indices) returns draws already
+    worked out for the same arrays and keeps the new ones.
     """
     members = predicted(row, target, dim)
+    if shared is not None and not shared.serves(indices):
+        shared = None
+    key = truth_key = None
+    if shared is not None:
+        truth_key = _digest(y_true)
+        key = (metric, truth_key, _digest(members))
+        if key in shared.cells:
+            return shared.cells[key]
     if metric == SPEARMAN:
-        draws = _spearman_draws(y_true, members, indices, entries)
+        known = None if shared is None else shared.ranks.setdefault(truth_key, {})
+        draws = _spearman_draws(y_true, members, indices, entries, known)
     elif metric in (PEARSON, R2):
         draws = _moment_draws(y_true, members, indices, metric, entries)
     else:
         raise ValueError(f"no batched form of metric {metric!r}")
-    return np.mean(draws, axis=0)
-
-
-def _members_digest(row: PredictionRow, target: str, dim: str) -> bytes:
-    """A digest of the arrays a cell's draws are computed from (shape and bytes)."""
-    members = np.ascontiguousarray(predicted(row, target, dim), dtype=np.float64)
-    return hashlib.sha256(repr(members.shape).encode() + members.tobytes()).digest()
+    cell = np.mean(draws, axis=0)
+    if shared is not None:
+        shared.cells[key] = cell
+    return cell
 
 
 @dataclass
@@ -256,6 +330,8 @@ class TableResult:
     cells: pd.DataFrame
     per_seed: pd.DataFrame
     boot: dict[tuple[str, str, str, str], np.ndarray] = field(default_factory=dict)
+    # the draws, for other cells on the same indices (the readout audit's)
+    shared: SharedDraws | None = None
 
 
 def compute_tables(rows: list[PredictionRow], targets: dict[tuple[str, str], np.ndarray],
@@ -264,10 +340,11 @@ def compute_tables(rows: list[PredictionRow], targets: dict[tuple[str, str], np.
     rows (None: no intervals)."""
     cells, per_seed = [], []
     boot: dict[tuple[str, str, str, str], np.ndarray] = {}
-    # Rows whose members predict the very same arrays share their draws: a conformal twin
-    # (analysis.conformal) keeps its original's mu, so its Table 2 draws are its original's
-    # (computed once; a draw is a deterministic function of the arrays and the indices).
-    drawn: dict[tuple[str, str, str, bytes], np.ndarray] = {}
+    # Rows whose members predict the very same arrays (or, for Spearman, the same ranks)
+    # share their draws: a conformal twin (analysis.conformal) keeps its original's mu, so
+    # its Table 2 draws are its original's, and its SD is its original's times a positive
+    # factor, so its Table 3 Spearman draws usually are too (SharedDraws).
+    shared = SharedDraws(indices) if indices is not None else None
     for table, target in TABLE_TARGETS.items():
         for row in table_order(rows_for_target(rows, target), table):
             for dim in schema.DIMENSIONS:
@@ -279,11 +356,8 @@ def compute_tables(rows: list[PredictionRow], targets: dict[tuple[str, str], np.
                     sd = float(finite.std(ddof=1)) if finite.size >= 2 else float("nan")
                     low = high = float("nan")
                     if indices is not None:
-                        same = (target, dim, metric, _members_digest(row, target, dim))
-                        if same not in drawn:
-                            drawn[same] = bootstrap_cell(row, target, dim, y_true, metric,
-                                                         indices)
-                        draws = drawn[same]
+                        draws = bootstrap_cell(row, target, dim, y_true, metric, indices,
+                                               shared=shared)
                         boot[(table, row.key, dim, metric)] = draws
                         low, high = percentile_interval(draws)
                     cells.append({
@@ -300,4 +374,4 @@ def compute_tables(rows: list[PredictionRow], targets: dict[tuple[str, str], np.
                         for seed, v in zip(row.seeds if not row.single else (-1,), values,
                                            strict=True)
                     ]
-    return TableResult(pd.DataFrame(cells), pd.DataFrame(per_seed), boot)
+    return TableResult(pd.DataFrame(cells), pd.DataFrame(per_seed), boot, shared)

@@ -34,7 +34,7 @@ from analysis.reading import BETTER, TIED, WORSE, verdict
 from analysis.render import Heading, Image, Paragraph, Table, to_html, to_markdown
 from analysis.ridge import fit_ridge, ridge_path
 from analysis.rows import PredictionRow
-from analysis.tables import bootstrap_cell, resample_chunks
+from analysis.tables import SharedDraws, bootstrap_cell, resample_chunks
 from mer_uq import schema
 from mer_uq.metrics import pearson_r, r2_score, spearman_rho
 
@@ -141,6 +141,42 @@ def test_bootstrap_in_blocks_equals_one_block(metric: str) -> None:
         assert len(resample_chunks(97, 300, entries)) > 1
         blocks = bootstrap_cell(row, "mean", "valence", y, metric, indices, entries=entries)
         np.testing.assert_array_equal(blocks, whole)
+
+
+def test_shared_draws_are_the_unshared_draws_bit_for_bit() -> None:
+    """Cells that reuse draws (same arrays; for Spearman the same or the reversed ranks:
+    a positive factor, a square, a log, 1/x, -log x) get exactly the draws computed
+    afresh, and arrays whose ranks differ (a member with a NaN, a transform that merges
+    ties, another index matrix) are computed afresh."""
+    y = np.round(RNG.uniform(0.1, 2.0, size=120), 2)
+    sigma = np.vstack([np.round(RNG.uniform(0.1, 2.0, size=(2, 120)), 2),
+                       RNG.uniform(0.1, 2.0, size=(1, 120))])
+    with_nan = sigma.copy()
+    with_nan[1, 3] = np.nan
+    merged = sigma.copy()
+    merged[0] = np.floor(merged[0] * 4)  # a transform that merges values: new ties
+    factor = np.array([[1.37], [0.61], [2.9]])
+    variants = [sigma, sigma * factor, sigma**2, np.log(sigma), 1.0 / sigma, -np.log(sigma),
+                with_nan, merged, sigma.copy()]
+    indices = resample_indices(120, 60, seed=11)
+    for metric in ("spearman", "pearson", "r2"):
+        shared = SharedDraws(indices)
+        for values in variants:
+            row = PredictionRow("x", "x", "paper", "x", False, (0, 1, 2),
+                                {d: values for d in schema.DIMENSIONS},
+                                {d: values for d in schema.DIMENSIONS})
+            fresh = bootstrap_cell(row, "sd", "valence", y, metric, indices)
+            reused = bootstrap_cell(row, "sd", "valence", y, metric, indices.copy(),
+                                    shared=shared)
+            np.testing.assert_array_equal(reused, fresh)
+        if metric == "spearman":  # the monotone transforms were served from the first
+            assert len(shared.ranks) == 1
+            assert len(next(iter(shared.ranks.values()))) == 3 + 1  # + merged's new member
+        other = resample_indices(120, 60, seed=12)
+        assert not shared.serves(other)
+        np.testing.assert_array_equal(
+            bootstrap_cell(row, "sd", "valence", y, metric, other, shared=shared),
+            bootstrap_cell(row, "sd", "valence", y, metric, other))
 
 
 def test_resampling_note_says_when_resamples_cannot_show() -> None:
