@@ -73,19 +73,25 @@ class _ResampledTruth:
         self.sum_sq = np.sum(self.centred * self.centred, axis=-1)
         self.constant = np.all(values == values[..., :1], axis=-1)
 
-    def correlation(self, y: np.ndarray) -> np.ndarray:
+    def correlation(self, y: np.ndarray, work: np.ndarray | None = None) -> np.ndarray:
         """mer_uq.metrics' Pearson r of every resample (row) against ``y`` [n_boot,
-        n_songs]: the same formula term for term, NaN where either side is constant."""
-        yc = y - y.mean(axis=-1, keepdims=True)
-        denom = np.sqrt(self.sum_sq * np.sum(yc * yc, axis=-1))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = np.clip(np.sum(self.centred * yc, axis=-1) / denom, -1.0, 1.0)
+        n_songs]: the same formula term for term, NaN where either side is constant.
+        ``y`` is centred in place and ``work`` (its shape) is scratch: the same operations
+        on the same numbers as with temporaries, without allocating any."""
         constant = self.constant | np.all(y == y[..., :1], axis=-1)
+        yc = np.subtract(y, y.mean(axis=-1, keepdims=True), out=y)
+        work = np.multiply(yc, yc, out=work)
+        denom = np.sqrt(self.sum_sq * np.sum(work, axis=-1))
+        np.multiply(self.centred, yc, out=work)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.clip(np.sum(work, axis=-1) / denom, -1.0, 1.0)
         return np.where(constant | (denom == 0.0), np.nan, r)
 
-    def r2(self, y_pred: np.ndarray) -> np.ndarray:
-        """mer_uq.metrics' R² of every resample (NaN where the target is constant)."""
-        ss_res = np.sum((self.values - y_pred) ** 2, axis=-1)
+    def r2(self, y_pred: np.ndarray, work: np.ndarray | None = None) -> np.ndarray:
+        """mer_uq.metrics' R² of every resample (NaN where the target is constant);
+        ``work`` as in ``correlation`` (x * x is x ** 2's exact square)."""
+        residual = np.subtract(self.values, y_pred, out=work)
+        ss_res = np.sum(np.multiply(residual, residual, out=residual), axis=-1)
         with np.errstate(invalid="ignore", divide="ignore"):
             r2 = 1.0 - ss_res / self.sum_sq
         return np.where(self.sum_sq == 0.0, np.nan, r2)
@@ -242,20 +248,26 @@ def _spearman_draws(y_true: np.ndarray, members: np.ndarray, indices: np.ndarray
     return draws
 
 
-def _moment_draws(y_true: np.ndarray, members: np.ndarray, indices: np.ndarray, metric: str,
-                  entries: int = CHUNK_ENTRIES) -> list[np.ndarray]:
-    """Pearson's r or R^2 of every resample, per member, in blocks of resamples: each
+def _moment_draws(y_true: np.ndarray, members: np.ndarray, indices: np.ndarray,
+                  metrics: tuple[str, ...], entries: int = CHUNK_ENTRIES
+                  ) -> dict[str, list[np.ndarray]]:
+    """Pearson's r and/or R^2 of every resample, per member, in blocks of resamples: each
     draw is a reduction over its own resample's row, the same sums in the same order
-    whatever the block, so blocks change no bit."""
+    whatever the block, so blocks change no bit. Both metrics from one gather of each
+    member's resampled predictions (R^2 first: Pearson centres them in place)."""
     n_boot = indices.shape[0]
-    out = np.empty((len(members), n_boot))
+    out = {metric: np.empty((len(members), n_boot)) for metric in metrics}
     for block in resample_chunks(n_boot, y_true.size, entries):
         rows = indices[block]
-        truth = _ResampledTruth(y_true[rows])
+        truth = _ResampledTruth(np.take(y_true, rows))
+        work = np.empty(rows.shape)
         for m, pred in enumerate(members):
-            out[m, block] = (truth.correlation(pred[rows]) if metric == PEARSON
-                             else truth.r2(pred[rows]))
-    return list(out)
+            resampled = np.take(pred, rows)
+            if R2 in out:
+                out[R2][m, block] = truth.r2(resampled, work)
+            if PEARSON in out:
+                out[PEARSON][m, block] = truth.correlation(resampled, work)
+    return {metric: list(draws) for metric, draws in out.items()}
 
 
 class SharedDraws:
@@ -314,7 +326,14 @@ def bootstrap_cell(row: PredictionRow, target: str, dim: str, y_true: np.ndarray
         known = None if shared is None else shared.ranks.setdefault(truth_key, {})
         draws = _spearman_draws(y_true, members, indices, entries, known)
     elif metric in (PEARSON, R2):
-        draws = _moment_draws(y_true, members, indices, metric, entries)
+        # with a memo, both moment metrics at once: the other cell's draws cost little more
+        metrics = (PEARSON, R2) if shared is not None else (metric,)
+        moments = _moment_draws(y_true, members, indices, metrics, entries)
+        if shared is not None:
+            for other in metrics:
+                shared.cells[(other, *key[1:])] = np.mean(moments[other], axis=0)
+            return shared.cells[key]
+        draws = moments[metric]
     else:
         raise ValueError(f"no batched form of metric {metric!r}")
     cell = np.mean(draws, axis=0)

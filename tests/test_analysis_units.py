@@ -120,6 +120,11 @@ def test_spearman_by_ranks_equals_mer_uq_spearman() -> None:
     r_draws = bootstrap_cell(row, "mean", "valence", y, "pearson", indices)
     expected_r = [np.mean([pearson_r(y[ix], p[ix]) for p in preds["valence"]]) for ix in indices]
     np.testing.assert_array_equal(r_draws, expected_r)
+    shared = SharedDraws(indices)  # Pearson and R² from one pass: the same values
+    np.testing.assert_array_equal(
+        bootstrap_cell(row, "mean", "valence", y, "pearson", indices, shared=shared), expected_r)
+    np.testing.assert_array_equal(
+        bootstrap_cell(row, "mean", "valence", y, "r2", indices, shared=shared), expected_r2)
     # a constant member makes the correlation undefined, as mer_uq's pearson_r says
     flat = {d: np.vstack([preds[d][0], np.ones(40)]) for d in schema.DIMENSIONS}
     flat_row = PredictionRow("c", "c", "paper", "c", False, (0, 1), flat, flat)
