@@ -73,12 +73,16 @@ class _ResampledTruth:
         self.sum_sq = np.sum(self.centred * self.centred, axis=-1)
         self.constant = np.all(values == values[..., :1], axis=-1)
 
-    def correlation(self, y: np.ndarray, work: np.ndarray | None = None) -> np.ndarray:
+    def correlation(self, y: np.ndarray, work: np.ndarray | None = None,
+                    y_constant: np.ndarray | None = None) -> np.ndarray:
         """mer_uq.metrics' Pearson r of every resample (row) against ``y`` [n_boot,
         n_songs]: the same formula term for term, NaN where either side is constant.
         ``y`` is centred in place and ``work`` (its shape) is scratch: the same operations
-        on the same numbers as with temporaries, without allocating any."""
-        constant = self.constant | np.all(y == y[..., :1], axis=-1)
+        on the same numbers as with temporaries, without allocating any. ``y_constant``:
+        which rows of ``y`` are constant, when the caller knows (``_moment_draws``)."""
+        if y_constant is None:
+            y_constant = np.all(y == y[..., :1], axis=-1)
+        constant = self.constant | y_constant
         yc = np.subtract(y, y.mean(axis=-1, keepdims=True), out=y)
         work = np.multiply(yc, yc, out=work)
         denom = np.sqrt(self.sum_sq * np.sum(work, axis=-1))
@@ -257,16 +261,22 @@ def _moment_draws(y_true: np.ndarray, members: np.ndarray, indices: np.ndarray,
     member's resampled predictions (R^2 first: Pearson centres them in place)."""
     n_boot = indices.shape[0]
     out = {metric: np.empty((len(members), n_boot)) for metric in metrics}
+    # A member whose values are all distinct (no tie, no NaN) is constant on a resample
+    # exactly where the resample drew one song only: that test is made once per block.
+    untied = [bool(np.all(ordered[1:] != ordered[:-1]) and not np.isnan(ordered[-1]))
+              for ordered in np.sort(members, axis=-1)] if PEARSON in out else []
     for block in resample_chunks(n_boot, y_true.size, entries):
         rows = indices[block]
         truth = _ResampledTruth(np.take(y_true, rows))
+        one_song = np.all(rows == rows[:, :1], axis=-1) if any(untied) else None
         work = np.empty(rows.shape)
         for m, pred in enumerate(members):
             resampled = np.take(pred, rows)
             if R2 in out:
                 out[R2][m, block] = truth.r2(resampled, work)
             if PEARSON in out:
-                out[PEARSON][m, block] = truth.correlation(resampled, work)
+                out[PEARSON][m, block] = truth.correlation(resampled, work,
+                                                           one_song if untied[m] else None)
     return {metric: list(draws) for metric, draws in out.items()}
 
 

@@ -184,6 +184,24 @@ def test_shared_draws_are_the_unshared_draws_bit_for_bit() -> None:
             bootstrap_cell(row, "sd", "valence", y, metric, other))
 
 
+def test_pearson_on_resamples_of_one_song_is_undefined() -> None:
+    """A resample that drew one song only makes every prediction constant there: NaN,
+    as mer_uq's pearson_r says, whether the member's values are all distinct (told from
+    the indices) or tied (told from the values)."""
+    y = RNG.normal(size=30)
+    members = np.vstack([RNG.normal(size=30), np.round(RNG.normal(size=30), 0)])
+    row = PredictionRow("x", "x", "paper", "x", False, (0, 1),
+                        {d: members for d in schema.DIMENSIONS},
+                        {d: members for d in schema.DIMENSIONS})
+    indices = resample_indices(30, 12, seed=2)
+    indices[3] = 7
+    indices[8] = 0
+    draws = bootstrap_cell(row, "mean", "valence", y, "pearson", indices)
+    expected = [np.mean([pearson_r(y[ix], p[ix]) for p in members]) for ix in indices]
+    np.testing.assert_array_equal(draws, expected)
+    assert np.isnan(draws[[3, 8]]).all() and np.isfinite(np.delete(draws, [3, 8])).all()
+
+
 def test_resampling_note_says_when_resamples_cannot_show() -> None:
     note = resampling_note("X", "--opt", 1000, 100000, np.array([4e-4, 8e-4]), 1e-3)
     assert "1000 bootstrap resamples of 100000 songs (--opt)" in note
