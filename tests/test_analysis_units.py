@@ -26,6 +26,7 @@ from analysis.bootstrap import (
     resampling_note,
     signed_rank_exact_p,
     signed_rank_normal_p,
+    signed_rank_permutation_p,
 )
 from analysis.layout import fmt_cell
 from analysis.load import load_sweep
@@ -238,7 +239,7 @@ def test_exact_signed_rank_p_equals_scipy_bit_for_bit(n: int) -> None:
         assert p == stats.wilcoxon(a, b).pvalue
 
 
-def test_signed_rank_ties_zeros_and_large_n_go_to_scipy() -> None:
+def test_signed_rank_ties_zeros_and_large_n_leave_the_exact_method() -> None:
     tied = np.array([0.1, -0.1, 0.2, 0.3, -0.4, 0.5])
     with_zero = np.array([0.0, 0.1, -0.2, 0.3, 0.4, 0.5])
     assert signed_rank_exact_p(tied) is None and signed_rank_exact_p(with_zero) is None
@@ -268,9 +269,27 @@ def test_normal_signed_rank_p_equals_scipy_bit_for_bit(n: int) -> None:
         assert p == expected
 
 
-def test_normal_signed_rank_leaves_the_permutation_cases_to_scipy() -> None:
+def test_normal_signed_rank_leaves_the_permutation_cases() -> None:
     assert signed_rank_normal_p(np.array([0.0, 0.1, -0.1, 0.2, 0.3, 0.4])) is None
     assert signed_rank_normal_p(np.r_[np.zeros(3), np.arange(1.0, 11.0)]) is None  # 13
+
+
+@pytest.mark.parametrize("n", [5, 8, 11])
+def test_permutation_signed_rank_p_equals_scipy_bit_for_bit(n: int) -> None:
+    """Zeros or ties among at most 13 pairs (5 seeds of a twin and its original):
+    scipy's exhaustive sign-flip test, to the last bit; other cases are not its own."""
+    rng = np.random.default_rng(n)
+    cases = [rng.choice([0.0, 1e-17, -2e-17, 5.5e-17], n), rng.integers(-2, 3, n) * 1.0,
+             np.round(rng.normal(size=n), 0) + 0.5, np.r_[0.0, rng.normal(size=n - 1)]]
+    for d in cases:
+        if np.all(d == 0):
+            continue
+        expected = stats.wilcoxon(d).pvalue
+        assert signed_rank_permutation_p(d) == expected
+        _, p = paired_seed_test(dict(enumerate(d)), dict(enumerate(np.zeros(n))))
+        assert p == expected
+    assert signed_rank_permutation_p(rng.normal(size=n)) is None  # no tie: the exact test
+    assert signed_rank_permutation_p(np.r_[0.0, rng.normal(size=14)]) is None  # 15: normal
 
 
 def test_paired_seed_test_uses_matched_seeds() -> None:
