@@ -67,11 +67,12 @@ class _ResampledTruth:
     """The target side of a cell on every resample, [n_boot, n_songs], with the parts of
     Pearson's r that do not depend on the prediction computed once for all members."""
 
-    def __init__(self, values: np.ndarray) -> None:
+    def __init__(self, values: np.ndarray, constant: np.ndarray | None = None) -> None:
         self.values = values
         self.centred = values - values.mean(axis=-1, keepdims=True)
         self.sum_sq = np.sum(self.centred * self.centred, axis=-1)
-        self.constant = np.all(values == values[..., :1], axis=-1)
+        self.constant = (np.all(values == values[..., :1], axis=-1) if constant is None
+                         else constant)
 
     def correlation(self, y: np.ndarray, work: np.ndarray | None = None,
                     y_constant: np.ndarray | None = None) -> np.ndarray:
@@ -263,12 +264,17 @@ def _moment_draws(y_true: np.ndarray, members: np.ndarray, indices: np.ndarray,
     out = {metric: np.empty((len(members), n_boot)) for metric in metrics}
     # A member whose values are all distinct (no tie, no NaN) is constant on a resample
     # exactly where the resample drew one song only: that test is made once per block.
-    untied = [bool(np.all(ordered[1:] != ordered[:-1]) and not np.isnan(ordered[-1]))
-              for ordered in np.sort(members, axis=-1)] if PEARSON in out else []
+    def all_distinct(values: np.ndarray) -> bool:
+        ordered = np.sort(values)
+        return bool(np.all(ordered[1:] != ordered[:-1]) and not np.isnan(ordered[-1]))
+
+    untied = [all_distinct(pred) for pred in members] if PEARSON in out else []
+    truth_untied = all_distinct(y_true)
     for block in resample_chunks(n_boot, y_true.size, entries):
         rows = indices[block]
-        truth = _ResampledTruth(np.take(y_true, rows))
-        one_song = np.all(rows == rows[:, :1], axis=-1) if any(untied) else None
+        one_song = (np.all(rows == rows[:, :1], axis=-1) if any(untied) or truth_untied
+                    else None)
+        truth = _ResampledTruth(np.take(y_true, rows), one_song if truth_untied else None)
         work = np.empty(rows.shape)
         for m, pred in enumerate(members):
             resampled = np.take(pred, rows)
@@ -292,13 +298,19 @@ class SharedDraws:
 
     def __init__(self, indices: np.ndarray) -> None:
         self.indices = indices
+        self.equal: list[np.ndarray] = [indices]
         self.cells: dict[tuple[str, bytes, bytes], np.ndarray] = {}
         self.ranks: dict[bytes, dict[bytes, np.ndarray]] = {}
 
     def serves(self, indices: np.ndarray) -> bool:
-        """Whether these draws were made on ``indices`` (the same matrix, or equal)."""
-        return indices is self.indices or (indices.shape == self.indices.shape
-                                           and np.array_equal(indices, self.indices))
+        """Whether these draws were made on ``indices`` (the same matrix, or an equal one:
+        compared once, then kept, so that its identity cannot be taken by another)."""
+        if any(indices is seen for seen in self.equal):
+            return True
+        if indices.shape == self.indices.shape and np.array_equal(indices, self.indices):
+            self.equal.append(indices)
+            return True
+        return False
 
 
 def _digest(values: np.ndarray) -> bytes:
