@@ -141,7 +141,10 @@ def audit_cells(rows: list[PredictionRow], targets: dict[tuple[str, str], np.nda
                 shared: SharedDraws | None = None) -> pd.DataFrame:
     """Long table: one line per (readout, row, dimension, metric), with the published
     cell and the verdicts. A cell that cannot be computed (a readout undefined for some
-    sigma) has NaN value and a reason."""
+    sigma) has NaN value and a reason. ``shared``: the report's draws on the same indices
+    (analysis.tables.SharedDraws), so that the sigma readout's cells and the rows without
+    a spread head (the report's own Table 3 cells) and the Spearman draws of a monotone
+    readout are not resampled again (the same bits either way)."""
     published = paper.cells[paper.cells["table"] == TABLE].assign(
         row_key=lambda f: [paper_row_key(m, TABLE) for m in f["method"]])
     published = published.set_index(["row_key", "dimension", "metric"])
