@@ -12,6 +12,7 @@ resample equal to the score of that resample.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -298,17 +299,18 @@ class SharedDraws:
 
     def __init__(self, indices: np.ndarray) -> None:
         self.indices = indices
-        self.equal: list[np.ndarray] = [indices]
+        self.equal: list[weakref.ref[np.ndarray]] = []
         self.cells: dict[tuple[str, bytes, bytes], np.ndarray] = {}
         self.ranks: dict[bytes, dict[bytes, np.ndarray]] = {}
 
     def serves(self, indices: np.ndarray) -> bool:
         """Whether these draws were made on ``indices`` (the same matrix, or an equal one:
-        compared once, then kept, so that its identity cannot be taken by another)."""
-        if any(indices is seen for seen in self.equal):
+        compared once, then recognised by a weak reference, which neither keeps a large
+        matrix alive nor mistakes a new array at a freed one's address for it)."""
+        if indices is self.indices or any(ref() is indices for ref in self.equal):
             return True
         if indices.shape == self.indices.shape and np.array_equal(indices, self.indices):
-            self.equal.append(indices)
+            self.equal.append(weakref.ref(indices))
             return True
         return False
 
