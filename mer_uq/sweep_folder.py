@@ -53,7 +53,8 @@ PLANNED_TRIALS_KEY = "trials"
 class TrialRecordKey:
     """The keys of a trial file's record (its TRIAL_METADATA_KEY metadata): written by the
     sweep's trial (sweep.experiment), compared with the plan before a resume trusts the file
-    (sweep.seed_sweep, mer_uq.trial_check) and read by the analysis (analysis.load)."""
+    (sweep.seed_sweep, mer_uq.trial_check) and read by the analysis
+    (analysis.read.sweep_results)."""
 
     TRAINING = "training"  # the training key (mer_uq.methods.TRAININGS)
     SEEDS = "seeds"

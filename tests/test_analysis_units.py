@@ -25,10 +25,12 @@ from analysis.compute.bootstrap import (
     resample_indices,
     resampling_note,
     signed_rank_exact_p,
+    signed_rank_normal_p,
+    signed_rank_permutation_p,
 )
 from analysis.compute.ridge import fit_ridge, ridge_path
 from analysis.compute.rows import PredictionRow
-from analysis.compute.table_cells import bootstrap_cell, resample_chunks
+from analysis.compute.table_cells import SharedDraws, bootstrap_cell, resample_chunks
 from analysis.present.findings import BETTER, TIED, WORSE, verdict
 from analysis.present.render import Heading, Image, Paragraph, Table, to_html, to_markdown
 from analysis.present.table_layout import fmt_bounds, fmt_cell, fmt_estimate, fmt_interval
@@ -124,6 +126,11 @@ def test_spearman_by_ranks_equals_mer_uq_spearman() -> None:
     r_draws = bootstrap_cell(row, "mean", "valence", y, "pearson", indices)
     expected_r = [np.mean([pearson_r(y[ix], p[ix]) for p in preds["valence"]]) for ix in indices]
     np.testing.assert_array_equal(r_draws, expected_r)
+    shared = SharedDraws(indices)  # Pearson and R² from one pass: the same values
+    np.testing.assert_array_equal(
+        bootstrap_cell(row, "mean", "valence", y, "pearson", indices, shared=shared), expected_r)
+    np.testing.assert_array_equal(
+        bootstrap_cell(row, "mean", "valence", y, "r2", indices, shared=shared), expected_r2)
     # a constant member makes the correlation undefined, as mer_uq's pearson_r says
     flat = {d: np.vstack([preds[d][0], np.ones(40)]) for d in schema.DIMENSIONS}
     flat_row = PredictionRow("c", "c", "paper", "c", False, (0, 1), flat, flat)
@@ -145,6 +152,60 @@ def test_bootstrap_in_blocks_equals_one_block(metric: str) -> None:
         assert len(resample_chunks(97, 300, entries)) > 1
         blocks = bootstrap_cell(row, "mean", "valence", y, metric, indices, entries=entries)
         np.testing.assert_array_equal(blocks, whole)
+
+
+def test_shared_draws_are_the_unshared_draws_bit_for_bit() -> None:
+    """Cells that reuse draws (same arrays; for Spearman the same or the reversed ranks:
+    a positive factor, a square, a log, 1/x, -log x) get exactly the draws computed
+    afresh, and arrays whose ranks differ (a member with a NaN, a transform that merges
+    ties, another index matrix) are computed afresh."""
+    y = np.round(RNG.uniform(0.1, 2.0, size=120), 2)
+    sigma = np.vstack([np.round(RNG.uniform(0.1, 2.0, size=(2, 120)), 2),
+                       RNG.uniform(0.1, 2.0, size=(1, 120))])
+    with_nan = sigma.copy()
+    with_nan[1, 3] = np.nan
+    merged = sigma.copy()
+    merged[0] = np.floor(merged[0] * 4)  # a transform that merges values: new ties
+    factor = np.array([[1.37], [0.61], [2.9]])
+    variants = [sigma, sigma * factor, sigma**2, np.log(sigma), 1.0 / sigma, -np.log(sigma),
+                with_nan, merged, sigma.copy()]
+    indices = resample_indices(120, 60, seed=11)
+    for metric in ("spearman", "pearson", "r2"):
+        shared = SharedDraws(indices)
+        for values in variants:
+            row = PredictionRow("x", "x", "paper", "x", False, (0, 1, 2),
+                                {d: values for d in schema.DIMENSIONS},
+                                {d: values for d in schema.DIMENSIONS})
+            fresh = bootstrap_cell(row, "sd", "valence", y, metric, indices)
+            reused = bootstrap_cell(row, "sd", "valence", y, metric, indices.copy(),
+                                    shared=shared)
+            np.testing.assert_array_equal(reused, fresh)
+        if metric == "spearman":  # the monotone transforms were served from the first
+            assert len(shared.ranks) == 1
+            assert len(next(iter(shared.ranks.values()))) == 3 + 1  # + merged's new member
+        other = resample_indices(120, 60, seed=12)
+        assert not shared.serves(other)
+        np.testing.assert_array_equal(
+            bootstrap_cell(row, "sd", "valence", y, metric, other, shared=shared),
+            bootstrap_cell(row, "sd", "valence", y, metric, other))
+
+
+def test_pearson_on_resamples_of_one_song_is_undefined() -> None:
+    """A resample that drew one song only makes every prediction constant there: NaN,
+    as mer_uq's pearson_r says, whether the member's values are all distinct (told from
+    the indices) or tied (told from the values)."""
+    y = RNG.normal(size=30)
+    members = np.vstack([RNG.normal(size=30), np.round(RNG.normal(size=30), 0)])
+    row = PredictionRow("x", "x", "paper", "x", False, (0, 1),
+                        {d: members for d in schema.DIMENSIONS},
+                        {d: members for d in schema.DIMENSIONS})
+    indices = resample_indices(30, 12, seed=2)
+    indices[3] = 7
+    indices[8] = 0
+    draws = bootstrap_cell(row, "mean", "valence", y, "pearson", indices)
+    expected = [np.mean([pearson_r(y[ix], p[ix]) for p in members]) for ix in indices]
+    np.testing.assert_array_equal(draws, expected)
+    assert np.isnan(draws[[3, 8]]).all() and np.isfinite(np.delete(draws, [3, 8])).all()
 
 
 def test_resampling_note_says_when_resamples_cannot_show() -> None:
@@ -183,7 +244,7 @@ def test_exact_signed_rank_p_equals_scipy_bit_for_bit(n: int) -> None:
         assert p == stats.wilcoxon(a, b).pvalue
 
 
-def test_signed_rank_ties_zeros_and_large_n_go_to_scipy() -> None:
+def test_signed_rank_ties_zeros_and_large_n_leave_the_exact_method() -> None:
     tied = np.array([0.1, -0.1, 0.2, 0.3, -0.4, 0.5])
     with_zero = np.array([0.0, 0.1, -0.2, 0.3, 0.4, 0.5])
     assert signed_rank_exact_p(tied) is None and signed_rank_exact_p(with_zero) is None
@@ -191,6 +252,49 @@ def test_signed_rank_ties_zeros_and_large_n_go_to_scipy() -> None:
     for d in (tied, with_zero):
         _, p = paired_seed_test(dict(enumerate(d)), dict(enumerate(np.zeros(d.size))))
         assert p == stats.wilcoxon(d).pvalue
+
+
+@pytest.mark.parametrize("n", [14, 15, 30, 50, 51, 80])
+def test_normal_signed_rank_p_equals_scipy_bit_for_bit(n: int) -> None:
+    """Zeros and ties (rounding-level differences, as between a conformal twin and its
+    original) and more than 50 pairs: scipy's normal approximation, to the last bit."""
+    rng = np.random.default_rng(n)
+    cases = [rng.choice([0.0, 1e-17, -2e-17, 5.5e-17, -5.5e-17, 3e-17], n),
+             rng.integers(-3, 4, n).astype(np.float64), np.round(rng.normal(size=n), 1),
+             rng.normal(size=n) + 0.4]
+    for d in cases:
+        if np.all(d == 0):
+            continue
+        expected = stats.wilcoxon(d).pvalue
+        if n <= 50 and np.all(d != 0) and np.unique(np.abs(d)).size == n:
+            assert signed_rank_normal_p(d) is None  # the exact test's case
+            continue
+        assert signed_rank_normal_p(d) == expected
+        _, p = paired_seed_test(dict(enumerate(d)), dict(enumerate(np.zeros(n))))
+        assert p == expected
+
+
+def test_normal_signed_rank_leaves_the_permutation_cases() -> None:
+    assert signed_rank_normal_p(np.array([0.0, 0.1, -0.1, 0.2, 0.3, 0.4])) is None
+    assert signed_rank_normal_p(np.r_[np.zeros(3), np.arange(1.0, 11.0)]) is None  # 13
+
+
+@pytest.mark.parametrize("n", [5, 8, 11])
+def test_permutation_signed_rank_p_equals_scipy_bit_for_bit(n: int) -> None:
+    """Zeros or ties among at most 13 pairs (5 seeds of a twin and its original):
+    scipy's exhaustive sign-flip test, to the last bit; other cases are not its own."""
+    rng = np.random.default_rng(n)
+    cases = [rng.choice([0.0, 1e-17, -2e-17, 5.5e-17], n), rng.integers(-2, 3, n) * 1.0,
+             np.round(rng.normal(size=n), 0) + 0.5, np.r_[0.0, rng.normal(size=n - 1)]]
+    for d in cases:
+        if np.all(d == 0):
+            continue
+        expected = stats.wilcoxon(d).pvalue
+        assert signed_rank_permutation_p(d) == expected
+        _, p = paired_seed_test(dict(enumerate(d)), dict(enumerate(np.zeros(n))))
+        assert p == expected
+    assert signed_rank_permutation_p(rng.normal(size=n)) is None  # no tie: the exact test
+    assert signed_rank_permutation_p(np.r_[0.0, rng.normal(size=14)]) is None  # 15: normal
 
 
 def test_paired_seed_test_uses_matched_seeds() -> None:

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from mer_uq.data import DeamDataError, load_deam, reliability, split_half_reliability
-from mer_uq.data.reliability import _weighted_r, ceiling, spearman_brown
+from mer_uq.data.reliability import _half_statistics, _weighted_r, ceiling, spearman_brown
 from mer_uq.schema import DIMENSIONS
 
 
@@ -62,6 +62,33 @@ def test_reliability_in_blocks_equals_one_block(monkeypatch: pytest.MonkeyPatch)
     for dim in DIMENSIONS:
         for stat in ("mean", "sd"):
             assert blocked[dim][stat] == whole[dim][stat]
+
+
+def test_half_statistics_are_numpys_mean_and_sd_of_each_shuffled_half():
+    """The half statistics (one shared sum, flat gather) are numpy's mean and population
+    std of each song's shuffled raters, bit for bit, with rater counts from 2 to 39 (half
+    sizes on both sides of numpy's 8-way unrolled sums) and several blocks of repeats."""
+    rng = np.random.default_rng(5)
+    groups = [np.round(rng.normal(size=(int(rng.integers(1, 40)), k)) * 3, 1)
+              for k in (2, 3, 10, 17, 39)]
+    for block_entries in (10**9, 300):
+        got = _half_statistics(groups, 9, np.random.default_rng(1), block_entries)
+        stream = np.random.default_rng(1)
+        first = 0
+        for matrix in groups:
+            n_group, k = matrix.shape
+            step = max(1, block_entries // (n_group * k))
+            for start in range(0, 9, step):
+                stop = min(start + step, 9)
+                perm = np.argsort(stream.random((stop - start, n_group, k)), axis=2)
+                shuffled = np.take_along_axis(np.broadcast_to(matrix, perm.shape), perm, axis=2)
+                for part, half in enumerate((shuffled[..., :k // 2], shuffled[..., k // 2:])):
+                    cols = slice(first, first + n_group)
+                    np.testing.assert_array_equal(got["mean"][part][start:stop, cols],
+                                                  half.mean(axis=2))
+                    np.testing.assert_array_equal(got["sd"][part][start:stop, cols],
+                                                  half.std(axis=2))
+            first += n_group
 
 
 def test_no_resamples_no_interval():

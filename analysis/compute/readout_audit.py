@@ -36,7 +36,12 @@ import pandas as pd
 from analysis.compute.bootstrap import DEFAULT_N_BOOT, percentile_interval, resample_indices
 from analysis.compute.pipeline import ReportData, load_reference_rows
 from analysis.compute.rows import TWO_OUTPUT_METHODS, PredictionRow, paper_row_key
-from analysis.compute.table_cells import bootstrap_cell, empirical_targets, member_scores
+from analysis.compute.table_cells import (
+    SharedDraws,
+    bootstrap_cell,
+    empirical_targets,
+    member_scores,
+)
 from analysis.read.paper_tables import PaperTables, compare_cell, is_far_below, load_paper_tables
 from mer_uq import schema
 from mer_uq.methods import PAPER_METHODS
@@ -108,14 +113,16 @@ def read_out(row: PredictionRow, readout: Readout) -> PredictionRow:
 
 
 def _cell(row: PredictionRow, dim: str, metric: str, y_true: np.ndarray,
-          indices: np.ndarray | None) -> dict[str, float]:
+          indices: np.ndarray | None, shared: SharedDraws | None = None) -> dict[str, float]:
     """One Table 3 cell: mean and SD over members, and its bootstrap interval (the
-    report's own functions on the report's index matrix)."""
+    report's own functions on the report's index matrix; ``shared``: the report's draws,
+    so that a cell the report already resampled is not resampled again)."""
     values = member_scores(row, SD, dim, y_true, metric)
     finite = values[np.isfinite(values)]
     low = high = float("nan")
     if indices is not None and finite.size == values.size:
-        low, high = percentile_interval(bootstrap_cell(row, SD, dim, y_true, metric, indices))
+        low, high = percentile_interval(bootstrap_cell(row, SD, dim, y_true, metric, indices,
+                                                       shared=shared))
     return {"value": float(finite.mean()) if finite.size == values.size else float("nan"),
             "sd_over_seeds": float(finite.std(ddof=1))
             if finite.size == values.size and finite.size >= 2 and not row.single
@@ -130,11 +137,14 @@ def _same_sign(ours: float, paper: float) -> bool | None:
 
 
 def audit_cells(rows: list[PredictionRow], targets: dict[tuple[str, str], np.ndarray],
-                indices: np.ndarray | None, paper: PaperTables, labels: str
-                ) -> pd.DataFrame:
+                indices: np.ndarray | None, paper: PaperTables, labels: str,
+                shared: SharedDraws | None = None) -> pd.DataFrame:
     """Long table: one line per (readout, row, dimension, metric), with the published
     cell and the verdicts. A cell that cannot be computed (a readout undefined for some
-    sigma) has NaN value and a reason."""
+    sigma) has NaN value and a reason. ``shared``: the report's draws on the same indices
+    (table_cells.SharedDraws), so that the sigma readout's cells and the rows without
+    a spread head (the report's own Table 3 cells) and the Spearman draws of a monotone
+    readout are not resampled again (the same bits either way)."""
     published = paper.cells[paper.cells["table"] == TABLE].assign(
         row_key=lambda f: [paper_row_key(m, TABLE) for m in f["method"]])
     published = published.set_index(["row_key", "dimension", "metric"])
@@ -149,7 +159,7 @@ def audit_cells(rows: list[PredictionRow], targets: dict[tuple[str, str], np.nda
                     if read is row and key in fixed:
                         cell = fixed[key]
                     else:
-                        cell = _cell(read, dim, metric, targets[(SD, dim)], indices)
+                        cell = _cell(read, dim, metric, targets[(SD, dim)], indices, shared)
                         if read is row:
                             fixed[key] = cell
                     line: dict[str, Any] = {
@@ -225,7 +235,7 @@ def readout_audit_of_report(data: ReportData) -> ReadoutAuditResult | None:
     indices = (resample_indices(data.song_ids.size, data.settings.n_boot, data.settings.seed)
                if data.settings.n_boot > 0 else None)
     cells = audit_cells(data.rows, data.targets, indices, data.paper,
-                        label_version(data.sweep.config or {}))
+                        label_version(data.sweep.config or {}), data.tables.shared)
     return ReadoutAuditResult(cells, summarise_audit(cells))
 
 

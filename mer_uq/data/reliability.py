@@ -109,15 +109,25 @@ def _half_statistics(
         columns = slice(first, first + n_group)
         half = k // 2
         step = max(1, block_entries // (n_group * k))
+        offsets = (np.arange(n_group) * k)[:, None]  # song s's raters at s * k + 0..k-1
         for start in range(0, n_repeats, step):
             repeats = slice(start, min(start + step, n_repeats))
             keys = rng.random((repeats.stop - start, n_group, k))
             perm = np.argsort(keys, axis=2)
             del keys
-            shuffled = np.take_along_axis(np.broadcast_to(matrix, perm.shape), perm, axis=2)
+            perm += offsets
+            shuffled = np.take(matrix, perm)  # = take_along_axis of each song's raters
+            del perm
             for part, block in enumerate((shuffled[..., :half], shuffled[..., half:])):
-                halves["mean"][part][repeats, columns] = block.mean(axis=2)
-                halves["sd"][part][repeats, columns] = block.std(axis=2)
+                # numpy's own mean and population SD, one sum shared: the SD's mean is
+                # the same sum / n, then the mean of the squared deviations
+                n_half = block.shape[2]
+                mean = np.add.reduce(block, axis=2) / n_half
+                deviation = block - mean[..., None]
+                np.multiply(deviation, deviation, out=deviation)
+                halves["mean"][part][repeats, columns] = mean
+                halves["sd"][part][repeats, columns] = np.sqrt(
+                    np.add.reduce(deviation, axis=2) / n_half)
         first += n_group
     return halves
 
