@@ -43,6 +43,7 @@ from mer_uq.musicfm import (
     read_checkpoint,
 )
 from mer_uq.musicfm.checkpoint import check_layout
+from mer_uq.study_options import positive_int
 from sweep.embed_output import (
     PROVENANCE_KEY,
     SOURCE,
@@ -358,13 +359,6 @@ def _torch_threads(options: EmbedOptions, gpus: float, cpus: float) -> int:
     return max(1, min(largest_node, total // options.workers))
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def _non_negative_float(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -396,19 +390,19 @@ def parse_args(argv: Sequence[str] | None = None) -> EmbedOptions:
     parser.add_argument("--default-layer", type=int, default=None,
                         help=f"table's default column; default: {DEFAULT_LAYER} if stored, "
                         "else the deepest stored layer")
-    parser.add_argument("--workers", type=_positive_int, default=1,
+    parser.add_argument("--workers", type=positive_int, default=1,
                         help="model actors (one model load each)")
     parser.add_argument("--gpus-per-worker", type=_non_negative_float, default=0.0,
                         help="GPUs per actor (fractions share a GPU); 0 = CPU inference")
     parser.add_argument("--cpus-per-worker", type=_non_negative_float, default=None,
                         help="Ray CPUs booked per actor; default 1 with GPUs, else 0.5")
-    parser.add_argument("--threads-per-worker", type=_positive_int, default=None,
+    parser.add_argument("--threads-per-worker", type=positive_int, default=None,
                         help="torch threads per actor; default: CPUs / workers on CPU")
-    parser.add_argument("--batch-size", type=_positive_int, default=1,
+    parser.add_argument("--batch-size", type=positive_int, default=1,
                         help="songs per model call (each song = 2 channels)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="autocast dtype of conv front end + conformer (mel stays fp32)")
-    parser.add_argument("--flush-every", type=_positive_int, default=200,
+    parser.add_argument("--flush-every", type=positive_int, default=200,
                         help="rewrite the table every N new songs, so a crash loses little")
     parser.add_argument("--address", default=None,
                         help="Ray cluster ('auto' or HOST:PORT); default: local instance")
