@@ -17,9 +17,9 @@ nll,kld --seeds 5 --epochs 10 --no-report``), then measures
   cells, reliability of the test songs, scores, comparisons, writing with the figures).
 
 Options this script does not know are passed on to ``analysis.report`` (e.g.
-``--summary-reliability-boot 100``). Datasets and sweeps are kept under --work and reused when they exist (the sweep is not what
-is measured). ``--before CODE_DIR`` times the report of another checkout too, interleaved
-with this one (a busy machine slows both alike).
+``--summary-reliability-boot 100``). Datasets and sweeps are kept under --work and reused
+when they exist (the sweep is not what is measured). ``--before CODE_DIR`` times the
+report of another checkout too, interleaved with this one (a busy machine slows both alike).
 """
 
 from __future__ import annotations
