@@ -39,9 +39,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-boot", type=_count, default=AnalysisSettings.n_boot,
                         help="bootstrap resamples of the test songs (0: no intervals)")
     parser.add_argument("--reliability-repeats", type=count(1),
-                        default=AnalysisSettings.reliability_repeats)
+                        default=AnalysisSettings.reliability_repeats,
+                        help="random half splits per song of the test songs' reliability "
+                             "(the ceilings)")
     parser.add_argument("--reliability-boot", type=count(1),
-                        default=AnalysisSettings.reliability_boot)
+                        default=AnalysisSettings.reliability_boot,
+                        help="bootstrap resamples of the test songs' reliability (the ceilings)")
+    parser.add_argument("--summary-reliability-repeats", type=count(1),
+                        default=AnalysisSettings.summary_reliability_repeats,
+                        help="random half splits per song of the data summary's reliability "
+                             "over all songs")
+    parser.add_argument("--summary-reliability-boot", type=count(1),
+                        default=AnalysisSettings.summary_reliability_boot,
+                        help="bootstrap resamples of the data summary's reliability over all "
+                             "songs (its cost grows with the songs)")
     parser.add_argument("--population-sd", action="store_true",
                         help="SD across the random seeds with ddof 0 (default: the paper's "
                              "eq. 5, n - 1)")
@@ -79,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = AnalysisSettings(n_boot=args.n_boot, reliability_repeats=args.reliability_repeats,
                                 reliability_boot=args.reliability_boot,
+                                summary_reliability_repeats=args.summary_reliability_repeats,
+                                summary_reliability_boot=args.summary_reliability_boot,
                                 seeds_sd_ddof=0 if args.population_sd else 1)
     try:
         check_sweep_dir(args.sweep_dir)

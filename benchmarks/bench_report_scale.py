@@ -16,9 +16,10 @@ nll,kld --seeds 5 --epochs 10 --no-report``), then measures
 * the report's phases, each timed on its own in this process (data summary, bootstrap
   cells, reliability of the test songs, scores, comparisons, writing with the figures).
 
-Datasets and sweeps are kept under --work and reused when they exist (the sweep is not what
-is measured). ``--before CODE_DIR`` times the report of another checkout too, interleaved
-with this one (a busy machine slows both alike).
+Options this script does not know are passed on to ``analysis.report`` (e.g.
+``--summary-reliability-boot 100``). Datasets and sweeps are kept under --work and reused
+when they exist (the sweep is not what is measured). ``--before CODE_DIR`` times the
+report of another checkout too, interleaved with this one (a busy machine slows both alike).
 """
 
 from __future__ import annotations
@@ -117,8 +118,9 @@ def phase_times(sweep_dir: Path) -> dict[str, float]:
         data = p.compute_report_data(copy, settings)
         total = time.perf_counter() - start
         sweep, dataset = data.sweep, data.dataset
-        clock("data summary", p.summarise, dataset, n_repeats=settings.reliability_repeats,
-              n_boot=settings.reliability_boot, seed=settings.seed)
+        clock("data summary", p.summarise, dataset,
+              n_repeats=settings.summary_reliability_repeats,
+              n_boot=settings.summary_reliability_boot, seed=settings.seed)
         indices = clock("resample matrix", p.resample_indices, data.song_ids.size,
                         settings.n_boot, settings.seed)
         tables = clock("bootstrap cells", p.compute_tables, data.rows, data.targets, indices)

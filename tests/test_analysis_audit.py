@@ -29,7 +29,8 @@ from mer_uq.training import TrainConfig
 from mer_uq.trial import TrialSpec, run_trial
 
 SEEDS = (0, 1, 2)
-SETTINGS = AnalysisSettings(n_boot=50, reliability_repeats=10, reliability_boot=20)
+SETTINGS = AnalysisSettings(n_boot=50, reliability_repeats=10, reliability_boot=20,
+                            summary_reliability_repeats=10, summary_reliability_boot=20)
 READOUT_FNS = {"sigma": lambda s: s, "sigma2": lambda s: s**2, "log_sigma": np.log,
                "neg_log_sigma": lambda s: -np.log(s), "inv_sigma": lambda s: 1 / s}
 

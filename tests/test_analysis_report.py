@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,22 +17,25 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
+from analysis import report as report_cli
 from analysis.compute.pipeline import AnalysisSettings, ReportData, compute_report_data
 from analysis.compute.table_cells import TABLE_TITLES
-from analysis.report import main
+from analysis.present.document import _data_audit_blocks
+from analysis.report import main, parse_args
 from analysis.write.report_files import ReportWritten, write_report_files
 from analysis.write.wandb_summary import log_summary
 from mer_uq import schema
 from mer_uq.data.dataset import load_deam
 from mer_uq.data.features import load_features
-from mer_uq.data.reliability import split_half_reliability
+from mer_uq.data.reliability import reliability_to_dict, split_half_reliability
 from mer_uq.model import FCNConfig
 from mer_uq.training import TrainConfig
 from mer_uq.trial import TrialSpec, run_trial
 
 TRAININGS = ("mean", "nll", "mse", "kld")
 SEEDS = (0, 1)
-SETTINGS = AnalysisSettings(n_boot=60, reliability_repeats=20, reliability_boot=40)
+SETTINGS = AnalysisSettings(n_boot=60, reliability_repeats=20, reliability_boot=40,
+                            summary_reliability_repeats=20, summary_reliability_boot=40)
 PAPER_T2 = ("seeds", "mc_dropout", "nll", "mse", "kld")
 TWO_OUTPUT = ("nll", "mse", "kld")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -219,6 +223,55 @@ def test_ensemble_rows_come_from_the_member_predictions(sweep_dir: Path, data: R
             assert parts["aleatoric_var"] == pytest.approx((sigma ** 2).mean())
 
 
+def test_summary_reliability_options_parsed_passed_and_defaults(
+        sweep_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The data summary's own budget: its defaults are the ceilings' (no number moves
+    unless asked), the command parses both options and hands them to the report."""
+    default = AnalysisSettings()
+    assert (default.summary_reliability_boot, default.summary_reliability_repeats) == (
+        default.reliability_boot, default.reliability_repeats)
+    assert parse_args([str(sweep_dir)]).summary_reliability_boot == default.reliability_boot
+    seen: list[AnalysisSettings] = []
+
+    def fake_write_report(folder: Path, **kwargs) -> ReportWritten:
+        seen.append(kwargs["settings"])
+        raise FileNotFoundError("stop here")
+
+    monkeypatch.setattr(report_cli, "write_report", fake_write_report)
+    assert main([str(sweep_dir), "--summary-reliability-boot", "7",
+                 "--summary-reliability-repeats", "3", "--reliability-boot", "11"]) == 2
+    assert (seen[0].summary_reliability_boot, seen[0].summary_reliability_repeats) == (7, 3)
+    assert (seen[0].reliability_boot, seen[0].reliability_repeats) == (
+        11, default.reliability_repeats)
+    with pytest.raises(SystemExit):
+        parse_args([str(sweep_dir), "--summary-reliability-boot", "0"])
+
+
+def test_summary_reliability_options_move_only_the_summary(sweep_dir: Path,
+                                                           data: ReportData) -> None:
+    """Other summary resamples/repeats change the all-song reliability (recorded in
+    data_summary.json's estimates and in the audit's sentence) and nothing else."""
+    settings = replace(SETTINGS, summary_reliability_boot=17, summary_reliability_repeats=5)
+    other = compute_report_data(sweep_dir, settings)
+    expected = split_half_reliability(load_deam().ratings, n_repeats=5, n_boot=17,
+                                      seed=SETTINGS.seed)
+    assert other.data_summary["reliability"] == reliability_to_dict(expected)
+    assert other.data_summary["reliability"] != data.data_summary["reliability"]
+    for by_stat in other.data_summary["reliability"].values():
+        assert all((e["n_boot"], e["n_repeats"]) == (17, 5) for e in by_stat.values())
+    assert {k: v for k, v in other.data_summary.items() if k != "reliability"} == {
+        k: v for k, v in data.data_summary.items() if k != "reliability"}
+    pd.testing.assert_frame_equal(other.cells, data.cells)
+    pd.testing.assert_frame_equal(other.ceilings, data.ceilings)
+    pd.testing.assert_frame_equal(other.reliability, data.reliability)
+    pd.testing.assert_frame_equal(other.comparisons, data.comparisons)
+    audit = " ".join(_data_audit_blocks(other.data_summary)[0].items)
+    n_songs = other.data_summary["n_songs"]
+    assert (f"17 bootstrap resamples of {n_songs} songs (--summary-reliability-boot)"
+            in audit)
+    assert "5 random half splits per song (--summary-reliability-repeats)" in audit
+
+
 def test_ceilings_equal_mer_uq_reliability(data: ReportData) -> None:
     ds = load_deam()
     test_ratings = ds.ratings[ds.ratings["song_id"].isin(ds.song_ids("test"))]
@@ -327,7 +380,8 @@ def test_cli_names_missing_and_corrupt_trials_and_reports_the_rest(
     mse = broken / "trials" / "mse__t0.parquet"
     mse.write_bytes(mse.read_bytes()[: mse.stat().st_size // 2])
     rc = main([str(broken), "--n-boot", "0", "--reliability-repeats", "10",
-               "--reliability-boot", "10", "--wandb"])
+               "--reliability-boot", "10", "--summary-reliability-repeats", "10",
+               "--summary-reliability-boot", "10", "--wandb"])
     assert rc == 0
     path = Path(capsys.readouterr().out.strip().splitlines()[-1])
     runs = list((tmp_path / "wandb").rglob("offline-run-*"))
@@ -433,7 +487,9 @@ def test_a_single_seed_sweep_still_reports(sweep_dir: Path, tmp_path: Path) -> N
     config = json.loads((sweep_dir / "sweep.json").read_text())
     (single / "sweep.json").write_text(json.dumps({**config, "seeds": [0]}))
     data = compute_report_data(single, AnalysisSettings(n_boot=0, reliability_repeats=10,
-                                                        reliability_boot=10))
+                                                        reliability_boot=10,
+                                                        summary_reliability_repeats=10,
+                                                        summary_reliability_boot=10))
     keys = set(data.cells["row_key"])
     assert {"seeds_single", "mc_dropout", *TWO_OUTPUT} <= keys
     assert not any(k.startswith("ensemble_") for k in keys) and "seeds" not in keys

@@ -113,7 +113,9 @@ def test_sweep_over_three_feature_sets(ray_session, tables: dict[str, Path], tmp
     assert "(2 already finished)" in capsys.readouterr().out
 
     data = compute_report_data(out, AnalysisSettings(n_boot=40, reliability_repeats=10,
-                                                     reliability_boot=20))
+                                                     reliability_boot=20,
+                                                     summary_reliability_repeats=10,
+                                                     summary_reliability_boot=20))
     # The main tables show the first set only: recompute the nll r of the mean from it.
     trials = pd.read_parquet(out / "trials" / "nll__seeds0-1_feat-two-reversed.parquet")
     test = trials[trials["split"] == "test"]

@@ -280,7 +280,8 @@ def test_the_first_screen_says_which_methods_are_missing_and_why(sweep: Path) ->
 
     _rewrite(sweep / "trials" / "nll__seeds0-1.parquet",
              lambda f: f.assign(valence_sigma=-f["valence_sigma"]))
-    settings = AnalysisSettings(n_boot=0, reliability_repeats=2, reliability_boot=2)
+    settings = AnalysisSettings(n_boot=0, reliability_repeats=2, reliability_boot=2,
+                                summary_reliability_repeats=2, summary_reliability_boot=2)
     report = write_report(sweep, settings=settings).markdown
     head = report.read_text().split("## ")[0]
     assert "Not in the tables as planned" in head

@@ -133,11 +133,22 @@ def _key_comparisons(data: ReportData) -> pd.DataFrame:
     })
 
 
-def _reliability_note(what: str, estimates: list[dict[str, Any]]) -> str:
-    """How many resamples the reliability intervals used, and whether they could matter."""
+# The options that set each reliability's resamples and half splits (analysis.report):
+# the test songs' (the ceilings) and the data summary's over all songs.
+CEILING_OPTIONS = ("--reliability-boot", "--reliability-repeats")
+SUMMARY_OPTIONS = ("--summary-reliability-boot", "--summary-reliability-repeats")
+
+
+def _reliability_note(what: str, estimates: list[dict[str, Any]],
+                      options: tuple[str, str]) -> str:
+    """How many resamples and half splits the reliability used, under which options
+    (``options``: resamples, repeats), and whether the resamples could matter."""
     widths = np.array([e["ci_high"] - e["ci_low"] for e in estimates], dtype=np.float64)
-    return resampling_note(what, "--reliability-boot", int(estimates[0]["n_boot"]),
-                           int(estimates[0]["n_songs"]), widths, 10.0**-DIGITS)
+    boot_option, repeats_option = options
+    return (resampling_note(what, boot_option, int(estimates[0]["n_boot"]),
+                            int(estimates[0]["n_songs"]), widths, 10.0**-DIGITS)
+            + f" The split-half r averages {int(estimates[0]['n_repeats'])} random half "
+              f"splits per song ({repeats_option}).")
 
 
 def _data_audit_blocks(summary: dict[str, Any]) -> list[Block]:
@@ -157,7 +168,8 @@ def _data_audit_blocks(summary: dict[str, Any]) -> list[Block]:
     rel = summary.get("reliability", {})
     estimates = [e for stats in rel.values() for e in stats.values()]
     if estimates:
-        lines.append(_reliability_note("Reliability over all songs", estimates))
+        lines.append(_reliability_note("Reliability over all songs", estimates,
+                                       SUMMARY_OPTIONS))
     rel_lines = [
         {"dimension": dim, "statistic": stat, "reliability": fmt(e["reliability"]),
          "95% CI": fmt_bounds(e["ci_low"], e["ci_high"]),
@@ -318,7 +330,8 @@ def _baseline_and_ceiling_blocks(data: ReportData) -> list[Block]:
         Table(data.reliability.map(lambda v: fmt(v) if isinstance(v, float) else v),
               "mer_uq.data.reliability.split_half_reliability on the test songs' "
               "per-rater table. " + _reliability_note(
-                  "Ceiling intervals", data.reliability.to_dict("records")))]
+                  "Ceiling intervals", data.reliability.to_dict("records"),
+                  CEILING_OPTIONS))]
 
 
 def _uncertainty_blocks(data: ReportData) -> list[Block]:
