@@ -16,7 +16,7 @@ from pathlib import Path
 from analysis.compute.pipeline import AnalysisSettings
 from analysis.write.report_files import ReportWritten, write_report
 from analysis.write.wandb_summary import DEFAULT_MODE, DEFAULT_PROJECT, WANDB_MODES
-from mer_uq.cli_args import count
+from mer_uq.cli_args import count, non_negative_int
 from mer_uq.sweep_folder import (
     REPORT_DIR,
     SWEEP_JSON,
@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wandb", action="store_true", help="log tables and figures to W&B")
     parser.add_argument("--wandb-mode", default=DEFAULT_MODE, choices=WANDB_MODES)
     parser.add_argument("--wandb-project", default=DEFAULT_PROJECT)
-    parser.add_argument("--n-boot", type=_count, default=AnalysisSettings.n_boot,
+    parser.add_argument("--n-boot", type=non_negative_int, default=AnalysisSettings.n_boot,
                         help="bootstrap resamples of the test songs (0: no intervals)")
     parser.add_argument("--reliability-repeats", type=count(1),
                         default=AnalysisSettings.reliability_repeats,
@@ -57,13 +57,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="SD across the random seeds with ddof 0 (default: the paper's "
                              "eq. 5, n - 1)")
     return parser.parse_args(argv)
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
 
 
 class SweepDirError(ValueError):

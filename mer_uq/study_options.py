@@ -16,12 +16,12 @@ number, a switch, a path) needs nothing more: sweep.study records it under its
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mer_uq.cli_args import non_negative_int, positive_int
 from mer_uq.record_checks import (
     Check,
     boolean,
@@ -88,26 +88,6 @@ class Option:
         """The flag as typed on the command line."""
         return self.flag or "--" + self.name.replace("_", "-")
 
-
-def positive_int(text: str) -> int:
-    """argparse ``type``: an integer > 0."""
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse ``type``: an integer >= 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-# argparse names a type in its "invalid ... value" message; keep the names it always printed
-positive_int.__name__ = "_positive_int"
-non_negative_int.__name__ = "_non_negative_int"
 
 # CLI groups of the study options (sweep.cli adds those of the run and orders all of them).
 WHAT = "what to run"

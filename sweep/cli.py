@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from analysis.write.wandb_summary import DEFAULT_MODE, DEFAULT_PROJECT, WANDB_MODES
+from mer_uq.cli_args import non_negative_int, positive_int
 from mer_uq.study_options import (
     AXES,
     DATA,
@@ -26,8 +27,6 @@ from mer_uq.study_options import (
     TRAINING,
     WHAT,
     Option,
-    non_negative_int,
-    positive_int,
 )
 
 # CLI groups of the run options: where and how a run runs, not what the study trains.

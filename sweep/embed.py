@@ -33,6 +33,7 @@ from mer_uq.audio import (
     AudioExtraMissingError,
     require_audio_extra,
 )
+from mer_uq.cli_args import positive_int
 from mer_uq.musicfm import (
     DEFAULT_LAYER,
     PRECISIONS,
@@ -43,7 +44,6 @@ from mer_uq.musicfm import (
     read_checkpoint,
 )
 from mer_uq.musicfm.checkpoint import check_layout
-from mer_uq.study_options import positive_int
 from sweep.embed_output import (
     PROVENANCE_KEY,
     SOURCE,

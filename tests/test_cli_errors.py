@@ -80,3 +80,25 @@ def test_embed_help_and_error_without_the_audio_extra(tmp_path) -> None:
                 "--out", str(tmp_path / "f.parquet"), cwd=tmp_path)
     _one_line(proc, "pip install 'mer-uq[audio]'")
     assert not (tmp_path / "f.parquet").exists()
+
+
+@pytest.mark.parametrize("parse, text, expected", [
+    ("positive", "0", "must be a positive integer, got 0"),
+    ("positive", "1.5", "must be an integer, got '1.5'"),
+    ("non_negative", "-1", "must be >= 0, got -1"),
+    ("non_negative", "x", "must be an integer, got 'x'"),
+    ("count2", "1", "must be >= 2, got 1"),
+    ("count2", "", "must be an integer, got ''"),
+])
+def test_shared_argument_types_refuse_in_one_phrase(parse, text, expected) -> None:
+    """Every command line's counts come from mer_uq.cli_args: one phrase each, never
+    argparse's "invalid <function name> value"."""
+    import argparse
+
+    from mer_uq.cli_args import count, non_negative_int, positive_int
+
+    function = {"positive": positive_int, "non_negative": non_negative_int,
+                "count2": count(2)}[parse]
+    with pytest.raises(argparse.ArgumentTypeError, match=f"^{expected}$"):
+        function(text)
+    assert positive_int("3") == 3 and non_negative_int("0") == 0 and count(2)("2") == 2

@@ -12,13 +12,12 @@ import pandas as pd
 import pytest
 
 from mer_uq import sweep_record
+from mer_uq.cli_args import non_negative_int, positive_int
 from mer_uq.record_checks import boolean
 from mer_uq.study_options import (
     STUDY_OPTIONS,
     Option,
     RecordKey,
-    non_negative_int,
-    positive_int,
     recorded_keys,
 )
 from mer_uq.sweep_folder import read_trial_file
