@@ -91,6 +91,11 @@ def test_write_report_says_what_it_wrote(written: ReportWritten) -> None:
     assert all(path.is_file() and path.suffix == ".csv" for path in written.tables.values())
     assert {"table2", "table3", "cells", "problems"} <= set(written.tables)
     assert all(path.is_file() for path in written.figures.values())
+    # every table and figure file of the folder is named, optional sections' included
+    on_disk = {p.stem for p in (written.report_dir / "tables").glob("*.csv")}
+    assert on_disk == set(written.tables), on_disk ^ set(written.tables)
+    pngs = sorted((written.report_dir / "figures").glob("*.png"))
+    assert sorted(written.figures.values()) == pngs
     titles = [title for title, _ in written.console_tables]
     assert titles == [TABLE_TITLES["table2"], TABLE_TITLES["table3"]]
     for (_, text), stem in zip(written.console_tables, ("table2", "table3"), strict=True):

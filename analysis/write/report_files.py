@@ -132,7 +132,7 @@ def _write_report_folder(data: ReportData, report_dir: Path
     figures = _write_figures(report_figures(data.dataset.songs, data.rows, data.targets,
                                             data.calibration), report_dir)
     blocks = build_document(data, {name: figure_path(name) for name in figures})
-    blocks += _optional_sections(data, report_dir)
+    blocks += _optional_sections(data, report_dir, tables, figures)
     write_text_atomically(report_dir / REPORT_MARKDOWN, to_markdown(blocks))
     write_text_atomically(report_dir / REPORT_HTML,
                           to_html(blocks, f"mer-uq report: {data.sweep.sweep_dir.name}"))
@@ -144,30 +144,35 @@ def _write_figures(figures: dict[str, Figure], report_dir: Path) -> dict[str, Pa
             for name, fig in figures.items()}
 
 
-def _write_tables(frames: dict[str, pd.DataFrame], report_dir: Path) -> None:
+def _write_tables(frames: dict[str, pd.DataFrame], report_dir: Path,
+                  written: dict[str, pd.DataFrame]) -> None:
     for stem, frame in frames.items():
         write_frame(frame, report_dir / TABLES_DIRNAME / stem)
+    written.update(frames)
 
 
-def _optional_sections(data: ReportData, report_dir: Path) -> list[Block]:
+def _optional_sections(data: ReportData, report_dir: Path, tables: dict[str, pd.DataFrame],
+                       figures: dict[str, Path]) -> list[Block]:
     """The sections a sweep has only with its axes: data axes (--raters/--train-fraction),
     feature sets (a feature axis), the readout audit (two-output methods). Each one's
-    numbers come from analysis.compute, its files are written here, its blocks come from
+    numbers come from analysis.compute, its files are written here (and added to
+    ``tables`` and ``figures``, what the report says it wrote), its blocks come from
     analysis.present; a sweep without the axis gets no section and no file."""
     blocks: list[Block] = []
     axes = data_axes_result(data)
     if axes is not None:
-        _write_tables(axes.frames(), report_dir)
-        figures = _write_figures(data_axes_figures(axes), report_dir)
-        blocks += data_axes_blocks(axes, {name: figure_path(name) for name in figures})
+        _write_tables(axes.frames(), report_dir, tables)
+        axes_figures = _write_figures(data_axes_figures(axes), report_dir)
+        figures.update(axes_figures)
+        blocks += data_axes_blocks(axes, {name: figure_path(name) for name in axes_figures})
     feature_sets = feature_axis_of_report(data)
     if feature_sets is not None:
-        _write_tables(feature_sets.frames(), report_dir)
-        _write_figures({FEATURE_AXIS_FIGURE: axis_figure(feature_sets.correlations)},
-                       report_dir)
+        _write_tables(feature_sets.frames(), report_dir, tables)
+        figures.update(_write_figures(
+            {FEATURE_AXIS_FIGURE: axis_figure(feature_sets.correlations)}, report_dir))
         blocks += feature_axis_blocks(feature_sets, figure_path(FEATURE_AXIS_FIGURE))
     audit = readout_audit_of_report(data)
     if audit is not None:
-        _write_tables(audit.frames(), report_dir)
+        _write_tables(audit.frames(), report_dir, tables)
         blocks += audit_blocks(audit.cells, audit.summary)
     return blocks
