@@ -525,3 +525,34 @@ def test_compare_pairs_cells_and_refuses_other_test_songs(data: ReportData, swee
         compare_data([data, other], ["a", "b"])
     assert main([str(sweep_dir)]) == 2
     assert main([str(sweep_dir), str(tmp_path / "missing")]) == 2
+
+
+def test_data_summary_on_its_thread_equals_the_serial_one_and_fails_first(
+        sweep_dir: Path, data: ReportData, monkeypatch: pytest.MonkeyPatch) -> None:
+    """compute_report_data computes the data summary on a second thread: the summary is
+    the serial function's, to the bit, and an error of the summary is the one raised even
+    when the rest fails too (as when the summary ran first); an error of the rest alone is
+    raised as it is."""
+    from analysis.compute import pipeline
+    from mer_uq.data.summary import summarise
+
+    serial = summarise(load_deam(), n_repeats=SETTINGS.summary_reliability_repeats,
+                       n_boot=SETTINGS.summary_reliability_boot, seed=SETTINGS.seed)
+    assert data.data_summary == serial
+
+    def summary_fails(*_):
+        raise ValueError("the summary's error")
+
+    def rest_fails(*_):
+        raise RuntimeError("the rest's error")
+
+    monkeypatch.setattr(pipeline, "_test_split_numbers", rest_fails)
+    with pytest.raises(RuntimeError, match="the rest's error"):
+        compute_report_data(sweep_dir, SETTINGS)
+    monkeypatch.setattr(pipeline, "_data_summary", summary_fails)
+    with pytest.raises(ValueError, match="the summary's error"):
+        compute_report_data(sweep_dir, SETTINGS)
+    monkeypatch.undo()
+    monkeypatch.setattr(pipeline, "_data_summary", summary_fails)
+    with pytest.raises(ValueError, match="the summary's error"):
+        compute_report_data(sweep_dir, SETTINGS)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from analysis.compute.ridge import fit_ridge
 from mer_uq import schema
+from mer_uq.blas_threads import one_blas_thread
 
 BASELINE_RIDGE = "baseline_ridge"
 BASELINE_CONSTANT_SD = "baseline_constant_sd"
@@ -60,31 +61,32 @@ def compute_baselines(songs: pd.DataFrame, features: np.ndarray) -> BaselineResu
     out = songs.loc[is_eval, ["song_id", "split"]].reset_index(drop=True)
     frames = {m: out.copy() for m in BASELINE_METHODS}
     details: dict[str, dict[str, Any]] = {}
-    for dim in schema.DIMENSIONS:
-        mean = songs[schema.TARGET_MEAN[dim]].to_numpy(dtype=np.float64)
-        sd = songs[schema.TARGET_SD[dim]].to_numpy(dtype=np.float64)
-        mean_probe = fit_ridge(features[is_train], mean[is_train],
-                               features[is_valid], mean[is_valid])
-        sd_probe = fit_ridge(features[is_train], sd[is_train], features[is_valid], sd[is_valid])
-        quadratic = np.polyfit(mean[is_train], sd[is_train], QUADRATIC_DEGREE)
-        constant_sd = float(sd[is_train].mean())
-        mu_eval = mean_probe.predict(features[is_eval])
-        sigmas = {
-            BASELINE_CONSTANT_SD: np.full(mu_eval.shape, constant_sd),
-            BASELINE_SD_FROM_MEAN: np.polyval(quadratic, mu_eval),
-            BASELINE_RIDGE: sd_probe.predict(features[is_eval]),
-        }
-        for method, sigma in sigmas.items():
-            frames[method][schema.PRED_MU[dim]] = mu_eval
-            frames[method][schema.PRED_SIGMA[dim]] = np.maximum(sigma, SIGMA_FLOOR)
-        details[dim] = {
-            "mean_probe_alpha": mean_probe.alpha,
-            "mean_probe_valid_r2": mean_probe.valid_r2,
-            "sd_probe_alpha": sd_probe.alpha,
-            "sd_probe_valid_r2": sd_probe.valid_r2,
-            "constant_sd": constant_sd,
-            "sd_from_mean_coefficients_high_to_low": [float(c) for c in quadratic],
-        }
+    with one_blas_thread():  # the probes' SVD and least squares: the same bits anywhere
+        for dim in schema.DIMENSIONS:
+            mean = songs[schema.TARGET_MEAN[dim]].to_numpy(dtype=np.float64)
+            sd = songs[schema.TARGET_SD[dim]].to_numpy(dtype=np.float64)
+            mean_probe = fit_ridge(features[is_train], mean[is_train],
+                                   features[is_valid], mean[is_valid])
+            sd_probe = fit_ridge(features[is_train], sd[is_train], features[is_valid], sd[is_valid])
+            quadratic = np.polyfit(mean[is_train], sd[is_train], QUADRATIC_DEGREE)
+            constant_sd = float(sd[is_train].mean())
+            mu_eval = mean_probe.predict(features[is_eval])
+            sigmas = {
+                BASELINE_CONSTANT_SD: np.full(mu_eval.shape, constant_sd),
+                BASELINE_SD_FROM_MEAN: np.polyval(quadratic, mu_eval),
+                BASELINE_RIDGE: sd_probe.predict(features[is_eval]),
+            }
+            for method, sigma in sigmas.items():
+                frames[method][schema.PRED_MU[dim]] = mu_eval
+                frames[method][schema.PRED_SIGMA[dim]] = np.maximum(sigma, SIGMA_FLOOR)
+            details[dim] = {
+                "mean_probe_alpha": mean_probe.alpha,
+                "mean_probe_valid_r2": mean_probe.valid_r2,
+                "sd_probe_alpha": sd_probe.alpha,
+                "sd_probe_valid_r2": sd_probe.valid_r2,
+                "constant_sd": constant_sd,
+                "sd_from_mean_coefficients_high_to_low": [float(c) for c in quadratic],
+            }
     predictions = pd.concat(
         [frame.assign(method=method, seed=BASELINE_SEED) for method, frame in frames.items()],
         ignore_index=True,

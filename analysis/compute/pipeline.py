@@ -7,7 +7,8 @@ shown" can be checked separately.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from analysis.read.sweep_results import (
     load_sweep,
     sweep_config_with_problems,
 )
+from mer_uq.blas_threads import one_blas_thread
 from mer_uq.data.dataset import DeamDataset
 from mer_uq.data.features import standardise
 from mer_uq.data.summary import summarise
@@ -159,16 +161,48 @@ def _with_ceiling_and_paper(cells: pd.DataFrame, ceilings: pd.DataFrame, paper: 
     return pd.concat([merged, pd.DataFrame(verdicts, index=merged.index)], axis=1)
 
 
+def _data_summary(dataset: DeamDataset, settings: AnalysisSettings) -> dict[str, Any]:
+    """The data summary (mer_uq.data.summary) on the report's budget for its reliability."""
+    return summarise(dataset, n_repeats=settings.summary_reliability_repeats,
+                     n_boot=settings.summary_reliability_boot, seed=settings.seed)
+
+
+def _private_copy(dataset: DeamDataset) -> DeamDataset:
+    """The dataset with its own copies of the tables, for a thread that reads them while
+    this one reads the originals (pandas promises nothing for concurrent use of one
+    frame, read-only or not)."""
+    return replace(dataset, songs=dataset.songs.copy(), ratings=dataset.ratings.copy())
+
+
 def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = None
                         ) -> ReportData:
     """Load the sweep and its dataset, and compute tables, ceilings, baselines, scores,
-    bootstrap intervals and comparisons."""
+    bootstrap intervals and comparisons.
+
+    The data summary depends on nothing else the report computes and costs the most
+    with many songs (its split-half reliability over all of them), so it runs on a
+    second thread while this one computes the rest: its numbers are those of a serial
+    run, bit for bit (its own generator, its own copy of the tables, one BLAS thread
+    throughout: mer_uq.blas_threads), and where both sides fail, the data summary's
+    error is the one raised, as when it ran first."""
     settings = settings or AnalysisSettings()
     config, _ = sweep_config_with_problems(Path(sweep_dir))  # a bad record stops here, by key
     dataset = load_trained_dataset(config)
     sweep = load_sweep(Path(sweep_dir), planned_songs(dataset))
-    summary = summarise(dataset, n_repeats=settings.summary_reliability_repeats,
-                        n_boot=settings.summary_reliability_boot, seed=settings.seed)
+    with one_blas_thread(), ThreadPoolExecutor(1, "data-summary") as pool:
+        summary = pool.submit(_data_summary, _private_copy(dataset), settings)
+        try:
+            data = _test_split_numbers(sweep, dataset, settings)
+        except BaseException:
+            summary.result()  # its own error first, if it has one
+            raise
+        return ReportData(data_summary=summary.result(), **data)
+
+
+def _test_split_numbers(sweep: SweepResults, dataset: DeamDataset, settings: AnalysisSettings
+                        ) -> dict[str, Any]:
+    """Every field of ReportData but the data summary: the rows of the test split, their
+    table cells with bootstrap intervals, ceilings, baselines, scores and comparisons."""
     song_ids = dataset.song_ids(EVAL_SPLIT)
     baseline_predictions, baseline_details, problems = _baselines(sweep, dataset)
     # one cell of each axis: the reference feature set, the fullest data-axes cell
@@ -187,8 +221,8 @@ def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = Non
     ceilings = ceiling_cells(rel)
     paper = load_paper_tables()
     methods = sorted(sweep.predictions["method"].unique())
-    return ReportData(
-        sweep=sweep, dataset=dataset, data_summary=summary, song_ids=song_ids, rows=rows,
+    return dict(
+        sweep=sweep, dataset=dataset, song_ids=song_ids, rows=rows,
         targets=targets, tables=tables,
         cells=_with_ceiling_and_paper(tables.cells, ceilings, paper), ceilings=ceilings,
         reliability=reliability_frame(rel), comparisons=compare_rows(tables),
