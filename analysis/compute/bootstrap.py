@@ -12,10 +12,13 @@ module only draws indices and summarises the resampled values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
+from mer_uq.bootstrap_precision import interval_error, resamples_for
 
 DEFAULT_N_BOOT = 1000
 DEFAULT_LEVEL = 0.95
@@ -42,22 +45,69 @@ def percentile_interval(values: np.ndarray, level: float = DEFAULT_LEVEL) -> tup
     return float(low), float(high)
 
 
+# Beyond this many times the resamples used, the note gives the error alone: a count of
+# millions is no advice.
+ADVISED_RESAMPLES_FACTOR = 10
+
+
 def resampling_note(what: str, option: str, n_boot: int, n_items: int,
-                    widths: np.ndarray, resolution: float) -> str:
-    """One sentence for the report: how many resamples ``what``'s intervals used, under which
-    option, and, where every interval is narrower than ``resolution`` (what the report
-    prints), that the resamples cannot move a printed digit: at that many items the
-    interval is known to the digits shown, and the option can spend less. The resamples
-    are never cut silently; this says where they are of no use."""
+                    widths: np.ndarray, resolution: float, error: float = math.nan) -> str:
+    """One or two sentences for the report: how many resamples ``what``'s intervals used,
+    under which option, and how far their ends may move with other resamples (``error``:
+    the largest 95 % Monte Carlo error of an end, mer_uq.bootstrap_precision). Where that
+    is below half the printed ``resolution``, more resamples cannot change what is shown,
+    and the note says how many would still show it; where it is not, how many would fix
+    it (up to ADVISED_RESAMPLES_FACTOR times the resamples used). Where every interval is
+    narrower than ``resolution`` itself, it says the intervals add nothing at that size.
+    The resamples are never cut silently; this says where they are of no use."""
     if n_boot == 0:
         return f"{what}: no bootstrap resamples ({option} 0), so no interval."
     widths = np.asarray(widths, dtype=np.float64)
     text = f"{what}: {n_boot} bootstrap resamples of {n_items} songs ({option})."
+    if math.isfinite(error):
+        text += " " + _precision_sentence(error, n_boot, resolution, option)
     if widths.size and np.all(np.isfinite(widths)) and float(widths.max()) < resolution:
         text += (f" Every interval is narrower than {resolution:g} (widest "
                  f"{float(widths.max()):.1e}), below the precision printed: at this many "
                  f"songs the resamples cannot change what is shown, and {option} with fewer "
                  f"(0: no interval) saves their time.")
+    return text
+
+
+def _precision_sentence(error: float, n_boot: int, resolution: float, option: str) -> str:
+    half_digit = resolution / 2.0
+    enough = resamples_for(error, n_boot, half_digit)
+    if error < half_digit:
+        return (f"Their ends are known to ±{error:.1e} (95 % Monte Carlo error), below half "
+                f"the last digit printed: more resamples cannot change what is shown, and "
+                f"about {enough} would still show it ({option} {enough}).")
+    text = (f"Their ends may move by up to ±{error:.1e} with other resamples (95 % Monte "
+            f"Carlo error)")
+    if enough <= ADVISED_RESAMPLES_FACTOR * n_boot:
+        return text + f"; about {enough} would fix them to half the last digit printed."
+    return text + ", more than half the last digit printed."
+
+
+def interval_errors(draws: Iterable[np.ndarray], level: float = DEFAULT_LEVEL) -> np.ndarray:
+    """The 95 % Monte Carlo error of each interval's ends (the larger end), for every cell
+    whose draws make an interval (percentile_interval's rule)."""
+    return np.array([interval_error(d, level) for d in draws
+                     if math.isfinite(percentile_interval(d, level)[0])], dtype=np.float64)
+
+
+def cells_resampling_note(n_boot: int, n_items: int, errors: np.ndarray, resolution: float
+                          ) -> str:
+    """The table cells' intervals: their resamples, shared by every row, and in how many of
+    them more resamples could not change a printed digit (``errors``: interval_errors)."""
+    if n_boot == 0:
+        return "No bootstrap intervals (--n-boot 0)."
+    text = (f"Intervals: {n_boot} bootstrap resamples of {n_items} test songs (--n-boot), "
+            f"shared by every row.")
+    if errors.size:
+        settled = int(np.sum(errors < resolution / 2.0))
+        text += (f" With other resamples the ends of the median interval move by up to "
+                 f"±{float(np.median(errors)):.1e} (95 % Monte Carlo error); in {settled} of "
+                 f"{errors.size} intervals that is below half the last digit printed.")
     return text
 
 

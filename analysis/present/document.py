@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.compute.bootstrap import resampling_note
+from analysis.compute.bootstrap import cells_resampling_note, interval_errors, resampling_note
 from analysis.compute.conformal_rows import original_key
 from analysis.compute.pipeline import ReportData
 from analysis.compute.table_cells import TABLE_TITLES
@@ -144,9 +144,11 @@ def _reliability_note(what: str, estimates: list[dict[str, Any]],
     """How many resamples and half splits the reliability used, under which options
     (``options``: resamples, repeats), and whether the resamples could matter."""
     widths = np.array([e["ci_high"] - e["ci_low"] for e in estimates], dtype=np.float64)
+    errors = [float(e.get("ci_error", np.nan)) for e in estimates]
     boot_option, repeats_option = options
     return (resampling_note(what, boot_option, int(estimates[0]["n_boot"]),
-                            int(estimates[0]["n_songs"]), widths, 10.0**-DIGITS)
+                            int(estimates[0]["n_songs"]), widths, 10.0**-DIGITS,
+                            max(errors) if all(np.isfinite(errors)) else np.nan)
             + f" The split-half r averages {int(estimates[0]['n_repeats'])} random half "
               f"splits per song ({repeats_option}).")
 
@@ -212,6 +214,11 @@ def _config_table(config: dict[str, Any] | None) -> pd.DataFrame:
     return pd.DataFrame(lines, columns=["setting", "value"])
 
 
+def _cells_resampling_note(data: ReportData) -> str:
+    return cells_resampling_note(data.settings.n_boot, data.song_ids.size,
+                                 interval_errors(data.tables.boot.values()), 10.0**-DIGITS)
+
+
 def _what_ran(data: ReportData) -> str:
     """The opening paragraph: data, features, split, methods, seeds, losses, estimators."""
     config = data.sweep.config or {}
@@ -232,8 +239,7 @@ def _what_ran(data: ReportData) -> str:
             f"songs. Methods: {', '.join(sorted(data.loss_forms))} "
             f"(loss forms under 'Run configuration'); seeds {_seed_range(seeds)}; "
             f"{config.get('mc_passes', '?')} MC-dropout passes. SD estimators: across seeds "
-            f"{seeds_text}, over MC passes {mc_text}. Intervals: {data.settings.n_boot} "
-            f"bootstrap resamples of the test songs, shared by every row. Generated "
+            f"{seeds_text}, over MC passes {mc_text}. {_cells_resampling_note(data)} Generated "
             f"{datetime.now(UTC).isoformat(timespec='seconds')} from "
             f"{len(data.sweep.loaded_files)} trial file(s) in {data.sweep.sweep_dir}.")
 

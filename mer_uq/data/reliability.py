@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mer_uq.blas_threads import one_blas_thread
+from mer_uq.bootstrap_precision import interval_error
 from mer_uq.data.errors import DeamDataError, format_ids
 from mer_uq.schema import DIMENSIONS
 
@@ -50,6 +51,10 @@ class ReliabilityEstimate:
     n_repeats: int
     n_boot: int
     ci_level: float
+    # how far either end of the reliability's or the ceiling's interval may move when the
+    # bootstrap is rerun with other resamples (95 % Monte Carlo error,
+    # mer_uq.bootstrap_precision); NaN without resamples
+    ci_error: float = math.nan
 
     def to_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -169,6 +174,16 @@ def _weighted_r(weights: np.ndarray | list[np.ndarray], x: np.ndarray, y: np.nda
     return np.concatenate(out) if out else np.empty((0, x.shape[0]))
 
 
+def _interval_error(boot_r: np.ndarray, ci_level: float) -> float:
+    """The Monte Carlo error of the printed interval ends: the reliability's (the
+    Spearman-Brown-lifted draws) and the ceiling's (their square roots), the larger."""
+    reliability = spearman_brown(boot_r)
+    with np.errstate(invalid="ignore"):
+        ceilings = np.sqrt(np.where(reliability > 0, reliability, 0.0))
+    ceilings[np.isnan(reliability)] = np.nan
+    return max(interval_error(reliability, ci_level), interval_error(ceilings, ci_level))
+
+
 def split_half_reliability(
     ratings: pd.DataFrame,
     n_repeats: int = 200,
@@ -207,9 +222,11 @@ def split_half_reliability(
                 boot_r = np.nanmean(_weighted_r(boot_weights, a, b), axis=1)
                 rel = float(spearman_brown(r))
                 lo, hi = math.nan, math.nan  # no resamples asked for (n_boot 0): no interval
+                error = math.nan
                 if n_boot > 0:
                     lo, hi = (float(spearman_brown(q))
                               for q in np.nanquantile(boot_r, [alpha, 1 - alpha]))
+                    error = _interval_error(boot_r, ci_level)
                 out[dim][stat] = ReliabilityEstimate(
                     dimension=dim,
                     statistic=stat,
@@ -224,6 +241,7 @@ def split_half_reliability(
                     n_repeats=n_repeats,
                     n_boot=n_boot,
                     ci_level=ci_level,
+                    ci_error=error,
                 )
     return out
 
