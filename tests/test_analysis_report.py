@@ -556,3 +556,20 @@ def test_data_summary_on_its_thread_equals_the_serial_one_and_fails_first(
     monkeypatch.setattr(pipeline, "_data_summary", summary_fails)
     with pytest.raises(ValueError, match="the summary's error"):
         compute_report_data(sweep_dir, SETTINGS)
+
+
+def test_write_report_draws_the_figures_beside_the_summary_to_the_same_bytes(
+        sweep_dir: Path, written: ReportWritten, tmp_path: Path) -> None:
+    """write_report draws the main figures while the data summary's thread finishes
+    (computing_report); the files are those write_report_files draws from the finished
+    numbers, byte for byte, and so are the tables."""
+    from analysis.write.report_files import write_report
+
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep_dir, copy, ignore=shutil.ignore_patterns("report"))
+    again = write_report(copy, settings=SETTINGS)
+    assert set(again.figures) == set(written.figures)
+    for name, path in written.figures.items():
+        assert again.figures[name].read_bytes() == path.read_bytes(), name
+    for stem, path in written.tables.items():
+        assert again.tables[stem].read_bytes() == path.read_bytes(), stem

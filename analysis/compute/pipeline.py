@@ -7,7 +7,9 @@ shown" can be checked separately.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -174,17 +176,32 @@ def _private_copy(dataset: DeamDataset) -> DeamDataset:
     return replace(dataset, songs=dataset.songs.copy(), ratings=dataset.ratings.copy())
 
 
-def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = None
-                        ) -> ReportData:
-    """Load the sweep and its dataset, and compute tables, ceilings, baselines, scores,
-    bootstrap intervals and comparisons.
+@dataclass(frozen=True)
+class PendingReport:
+    """The report's numbers while the data summary is still being computed on its thread:
+    ``numbers`` holds every field of ReportData but ``data_summary``; ``result()`` waits
+    for the summary and gives the whole."""
 
-    The data summary depends on nothing else the report computes and costs the most
-    with many songs (its split-half reliability over all of them), so it runs on a
-    second thread while this one computes the rest: its numbers are those of a serial
-    run, bit for bit (its own generator, its own copy of the tables, one BLAS thread
-    throughout: mer_uq.blas_threads), and where both sides fail, the data summary's
-    error is the one raised, as when it ran first."""
+    numbers: dict[str, Any]
+    summary: Future
+
+    def result(self) -> ReportData:
+        return ReportData(data_summary=self.summary.result(), **self.numbers)
+
+
+@contextmanager
+def computing_report(sweep_dir: Path, settings: AnalysisSettings | None = None
+                     ) -> Iterator[PendingReport]:
+    """compute_report_data in two steps, for a caller with work of its own that needs no
+    data summary (the writer draws the figures): yields once every other number is
+    computed, while the data summary may still be running; leaving the block waits for it.
+
+    The data summary depends on nothing else the report computes and costs the most with
+    many songs (its split-half reliability over all of them), so it runs on a second
+    thread beside the rest: its numbers are those of a serial run, bit for bit (its own
+    generator, its own copy of the tables, one BLAS thread for the whole block:
+    mer_uq.blas_threads), and where both sides fail, the data summary's error is the one
+    raised, as when it ran first."""
     settings = settings or AnalysisSettings()
     config, _ = sweep_config_with_problems(Path(sweep_dir))  # a bad record stops here, by key
     dataset = load_trained_dataset(config)
@@ -192,11 +209,19 @@ def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = Non
     with one_blas_thread(), ThreadPoolExecutor(1, "data-summary") as pool:
         summary = pool.submit(_data_summary, _private_copy(dataset), settings)
         try:
-            data = _test_split_numbers(sweep, dataset, settings)
+            numbers = _test_split_numbers(sweep, dataset, settings)
         except BaseException:
             summary.result()  # its own error first, if it has one
             raise
-        return ReportData(data_summary=summary.result(), **data)
+        yield PendingReport(numbers, summary)
+
+
+def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = None
+                        ) -> ReportData:
+    """Load the sweep and its dataset, and compute tables, ceilings, baselines, scores,
+    bootstrap intervals, comparisons and the data summary (computing_report)."""
+    with computing_report(sweep_dir, settings) as pending:
+        return pending.result()
 
 
 def _test_split_numbers(sweep: SweepResults, dataset: DeamDataset, settings: AnalysisSettings

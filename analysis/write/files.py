@@ -34,9 +34,15 @@ def write_frame(frame: pd.DataFrame, stem: Path, markdown: bool = False) -> list
     return paths
 
 
-def save_figure(fig: Figure, path: Path) -> Path:
-    """Render to memory, then write atomically, so a reader never sees half a PNG."""
+def figure_png(fig: Figure) -> bytes:
+    """The figure as PNG bytes, rendered in memory (and closed)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
     plt.close(fig)
-    return write_bytes_atomically(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_figure(fig: Figure | bytes, path: Path) -> Path:
+    """Render to memory (unless given the PNG bytes already), then write atomically, so a
+    reader never sees half a PNG."""
+    return write_bytes_atomically(path, fig if isinstance(fig, bytes) else figure_png(fig))

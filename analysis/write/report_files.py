@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from analysis.compute.data_axes import data_axes_result
 from analysis.compute.feature_axis import feature_axis_of_report
-from analysis.compute.pipeline import AnalysisSettings, ReportData, compute_report_data
+from analysis.compute.pipeline import AnalysisSettings, ReportData, computing_report
 from analysis.compute.readout_audit import readout_audit_of_report
 from analysis.compute.table_cells import TABLE_TITLES
 from analysis.present.data_axes_section import data_axes_blocks, data_axes_figures
@@ -45,7 +45,7 @@ from analysis.present.report_paths import (
 )
 from analysis.present.table_layout import paper_comparison, paper_layout
 from analysis.read.sweep_results import trial_overview
-from analysis.write.files import save_figure, write_frame
+from analysis.write.files import figure_png, save_figure, write_frame
 from analysis.write.wandb_summary import DEFAULT_MODE, DEFAULT_PROJECT, log_summary
 from mer_uq.folder_swap import staged_folder
 from mer_uq.sweep_folder import REPORT_DIR, TRIALS_DIR, write_text_atomically
@@ -95,19 +95,27 @@ def _output_tables(data: ReportData) -> dict[str, pd.DataFrame]:
 def write_report(sweep_dir: Path, *, use_wandb: bool = False, wandb_mode: str = DEFAULT_MODE,
                  wandb_project: str = DEFAULT_PROJECT,
                  settings: AnalysisSettings | None = None) -> ReportWritten:
-    """Write DIR/report/ and say what was written (the contract's entry point)."""
-    data = compute_report_data(Path(sweep_dir), settings)
+    """Write DIR/report/ and say what was written (the contract's entry point). The main
+    figures need no data summary, so they are drawn while its thread finishes."""
+    with computing_report(Path(sweep_dir), settings) as pending:
+        numbers = pending.numbers
+        figures = {name: figure_png(fig) for name, fig in report_figures(
+            numbers["dataset"].songs, numbers["rows"], numbers["targets"],
+            numbers["calibration"]).items()}
+        data = pending.result()
     return write_report_files(data, use_wandb=use_wandb, wandb_mode=wandb_mode,
-                              wandb_project=wandb_project)
+                              wandb_project=wandb_project, figures=figures)
 
 
 def write_report_files(data: ReportData, *, use_wandb: bool = False,
-                       wandb_mode: str = DEFAULT_MODE, wandb_project: str = DEFAULT_PROJECT
-                       ) -> ReportWritten:
-    """Write the tables, figures, report.md and report.html of already computed numbers."""
+                       wandb_mode: str = DEFAULT_MODE, wandb_project: str = DEFAULT_PROJECT,
+                       figures: dict[str, bytes] | None = None) -> ReportWritten:
+    """Write the tables, figures, report.md and report.html of already computed numbers
+    (``figures``: the main figures already drawn, as PNG bytes by name; drawn here if
+    not given)."""
     sweep_dir = data.sweep.sweep_dir
     with staged_folder(sweep_dir / REPORT_DIR) as report_dir:  # swapped in whole at the end
-        tables, figures = _write_report_folder(data, report_dir)
+        tables, figures = _write_report_folder(data, report_dir, figures)
     final = sweep_dir / REPORT_DIR
     main_figures = {k: final / v.relative_to(report_dir) for k, v in figures.items()}
     if use_wandb:
@@ -121,16 +129,18 @@ def write_report_files(data: ReportData, *, use_wandb: bool = False,
                              for stem, title in TABLE_TITLES.items()))
 
 
-def _write_report_folder(data: ReportData, report_dir: Path
+def _write_report_folder(data: ReportData, report_dir: Path,
+                         drawn: dict[str, bytes] | None = None
                          ) -> tuple[dict[str, pd.DataFrame], dict[str, Path]]:
-    """Every file of the report into ``report_dir`` (a staging folder)."""
+    """Every file of the report into ``report_dir`` (a staging folder); ``drawn``: the
+    main figures as PNG bytes, when already drawn."""
     tables = _output_tables(data)
     for stem, frame in tables.items():
         write_frame(frame, report_dir / TABLES_DIRNAME / stem, markdown=stem in MARKDOWN_STEMS)
     write_text_atomically(report_dir / TABLES_DIRNAME / "data_summary.json",
                           json.dumps(data.data_summary, indent=1, default=json_default))
-    figures = _write_figures(report_figures(data.dataset.songs, data.rows, data.targets,
-                                            data.calibration), report_dir)
+    figures = _write_figures(drawn if drawn is not None else report_figures(
+        data.dataset.songs, data.rows, data.targets, data.calibration), report_dir)
     blocks = build_document(data, {name: figure_path(name) for name in figures})
     blocks += _optional_sections(data, report_dir, tables, figures)
     write_text_atomically(report_dir / REPORT_MARKDOWN, to_markdown(blocks))
@@ -139,7 +149,8 @@ def _write_report_folder(data: ReportData, report_dir: Path
     return tables, figures
 
 
-def _write_figures(figures: dict[str, Figure], report_dir: Path) -> dict[str, Path]:
+def _write_figures(figures: dict[str, Figure] | dict[str, bytes], report_dir: Path
+                   ) -> dict[str, Path]:
     return {name: save_figure(fig, report_dir / FIGURES_DIRNAME / f"{name}.png")
             for name, fig in figures.items()}
 
