@@ -25,6 +25,11 @@ from mer_uq.sweep_record import record_settings
 
 SYNTHETIC_KEYS: tuple[str, ...] = ("n_songs", "n_features", "n_raters", "sd_strength", "seed")
 
+# The kinds of data a sweep can run on (``data_source``): what a reader that treats them
+# differently (the report's comparison with the paper, which is DEAM's) asks for.
+DEAM, GENERIC, SYNTHETIC = "deam", "generic", "synthetic"
+DATA_SOURCES: tuple[str, ...] = (DEAM, GENERIC, SYNTHETIC)
+
 
 @lru_cache(maxsize=4)
 def _synthetic(settings: tuple[tuple[str, Any], ...]) -> tuple[DeamDataset, FeatureTable]:
@@ -44,13 +49,49 @@ def synthetic_settings(record: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]
     return tuple(sorted(settings.items()))
 
 
+def _synthetic_data(record: Mapping[str, Any]) -> tuple[DeamDataset, FeatureTable]:
+    settings = synthetic_settings(record)
+    if settings is None:
+        raise ValueError("the sweep record asks for no synthetic data")
+    return _synthetic(settings)
+
+
+def data_source(record: Mapping[str, Any]) -> str:
+    """Which kind of data a record runs on: SYNTHETIC (a ``synthetic`` setting), GENERIC (a
+    ``ratings`` table) or DEAM (neither: a DEAM folder, the bundled copy by default). The
+    one place that decides it, so the loader and every reader agree."""
+    if synthetic_settings(record) is not None:
+        return SYNTHETIC
+    return GENERIC if record_settings(record)["ratings"] else DEAM
+
+
+def describe_data(record: Mapping[str, Any]) -> str:
+    """The data a record runs on, in one line for a person (the report opens with it):
+    DEAM's years and label version, the generic table's files and scale, or the synthetic
+    settings. Says what was asked, reads no file."""
+    settings = record_settings(record)
+    source = data_source(record)
+    if source == SYNTHETIC:
+        listed = ", ".join(f"{k}={v}" for k, v in synthetic_settings(record) or ())
+        return f"synthetic data with a known SD (mer_uq.synthetic: {listed})"
+    if source == GENERIC:
+        scale = {k: f"{v:g}" if isinstance(v, int | float) else str(v)
+                 for k, v in (settings["scale"] or {}).items()}
+        songs = f"songs {settings['songs']}" if settings["songs"] else "no song table"
+        return (f"generic ratings table {settings['ratings']} (scale {scale.get('min', '?')}-"
+                f"{scale.get('max', '?')}, neutral {scale.get('neutral', 'midpoint')}), "
+                f"{songs}")
+    swap = "label swap corrected" if settings["fix_swap"] else "labels as shipped, swap kept"
+    return f"DEAM {'2013-2015' if settings['include_2015'] else '2013+2014'} ({swap})"
+
+
 def load_dataset(record: Mapping[str, Any]) -> DeamDataset:
     """The study's DeamDataset (see the module docstring for the keys)."""
-    synthetic = synthetic_settings(record)
-    if synthetic is not None:
-        return _synthetic(synthetic)[0]
+    source = data_source(record)
+    if source == SYNTHETIC:
+        return _synthetic_data(record)[0]
     settings = record_settings(record)
-    if settings["ratings"]:
+    if source == GENERIC:
         return load_generic(
             settings["ratings"],
             RatingScale.from_dict(settings["scale"] or {}, "sweep record 'scale'"),
@@ -67,9 +108,8 @@ def load_dataset(record: Mapping[str, Any]) -> DeamDataset:
 
 def load_feature_table(record: Mapping[str, Any]) -> FeatureTable:
     """The study's feature table (synthetic data brings its own)."""
-    synthetic = synthetic_settings(record)
-    if synthetic is not None:
-        return _synthetic(synthetic)[1]
+    if data_source(record) == SYNTHETIC:
+        return _synthetic_data(record)[1]
     settings = record_settings(record)
     return load_features(settings["features"], settings["feature_column"])
 

@@ -21,6 +21,7 @@ from analysis import report as report_cli
 from analysis.compute.pipeline import AnalysisSettings, ReportData, compute_report_data
 from analysis.compute.table_cells import TABLE_TITLES
 from analysis.present.document import _data_audit_blocks
+from analysis.present.table_layout import PAPER_LINE
 from analysis.report import main, parse_args
 from analysis.write.report_files import ReportWritten, write_report_files
 from analysis.write.wandb_summary import log_summary
@@ -341,6 +342,22 @@ def test_paper_comparison_has_every_published_cell(data: ReportData) -> None:
     np.testing.assert_allclose(numeric["difference"], numeric["value"] - numeric["paper_value"])
     signs = compared[compared["paper_text"] == "<< 0"]
     assert list(signs["ours_below_zero"]) == list(signs["value"] < 0)
+
+
+def test_deam_report_meets_the_paper(report_md: Path, data: ReportData) -> None:
+    """On DEAM the published cells stay: '↳ paper' rows under the paper's methods in Tables 2
+    and 3, the findings' counts, the vs-paper tables and the citation; no line saying the
+    comparison is skipped (tests/test_report_non_deam.py: the other data)."""
+    text = report_md.read_text()
+    assert data.paper is not None
+    assert text.split("\n\n")[1].startswith("DEAM 2013+2014 (label swap corrected), ")
+    assert text.count(f"| {PAPER_LINE} |") == 2 * len(PAPER_T2) - 1  # no MC dropout in T2
+    for present in ("the paper's value lies inside our 95 % interval", "Ours vs published",
+                    "Published numbers: "):
+        assert present in text, present
+    assert "Not compared with the published paper" not in text
+    for stem in ("table2_vs_paper", "table3_vs_paper"):
+        assert len(pd.read_csv(report_md.parent / "tables" / f"{stem}.csv")) > 0
 
 
 def test_report_files_and_figures(report_md: Path) -> None:

@@ -35,7 +35,7 @@ from analysis.compute.rows import (
 )
 from analysis.compute.table_cells import TableResult, compute_tables, empirical_targets
 from analysis.read.coverage import coverage_problems, planned_songs
-from analysis.read.paper_tables import PaperTables, compare_cell, load_paper_tables
+from analysis.read.paper_tables import CELL_COLUMNS, PaperTables, compare_cell, paper_reference
 from analysis.read.reference_predictions import reference_cell, reference_feature_set
 from analysis.read.sweep_results import (
     SweepResults,
@@ -109,7 +109,7 @@ class ReportData:
     variance_parts: pd.DataFrame
     conformal_factors: pd.DataFrame  # conformal_rows: one factor per row, seed, dimension
     baseline_details: dict[str, Any]
-    paper: PaperTables
+    paper: PaperTables | None  # None: the data is not DEAM, nothing is compared with the paper
     loss_forms: dict[str, str]
     settings: AnalysisSettings
     problems: list[TrialProblem] = field(default_factory=list)
@@ -141,15 +141,19 @@ def _with_conformal(rows: list[PredictionRow], predictions: pd.DataFrame,
     return sorted(rows + twins, key=lambda r: rank[r.group]), factors
 
 
-def _with_ceiling_and_paper(cells: pd.DataFrame, ceilings: pd.DataFrame, paper: PaperTables
-                            ) -> pd.DataFrame:
+def _with_ceiling_and_paper(cells: pd.DataFrame, ceilings: pd.DataFrame,
+                            paper: PaperTables | None) -> pd.DataFrame:
     """Cells + their ceiling + the published cell they are compared with (the paper's
-    layout decides which row that is: analysis.compute.rows.paper_row_key) and the verdict."""
+    layout decides which row that is: analysis.compute.rows.paper_row_key) and the verdict.
+    Without ``paper`` (not DEAM data) the paper's columns are there, and empty."""
     merged = cells.merge(ceilings.drop(columns=["n_songs"]), on=["target", "dimension", "metric"],
                          how="left")
-    published = paper.cells.assign(row_key=[paper_row_key(m, t) for m, t in
-                                            zip(paper.cells["method"], paper.cells["table"],
-                                                strict=True)])
+    published_cells = (paper.cells if paper is not None else
+                       pd.DataFrame(columns=list(CELL_COLUMNS)).astype(
+                           {"paper_value": np.float64, "paper_sd": np.float64}))
+    published = published_cells.assign(row_key=[
+        paper_row_key(m, t) for m, t in zip(published_cells["method"], published_cells["table"],
+                                            strict=True)])
     merged = merged.merge(published.rename(columns={"method": "paper_method"}),
                           on=["table", "row_key", "dimension", "metric"], how="left")
     merged.loc[merged["group"] != PAPER, ["paper_method", "paper_value", "paper_sd",
@@ -209,7 +213,7 @@ def computing_report(sweep_dir: Path, settings: AnalysisSettings | None = None
     with one_blas_thread(), ThreadPoolExecutor(1, "data-summary") as pool:
         summary = pool.submit(_data_summary, _private_copy(dataset), settings)
         try:
-            numbers = _test_split_numbers(sweep, dataset, settings)
+            numbers = _test_split_numbers(config, sweep, dataset, settings)
         except BaseException:
             summary.result()  # its own error first, if it has one
             raise
@@ -224,8 +228,8 @@ def compute_report_data(sweep_dir: Path, settings: AnalysisSettings | None = Non
         return pending.result()
 
 
-def _test_split_numbers(sweep: SweepResults, dataset: DeamDataset, settings: AnalysisSettings
-                        ) -> dict[str, Any]:
+def _test_split_numbers(config: dict[str, Any], sweep: SweepResults, dataset: DeamDataset,
+                        settings: AnalysisSettings) -> dict[str, Any]:
     """Every field of ReportData but the data summary: the rows of the test split, their
     table cells with bootstrap intervals, ceilings, baselines, scores and comparisons."""
     song_ids = dataset.song_ids(EVAL_SPLIT)
@@ -244,7 +248,7 @@ def _test_split_numbers(sweep: SweepResults, dataset: DeamDataset, settings: Ana
     rel = reliability_of_songs(dataset.ratings, song_ids, settings.reliability_repeats,
                                settings.reliability_boot, settings.seed)
     ceilings = ceiling_cells(rel)
-    paper = load_paper_tables()
+    paper = paper_reference(config)
     methods = sorted(sweep.predictions["method"].unique())
     return dict(
         sweep=sweep, dataset=dataset, song_ids=song_ids, rows=rows,

@@ -20,7 +20,8 @@ they are, so their cells are the same under every readout.
 
 ``python -m analysis.audit DIR [OTHER_LABELS_DIR]`` prints the audit of one or two sweep
 folders; the report includes it for its own folder whenever the sweep has two-output
-methods.
+methods. The published Table 3 is DEAM's: on a generic ratings table or synthetic data
+the audit is not run, and the report (or the command, exit 2) says why in one line.
 """
 
 from __future__ import annotations
@@ -42,10 +43,19 @@ from analysis.compute.table_cells import (
     empirical_targets,
     member_scores,
 )
-from analysis.read.paper_tables import PaperTables, compare_cell, is_far_below, load_paper_tables
+from analysis.read.paper_tables import (
+    PaperTables,
+    compare_cell,
+    is_far_below,
+    load_paper_tables,
+    paper_reference,
+)
+from analysis.read.sweep_results import sweep_config_with_problems
 from mer_uq import schema
 from mer_uq.methods import PAPER_METHODS
 from mer_uq.scores import POINT_SCORES, SD
+from mer_uq.sources import describe_data
+from mer_uq.sweep_folder import SweepFolderError, looks_like_sweep
 
 TABLE = "table3"
 AUDIT_STEM = "readout_audit"
@@ -215,23 +225,36 @@ def summarise_audit(cells: pd.DataFrame) -> pd.DataFrame:
 
 # --- the report's own sweep -------------------------------------------------------------
 
+def not_run_reason(record: dict[str, Any]) -> str:
+    """Why the audit is not run on a sweep whose data is not DEAM (one sentence)."""
+    return ("the readout audit compares Table 3 with the paper's, whose numbers are DEAM's; "
+            f"this sweep ran on {describe_data(record)}")
+
+
 @dataclass(frozen=True)
 class ReadoutAuditResult:
-    """The audit's numbers: one line per cell, and the summary per hypothesis."""
+    """The audit's numbers: one line per cell, and the summary per hypothesis; or, when it
+    was not run (data that is not DEAM), no table and ``not_run``, the reason."""
 
     cells: pd.DataFrame
     summary: pd.DataFrame
+    not_run: str = ""
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        """Its tables by file stem."""
+        """Its tables by file stem (none when the audit was not run)."""
+        if self.not_run:
+            return {}
         return {AUDIT_STEM: self.cells, AUDIT_SUMMARY_STEM: self.summary}
 
 
 def readout_audit_of_report(data: ReportData) -> ReadoutAuditResult | None:
     """The audit of a report's own sweep, on the report's resamples; None for a sweep
-    without two-output methods."""
+    without two-output methods; not run (with the reason) for data that is not DEAM."""
     if not has_spread_head(data.rows):
         return None
+    if data.paper is None:
+        return ReadoutAuditResult(pd.DataFrame(), pd.DataFrame(),
+                                  not_run=not_run_reason(data.sweep.config or {}))
     indices = (resample_indices(data.song_ids.size, data.settings.n_boot, data.settings.seed)
                if data.settings.n_boot > 0 else None)
     cells = audit_cells(data.rows, data.targets, indices, data.paper,
@@ -247,7 +270,15 @@ class AuditError(ValueError):
 
 def folder_cells(sweep_dir: Path, n_boot: int, seed: int, paper: PaperTables
                  ) -> tuple[pd.DataFrame, str]:
-    """The audit cells of one sweep folder, and its label version."""
+    """The audit cells of one sweep folder, and its label version. A sweep on data that is
+    not DEAM is refused before its data is read."""
+    if sweep_dir.is_dir() and looks_like_sweep(sweep_dir):  # else load_reference_rows says
+        try:
+            config, _ = sweep_config_with_problems(sweep_dir)
+        except SweepFolderError as err:  # a record off its schema: its own one line
+            raise AuditError(str(err)) from None
+        if paper_reference(config) is None:
+            raise AuditError(f"{sweep_dir}: {not_run_reason(config)}")
     sweep, dataset, song_ids, rows = load_reference_rows(sweep_dir, AuditError)
     if not has_spread_head(rows):
         raise AuditError(f"{sweep_dir}: no two-output method with a spread (nll, mse, kld, "

@@ -34,10 +34,11 @@ from analysis.present.table_layout import (
     paper_layout,
 )
 from analysis.read.coverage import first_screen_lines
-from analysis.read.paper_tables import FAR_BELOW_TEXT
+from analysis.read.paper_tables import FAR_BELOW_TEXT, not_compared_line
 from analysis.read.sweep_results import trial_overview
 from mer_uq import schema
 from mer_uq.scores import PEARSON, R2, coverage_name
+from mer_uq.sources import DEAM, SYNTHETIC, data_source, describe_data
 
 FIGURE_CAPTIONS = {
     "fig2_mean_distribution": "Fig. 2 analogue: per-song mean rating (normalised), valence "
@@ -229,14 +230,14 @@ def _what_ran(data: ReportData) -> str:
                if len(mc_ddof) == 1 else "population (n; trials predate the choice)")
     seeds_text = "n - 1 (eq. 5)" if data.settings.seeds_sd_ddof == 1 else "population (n)"
     seeds = sorted(int(s) for s in predictions["seed"].unique()) if len(predictions) else []
-    swap = ("label swap corrected" if config.get("fix_swap", True)
-            else "labels as shipped, swap kept")
-    return (f"DEAM {'2013-2015' if config.get('include_2015') else '2013+2014'} "
-            f"({swap}), "
-            f"features {config.get('features') or 'bundled openSMILE'}"
-            f"{' / ' + str(config['feature_column']) if config.get('feature_column') else ''}, "
-            f"split {config.get('split_file') or 'bundled default'}; {data.song_ids.size} test "
-            f"songs. Methods: {', '.join(sorted(data.loss_forms))} "
+    source = data_source(config)
+    features = ("generated with the data" if source == SYNTHETIC else
+                f"{config.get('features') or 'bundled openSMILE'}"
+                f"{' / ' + str(config['feature_column']) if config.get('feature_column') else ''}")
+    split = ((config.get("split_file") or "bundled default") if source == DEAM
+             else data.dataset.split_source)
+    return (f"{describe_data(config)}, features {features}, split {split}; "
+            f"{data.song_ids.size} test songs. Methods: {', '.join(sorted(data.loss_forms))} "
             f"(loss forms under 'Run configuration'); seeds {_seed_range(seeds)}; "
             f"{config.get('mc_passes', '?')} MC-dropout passes. SD estimators: across seeds "
             f"{seeds_text}, over MC passes {mc_text}. {_cells_resampling_note(data)} Generated "
@@ -255,17 +256,21 @@ def _main_tables_blocks(data: ReportData, figures: dict[str, str], features: str
         Heading(f"mer-uq report: {data.sweep.sweep_dir.name}", 1),
         Paragraph(_what_ran(data)),
     ]
+    if data.paper is None:  # not DEAM: the one line saying why no cell meets the paper's
+        blocks.append(Paragraph(not_compared_line(data.sweep.config or {})))
     incomplete = first_screen_lines(data.problems)
     if incomplete:  # a method never leaves a table without a line saying so, up front
         blocks += [Paragraph("**Not in the tables as planned** (details under 'Sweep "
                              f"problems' and in {table_path(PROBLEMS_STEM)}):"),
                    Bullets(tuple(incomplete))]
+    compared = data.paper is not None
     for table in ("table2", "table3"):
-        blocks.append(Table(paper_layout(data.cells, data.ceilings, table, with_paper=True),
+        blocks.append(Table(paper_layout(data.cells, data.ceilings, table, with_paper=compared),
                             f"{TABLE_TITLES[table]}{features}. mean ± SD over seeds (one value: an "
-                            "ensemble or a baseline); '↳ paper' = the published cell, ✓ = "
-                            f"inside our 95 % bootstrap interval ({FAR_BELOW_TEXT}: ours < 0 "
-                            "too)"))
+                            "ensemble or a baseline)" + (
+                                "; '↳ paper' = the published cell, ✓ = inside our 95 % "
+                                f"bootstrap interval ({FAR_BELOW_TEXT}: ours < 0 too)"
+                                if compared else "")))
     sd_figure = figures.get("fig5_sd_predicted_vs_empirical")
     if sd_figure is not None:
         blocks.append(Image(sd_figure, _caption("fig5_sd_predicted_vs_empirical", data)))
@@ -301,7 +306,8 @@ def _run_blocks(data: ReportData) -> list[Block]:
 
 
 def _table_detail_blocks(data: ReportData, features: str) -> list[Block]:
-    """Tables 2 and 3 in full: the cells, their intervals, every published cell."""
+    """Tables 2 and 3 in full: the cells, their intervals, every published cell (DEAM
+    data only: the published numbers are DEAM's)."""
     blocks: list[Block] = []
     for table in ("table2", "table3"):
         blocks += [
@@ -312,9 +318,12 @@ def _table_detail_blocks(data: ReportData, features: str) -> list[Block]:
             Table(paper_layout(data.cells, data.ceilings, table, with_interval=True),
                   "95% bootstrap interval over test songs of the same cells (ceiling: its "
                   "bootstrap interval)"),
-            Table(paper_comparison(data.cells, table),
-                  f"Ours vs published. {data.paper.caveat}"),
         ]
+        if data.paper is not None:
+            blocks.append(Table(paper_comparison(data.cells, table),
+                                f"Ours vs published. {data.paper.caveat}"))
+    if data.paper is None:
+        return blocks
     return [*blocks, Paragraph(f"Published numbers: {data.paper.citation} {data.paper.url}. "
                                f"{data.paper.provenance}")]
 

@@ -236,9 +236,12 @@ def variance_findings(parts: pd.DataFrame) -> list[str]:
             "noise variance)."]
 
 
-def paper_findings(cells: pd.DataFrame, paper: PaperTables) -> list[str]:
+def paper_findings(cells: pd.DataFrame, paper: PaperTables | None) -> list[str]:
     """Per table: how many published cells our run agrees with, and the range of the
-    differences (every published cell is compared: analysis.read.paper_tables.compare_cell)."""
+    differences (every published cell is compared: analysis.read.paper_tables.compare_cell).
+    Nothing without ``paper``: data that is not DEAM is never compared with it."""
+    if paper is None:
+        return []
     out = []
     for table in ("table2", "table3"):
         part = cells[(cells["table"] == table)
@@ -270,7 +273,7 @@ def problem_findings(problems: list[TrialProblem]) -> list[str]:
 
 
 def all_findings(cells: pd.DataFrame, comparisons: pd.DataFrame, ceilings: pd.DataFrame,
-                 scores: pd.DataFrame, parts: pd.DataFrame, paper: PaperTables,
+                 scores: pd.DataFrame, parts: pd.DataFrame, paper: PaperTables | None,
                  problems: list[TrialProblem]) -> list[str]:
     """The whole reading, one paragraph per item."""
     return [*problem_findings(problems), *mean_table_findings(cells, comparisons, ceilings),

@@ -117,3 +117,8 @@ def audit_blocks(cells: pd.DataFrame, summary: pd.DataFrame, heading_level: int 
               f"✗ = neither. Every interval is in {table_path(AUDIT_STEM)}"),
     ]
     return blocks
+
+
+def audit_not_run_blocks(reason: str, heading_level: int = 2) -> list[Block]:
+    """The section of a report whose data is not DEAM: its heading and why it is empty."""
+    return [Heading("Readout audit", heading_level), Paragraph(f"Not run: {reason}.")]

@@ -9,22 +9,34 @@ is far below zero: that cell is compared by its sign ("ours < 0: yes/no").
 Which of our rows a paper cell is compared with follows the paper's layout: Table 2's
 "Random Seeds" carries ± values, so it is the single-seed models; Table 3's is the
 ensemble (analysis.compute.rows.paper_row_key).
+
+The published numbers are DEAM's: a sweep on any DEAM variant (another label version, the
+2015 songs, another split) is compared with them, a sweep on a generic ratings table or on
+synthetic data never is (``paper_reference``); its report says why instead
+(``not_compared_line``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from mer_uq.sources import DEAM, data_source, describe_data
 
 PAPER_TABLES_RESOURCE = "paper_tables.json"
 FAR_BELOW_ZERO = "<<0"  # how paper_tables.json marks a cell printed as far below zero
 # How such a cell is printed (paper_text), and the one spelling of it every table, finding
 # and audit line uses.
 FAR_BELOW_TEXT = "<< 0"
+# The columns of PaperTables.cells, in order.
+CELL_COLUMNS = ("table", "method", "dimension", "metric", "paper_value", "paper_sd",
+                "paper_text")
 
 
 def is_far_below(paper_text: object) -> bool:
@@ -70,8 +82,22 @@ def load_paper_tables() -> PaperTables:
                         "paper_sd": np.nan if sd is None else float(sd),
                         "paper_text": _paper_text(FAR_BELOW_ZERO if far_below else value, sd),
                     })
-    return PaperTables(pd.DataFrame(lines), raw["citation"], raw["url"], raw["provenance"],
-                       raw["caveat"], list(raw.get("notes", [])))
+    return PaperTables(pd.DataFrame(lines, columns=list(CELL_COLUMNS)), raw["citation"],
+                       raw["url"], raw["provenance"], raw["caveat"], list(raw.get("notes", [])))
+
+
+def paper_reference(record: Mapping[str, Any]) -> PaperTables | None:
+    """The published tables a sweep (its sweep.json record) is compared with: the paper's,
+    for DEAM data; None for a generic table or synthetic data, which the paper never saw
+    (a comparison there would be a number with no meaning)."""
+    return load_paper_tables() if data_source(record) == DEAM else None
+
+
+def not_compared_line(record: Mapping[str, Any]) -> str:
+    """The one sentence a report on non-DEAM data says instead of comparing with the
+    paper."""
+    return ("Not compared with the published paper: its numbers are DEAM's, and this sweep "
+            f"ran on {describe_data(record)}.")
 
 
 def compare_cell(ours: float, ci_low: float, ci_high: float, paper_value: float,

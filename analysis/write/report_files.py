@@ -34,7 +34,7 @@ from analysis.present.document import (
 from analysis.present.feature_axis_section import FIGURE_NAME as FEATURE_AXIS_FIGURE
 from analysis.present.feature_axis_section import axis_figure, feature_axis_blocks
 from analysis.present.figures import report_figures
-from analysis.present.readout_audit_section import audit_blocks
+from analysis.present.readout_audit_section import audit_blocks, audit_not_run_blocks
 from analysis.present.render import Block, markdown_table, to_html, to_markdown
 from analysis.present.report_paths import (
     FIGURES_DIRNAME,
@@ -75,8 +75,9 @@ def _output_tables(data: ReportData) -> dict[str, pd.DataFrame]:
         "table3": paper_layout(data.cells, data.ceilings, "table3"),
         "table2_bootstrap_ci": paper_layout(data.cells, data.ceilings, "table2", True),
         "table3_bootstrap_ci": paper_layout(data.cells, data.ceilings, "table3", True),
-        "table2_vs_paper": paper_comparison(data.cells, "table2"),
-        "table3_vs_paper": paper_comparison(data.cells, "table3"),
+        **({} if data.paper is None else {  # the published numbers are DEAM's only
+            "table2_vs_paper": paper_comparison(data.cells, "table2"),
+            "table3_vs_paper": paper_comparison(data.cells, "table3")}),
         "cells": data.cells,
         "per_seed": data.tables.per_seed,
         "ceilings": data.ceilings,
@@ -183,7 +184,9 @@ def _optional_sections(data: ReportData, report_dir: Path, tables: dict[str, pd.
             {FEATURE_AXIS_FIGURE: axis_figure(feature_sets.correlations)}, report_dir))
         blocks += feature_axis_blocks(feature_sets, figure_path(FEATURE_AXIS_FIGURE))
     audit = readout_audit_of_report(data)
-    if audit is not None:
+    if audit is not None and audit.not_run:
+        blocks += audit_not_run_blocks(audit.not_run)
+    elif audit is not None:
         _write_tables(audit.frames(), report_dir, tables)
         blocks += audit_blocks(audit.cells, audit.summary)
     return blocks
