@@ -211,39 +211,36 @@ def split_half_reliability(
     rng = np.random.default_rng(seed)
     n_songs = len(counts)
     boot_weights = _bootstrap_counts(rng, n_songs, n_boot)
-    alpha = (1.0 - ci_level) / 2.0
     out: dict[str, dict[str, ReliabilityEstimate]] = {}
     with one_blas_thread():  # the bootstrap's matrix products: the same bits anywhere
         for dim in DIMENSIONS:
             halves = _half_statistics(_ratings_by_count(ratings, dim), n_repeats, rng)
-            out[dim] = {}
-            for stat, (a, b) in halves.items():
-                r = float(np.nanmean(_weighted_r(np.ones((1, n_songs)), a, b)))
-                boot_r = np.nanmean(_weighted_r(boot_weights, a, b), axis=1)
-                rel = float(spearman_brown(r))
-                lo, hi = math.nan, math.nan  # no resamples asked for (n_boot 0): no interval
-                error = math.nan
-                if n_boot > 0:
-                    lo, hi = (float(spearman_brown(q))
-                              for q in np.nanquantile(boot_r, [alpha, 1 - alpha]))
-                    error = _interval_error(boot_r, ci_level)
-                out[dim][stat] = ReliabilityEstimate(
-                    dimension=dim,
-                    statistic=stat,
-                    split_half_r=r,
-                    reliability=rel,
-                    ci_low=lo,
-                    ci_high=hi,
-                    ceiling=ceiling(rel),
-                    ceiling_ci_low=ceiling(lo),
-                    ceiling_ci_high=ceiling(hi),
-                    n_songs=n_songs,
-                    n_repeats=n_repeats,
-                    n_boot=n_boot,
-                    ci_level=ci_level,
-                    ci_error=error,
-                )
+            out[dim] = {stat: _estimate(dim, stat, a, b, boot_weights, n_repeats, ci_level)
+                        for stat, (a, b) in halves.items()}
     return out
+
+
+def _estimate(dim: str, stat: str, a: np.ndarray, b: np.ndarray,
+              boot_weights: list[np.ndarray], n_repeats: int, ci_level: float
+              ) -> ReliabilityEstimate:
+    """One statistic's estimate from its two halves (each [n_repeats, n_songs]): the
+    repeat-averaged r lifted by Spearman-Brown, and its interval over the resamples."""
+    n_songs = a.shape[1]
+    n_boot = sum(block.shape[0] for block in boot_weights)
+    alpha = (1.0 - ci_level) / 2.0
+    r = float(np.nanmean(_weighted_r(np.ones((1, n_songs)), a, b)))
+    rel = float(spearman_brown(r))
+    lo, hi = math.nan, math.nan  # no resamples asked for (n_boot 0): no interval
+    error = math.nan
+    if n_boot > 0:
+        boot_r = np.nanmean(_weighted_r(boot_weights, a, b), axis=1)
+        lo, hi = (float(spearman_brown(q)) for q in np.nanquantile(boot_r, [alpha, 1 - alpha]))
+        error = _interval_error(boot_r, ci_level)
+    return ReliabilityEstimate(
+        dimension=dim, statistic=stat, split_half_r=r, reliability=rel, ci_low=lo, ci_high=hi,
+        ceiling=ceiling(rel), ceiling_ci_low=ceiling(lo), ceiling_ci_high=ceiling(hi),
+        n_songs=n_songs, n_repeats=n_repeats, n_boot=n_boot, ci_level=ci_level,
+        ci_error=error)
 
 
 def reliability_to_dict(
