@@ -19,6 +19,7 @@ import pandas as pd
 from analysis.compute.bootstrap import paired_bootstrap
 from analysis.compute.pipeline import AnalysisSettings, ReportData, compute_report_data
 from analysis.present.table_layout import column_name, fmt, fmt_interval
+from analysis.read.sweep_results import FOLDER_INPUT_ERRORS
 from mer_uq.cli_args import count
 from mer_uq.sweep_folder import SWEEP_JSON, SweepFolderError, refuse_contract_path
 
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         frame = compare_folders(args.folders, AnalysisSettings(n_boot=args.n_boot))
-    except (FolderMismatch, SweepFolderError) as exc:
+    except (FolderMismatch, *FOLDER_INPUT_ERRORS) as exc:
         print(f"analysis.compare: {exc}", file=sys.stderr)
         return 2
     if args.csv is not None:

@@ -23,6 +23,7 @@ from analysis.compute.feature_axis import (
 )
 from analysis.present.feature_axis_section import FIGURE_NAME, axis_figure, feature_axis_blocks
 from analysis.present.render import Block, to_markdown
+from analysis.read.sweep_results import FOLDER_INPUT_ERRORS
 from analysis.write.files import save_figure, write_frame
 from mer_uq.sweep_folder import write_text_atomically
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         blocks = run(args.folders, args.out, args.n_boot,
                      reliability_repeats=args.reliability_repeats,
                      reliability_boot=args.reliability_boot)
-    except (FeatureAxisError, FileNotFoundError) as err:
+    except (FeatureAxisError, *FOLDER_INPUT_ERRORS) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(to_markdown(blocks))

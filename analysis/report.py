@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from analysis.compute.pipeline import AnalysisSettings
+from analysis.read.sweep_results import FOLDER_INPUT_ERRORS
 from analysis.write.report_files import ReportWritten, write_report
 from analysis.write.wandb_summary import DEFAULT_MODE, DEFAULT_PROJECT, WANDB_MODES
 from mer_uq.cli_args import count, non_negative_int
@@ -22,7 +23,6 @@ from mer_uq.sweep_folder import (
     SWEEP_JSON,
     TRIAL_SUFFIX,
     TRIALS_DIR,
-    SweepFolderError,
     looks_like_sweep,
 )
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         written = write_report(args.sweep_dir, use_wandb=args.wandb,
                                wandb_mode=args.wandb_mode, wandb_project=args.wandb_project,
                                settings=settings)
-    except (SweepDirError, SweepFolderError, FileNotFoundError) as err:
+    except (SweepDirError, *FOLDER_INPUT_ERRORS) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(written.markdown)

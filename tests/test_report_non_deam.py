@@ -147,3 +147,40 @@ def test_audit_cli_refuses_other_data_in_one_line(written: tuple[dict, ReportWri
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith(f"error: {sweep_dir}: ")
     assert "DEAM's" in err and describe_data(record) in err
+
+
+def test_commands_refuse_data_gone_since_the_sweep_in_one_line(
+        written: tuple[dict, ReportWritten], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep whose data moved or broke after it ran (a ratings table gone, a song left
+    with one rating): the report and the comparison say so in one line naming the file,
+    exit 2, and write nothing."""
+    import shutil
+
+    from analysis.compare import main as compare_main
+    from analysis.report import main as report_main
+
+    record, report = written
+    if data_source(record) != GENERIC:
+        pytest.skip("a synthetic sweep reads no data file")
+    source = report.report_dir.parent
+    gone = tmp_path / "gone"
+    shutil.copytree(source, gone, ignore=shutil.ignore_patterns("report"))
+    missing = tmp_path / "moved.csv"
+    (gone / "sweep.json").write_text(json.dumps({**record, "ratings": str(missing)}))
+    one_rating = tmp_path / "one_rating.csv"
+    ratings = pd.read_csv(record["ratings"])
+    first = ratings["song_id"].iloc[0]
+    pd.concat([ratings[ratings["song_id"] == first].head(1),
+               ratings[ratings["song_id"] != first]]).to_csv(one_rating, index=False)
+    broken = tmp_path / "broken"
+    shutil.copytree(source, broken, ignore=shutil.ignore_patterns("report"))
+    (broken / "sweep.json").write_text(json.dumps({**record, "ratings": str(one_rating)}))
+    for folder, named in ((gone, str(missing)), (broken, str(one_rating))):
+        assert report_main([str(folder)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and named in err, err
+        assert not (folder / "report").exists()
+    assert compare_main([str(gone), str(source)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(missing) in err, err

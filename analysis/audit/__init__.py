@@ -15,6 +15,7 @@ from analysis.compute.bootstrap import DEFAULT_N_BOOT
 from analysis.compute.readout_audit import AuditError, run_audit
 from analysis.present.readout_audit_section import audit_blocks
 from analysis.present.render import to_markdown
+from analysis.read.sweep_results import FOLDER_INPUT_ERRORS
 from mer_uq.sweep_folder import write_atomically
 
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     folders = [args.sweep_dir] + ([args.other_labels_dir] if args.other_labels_dir else [])
     try:
         cells, summary = run_audit(folders, args.n_boot)
-    except (AuditError, FileNotFoundError) as err:
+    except (AuditError, *FOLDER_INPUT_ERRORS) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.csv is not None:

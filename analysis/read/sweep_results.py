@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 
 from mer_uq import schema, sweep_folder, trial_check
-from mer_uq.sweep_folder import TrialRecordKey
+from mer_uq.data.errors import DeamDataError
+from mer_uq.sweep_folder import SweepFolderError, TrialRecordKey
+
+# What the analysis commands report in one line (exit 2) when a sweep folder, or the data
+# its record names, cannot be read: a bad folder or sweep.json, a data file moved or
+# damaged since the sweep ran. Anything else is a bug and keeps its traceback.
+FOLDER_INPUT_ERRORS: tuple[type[Exception], ...] = (SweepFolderError, DeamDataError,
+                                                    FileNotFoundError)
 
 # Predictions column of a sweep with a feature axis: the trial record's feature-set label
 # (sweep.study.resolve_feature_sets), so that no table cell mixes two feature sets.
