@@ -59,51 +59,54 @@ def _member_curve(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
             else distribution_calibration_curve(y, dist))
 
 
+def _rows_by_dimension(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids: np.ndarray
+                       ) -> Iterator[tuple[PredictionRow, str, np.ndarray,
+                                           list[tuple[np.ndarray, np.ndarray,
+                                                      Predictive | None]]]]:
+    """(row, dimension, the ratings of that dimension, the row's usable members there) for
+    every row with a predicted spread: what both tables below score."""
+    index, values = rating_positions(ratings, song_ids)
+    for row in rows:
+        if row.has_sigma:
+            for dim in schema.DIMENSIONS:
+                yield row, dim, values[dim], list(_usable_members(row, dim, index))
+
+
 def rating_score_table(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids: np.ndarray
                        ) -> pd.DataFrame:
     """Long table: row, dimension, score, value (mean over members), SD over members."""
-    index, values = rating_positions(ratings, song_ids)
     lines = []
-    for row in rows:
-        if not row.has_sigma:
-            continue
-        for dim in schema.DIMENSIONS:
-            per_member = [_member_scores(values[dim], *member)
-                          for member in _usable_members(row, dim, index)]
-            skipped = row.n_members - len(per_member)
-            for name in RATING_SCORES:
-                member_values = np.array([s[name] for s in per_member])
-                lines.append({
-                    "row_key": row.key, "row_label": row.label, "group": row.group,
-                    "single": row.single, "n_seeds": len(row.seeds), "dimension": dim,
-                    "score": name,
-                    "value": float(member_values.mean()) if member_values.size else np.nan,
-                    "sd_over_seeds": (float(member_values.std(ddof=1))
-                                      if member_values.size >= 2 else np.nan),
-                    "n_ratings": int(index.size), "members_without_spread": skipped,
-                })
+    for row, dim, y, members in _rows_by_dimension(rows, ratings, song_ids):
+        per_member = [_member_scores(y, *member) for member in members]
+        for name in RATING_SCORES:
+            member_values = np.array([s[name] for s in per_member])
+            lines.append({
+                "row_key": row.key, "row_label": row.label, "group": row.group,
+                "single": row.single, "n_seeds": len(row.seeds), "dimension": dim,
+                "score": name,
+                "value": float(member_values.mean()) if member_values.size else np.nan,
+                "sd_over_seeds": (float(member_values.std(ddof=1))
+                                  if member_values.size >= 2 else np.nan),
+                "n_ratings": int(y.size),
+                "members_without_spread": row.n_members - len(members),
+            })
     return pd.DataFrame(lines)
 
 
 def calibration_table(rows: list[PredictionRow], ratings: pd.DataFrame, song_ids: np.ndarray
                       ) -> pd.DataFrame:
     """Calibration curve of each row (observed coverage averaged over its members)."""
-    index, values = rating_positions(ratings, song_ids)
     lines = []
-    for row in rows:
-        if not row.has_sigma:
+    for row, dim, y, members in _rows_by_dimension(rows, ratings, song_ids):
+        curves = [_member_curve(y, *member) for member in members]
+        if not curves:
             continue
-        for dim in schema.DIMENSIONS:
-            curves = [_member_curve(values[dim], *member)
-                      for member in _usable_members(row, dim, index)]
-            if not curves:
-                continue
-            expected = curves[0][0]
-            observed = np.mean([c[1] for c in curves], axis=0)
-            lines += [{"row_key": row.key, "row_label": row.label, "group": row.group,
-                       "dimension": dim,
-                       "expected": float(e), "observed": float(o)}
-                      for e, o in zip(expected, observed, strict=True)]
+        expected = curves[0][0]
+        observed = np.mean([c[1] for c in curves], axis=0)
+        lines += [{"row_key": row.key, "row_label": row.label, "group": row.group,
+                   "dimension": dim,
+                   "expected": float(e), "observed": float(o)}
+                  for e, o in zip(expected, observed, strict=True)]
     return pd.DataFrame(lines)
 
 
