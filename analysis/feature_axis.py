@@ -15,7 +15,12 @@ import sys
 from pathlib import Path
 
 from analysis.compute.bootstrap import DEFAULT_N_BOOT
-from analysis.compute.ceilings import ceiling_cells, reliability_of_songs
+from analysis.compute.ceilings import (
+    DEFAULT_BOOT,
+    DEFAULT_REPEATS,
+    ceiling_cells,
+    reliability_of_songs,
+)
 from analysis.compute.feature_axis import (
     FeatureAxisError,
     feature_axis_result,
@@ -25,13 +30,15 @@ from analysis.present.feature_axis_section import FIGURE_NAME, axis_figure, feat
 from analysis.present.render import Block, to_markdown
 from analysis.read.sweep_results import FOLDER_INPUT_ERRORS
 from analysis.write.files import save_figure, write_frame
+from mer_uq.cli_args import count, non_negative_int
 from mer_uq.sweep_folder import write_text_atomically
 
 __all__ = ["FeatureAxisError", "main", "run"]
 
 
 def run(folders: list[Path], out: Path, n_boot: int = DEFAULT_N_BOOT, seed: int = 0,
-        reliability_repeats: int = 200, reliability_boot: int = 1000) -> list[Block]:
+        reliability_repeats: int = DEFAULT_REPEATS, reliability_boot: int = DEFAULT_BOOT
+        ) -> list[Block]:
     """Several sweep folders, one feature set each: write OUT/feature_axis.* and return
     the section's blocks."""
     sets, dataset, song_ids = load_feature_sets(folders)
@@ -53,9 +60,12 @@ def main(argv: list[str] | None = None) -> int:
                                                  "different feature sets")
     parser.add_argument("folders", type=Path, nargs="+", help="one sweep folder per feature set")
     parser.add_argument("--out", type=Path, required=True, help="folder for feature_axis.*")
-    parser.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT)
-    parser.add_argument("--reliability-repeats", type=int, default=200)
-    parser.add_argument("--reliability-boot", type=int, default=1000)
+    parser.add_argument("--n-boot", type=non_negative_int, default=DEFAULT_N_BOOT,
+                        help="bootstrap resamples of the test songs (0: no intervals)")
+    parser.add_argument("--reliability-repeats", type=count(1), default=DEFAULT_REPEATS,
+                        help="random half splits per song of the test songs' reliability")
+    parser.add_argument("--reliability-boot", type=count(1), default=DEFAULT_BOOT,
+                        help="bootstrap resamples of the test songs' reliability")
     args = parser.parse_args(argv)
     try:
         blocks = run(args.folders, args.out, args.n_boot,

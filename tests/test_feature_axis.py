@@ -204,3 +204,7 @@ def test_separate_sweeps_compared_on_the_same_songs(tables: dict[str, Path], tmp
             reliability_boot=10)
     assert main([str(a), "--out", str(tmp_path / "o")]) == 2
     assert "at least two" in capsys.readouterr().err
+    assert main([str(a), str(tmp_path / "a"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "given twice" in err and str(a) in err
+    assert not (tmp_path / "o").exists()

@@ -16,6 +16,7 @@ from analysis.compute.readout_audit import AuditError, run_audit
 from analysis.present.readout_audit_section import audit_blocks
 from analysis.present.render import to_markdown
 from analysis.read.sweep_results import FOLDER_INPUT_ERRORS
+from mer_uq.cli_args import non_negative_int
 from mer_uq.sweep_folder import write_atomically
 
 
@@ -28,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("other_labels_dir", type=Path, nargs="?", default=None,
                         help="a sweep of the same methods on the other label version "
                              "(--keep-swap vs corrected)")
-    parser.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT,
+    parser.add_argument("--n-boot", type=non_negative_int, default=DEFAULT_N_BOOT,
                         help="bootstrap resamples of the test songs (0: no intervals)")
     parser.add_argument("--csv", type=Path, default=None,
                         help="also write every audit cell to this CSV")
@@ -37,9 +38,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.n_boot < 0:
-        print(f"error: --n-boot must be >= 0, got {args.n_boot}", file=sys.stderr)
-        return 2
     folders = [args.sweep_dir] + ([args.other_labels_dir] if args.other_labels_dir else [])
     try:
         cells, summary = run_audit(folders, args.n_boot)

@@ -72,6 +72,11 @@ def load_feature_sets(folders: list[Path]) -> tuple[list[FeatureSet], DeamDatase
     """Every folder's rows, checked to share test songs and labels; names made unique."""
     if len(folders) < 2:
         raise FeatureAxisError("give at least two sweep folders (one per feature set)")
+    resolved = [Path(f).resolve() for f in folders]
+    twice = sorted({str(f) for f in folders if resolved.count(Path(f).resolve()) > 1})
+    if twice:
+        raise FeatureAxisError(f"{', '.join(twice)}: given twice; each feature set is one "
+                               "sweep folder")
     loaded = [_load(f) for f in folders]
     first_set, dataset, song_ids = loaded[0]
     for fs, other, ids in loaded[1:]:
