@@ -178,9 +178,7 @@ def _interval_error(boot_r: np.ndarray, ci_level: float) -> float:
     """The Monte Carlo error of the printed interval ends: the reliability's (the
     Spearman-Brown-lifted draws) and the ceiling's (their square roots), the larger."""
     reliability = spearman_brown(boot_r)
-    with np.errstate(invalid="ignore"):
-        ceilings = np.sqrt(np.where(reliability > 0, reliability, 0.0))
-    ceilings[np.isnan(reliability)] = np.nan
+    ceilings = np.sqrt(np.clip(reliability, 0.0, None))  # ceiling(): 0 at or below 0, NaN kept
     return max(interval_error(reliability, ci_level), interval_error(ceilings, ci_level))
 
 
